@@ -1,0 +1,327 @@
+//! Redis pub/sub bus: one channel per room, a separate connection for PUBLISH.
+//!
+//! Subscriptions live on a RESP3 `ConnectionManager` whose push messages are handed straight to
+//! local delivery (no intermediate queue), and which re-subscribes by itself when Redis comes
+//! back after a restart. Publishes go through one ordered queue and leave in pipelined batches,
+//! so a burst costs one round trip, and one sender's messages keep their order.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
+use redis::{PushInfo, PushKind};
+use socketioxide::extract::SocketRef;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{BusError, Outgoing};
+use crate::chat::reply_error;
+use crate::metrics::Metrics;
+use crate::rooms::Delivery;
+use roomstorm_protocol::ErrorCode;
+
+/// Most messages sent to Redis in one pipelined write.
+const MAX_BATCH: usize = 1024;
+/// How often Redis is pinged to notice outages (and to make the connections reconnect).
+const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+
+enum Command {
+    Publish(Outgoing),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Clone)]
+pub struct RedisBus {
+    prefix: Arc<str>,
+    subscriber: ConnectionManager,
+    queue: mpsc::UnboundedSender<Command>,
+    last_error: Arc<Mutex<Option<String>>>,
+    connected_once: Arc<std::sync::atomic::AtomicBool>,
+    metrics: Arc<Metrics>,
+    timeout: Duration,
+}
+
+impl RedisBus {
+    /// Prepares both connections; they connect lazily, so a worker starts (and reports itself
+    /// unhealthy) even while Redis is down.
+    pub fn start(
+        url: &str,
+        prefix: &str,
+        delivery: Arc<Delivery>,
+        metrics: Arc<Metrics>,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(with_resp3(url))
+            .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
+        let push = PushToRooms {
+            prefix: prefix.into(),
+            delivery,
+            metrics: metrics.clone(),
+        };
+        let subscriber = ConnectionManager::new_lazy_with_config(
+            client.clone(),
+            manager_config(timeout)
+                .set_push_sender(push)
+                .set_automatic_resubscription(),
+        )?;
+        let publisher = ConnectionManager::new_lazy_with_config(client, manager_config(timeout))?;
+        let (queue, rx) = mpsc::unbounded_channel();
+        let bus = RedisBus {
+            prefix: prefix.into(),
+            subscriber,
+            queue,
+            last_error: Arc::new(Mutex::new(Some("not connected yet".into()))),
+            connected_once: Arc::default(),
+            metrics,
+            timeout,
+        };
+        tokio::spawn(bus.clone().run_publisher(rx, publisher.clone()));
+        tokio::spawn(bus.clone().watch_health(publisher));
+        Ok(bus)
+    }
+
+    fn channel(&self, room: &str) -> String {
+        format!("{}{room}", self.prefix)
+    }
+
+    pub async fn subscribe(&self, room: &str) -> Result<(), BusError> {
+        let mut conn = self.subscriber.clone();
+        let result = self.bounded(conn.subscribe(self.channel(room))).await;
+        self.record("subscribe", result)
+    }
+
+    pub async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
+        let mut conn = self.subscriber.clone();
+        let result = self.bounded(conn.unsubscribe(self.channel(room))).await;
+        self.record("unsubscribe", result)
+    }
+
+    pub fn publish(&self, message: Outgoing) {
+        if let Err(mpsc::error::SendError(Command::Publish(message))) =
+            self.queue.send(Command::Publish(message))
+        {
+            // The publisher only stops when the runtime does; say so rather than drop silently.
+            self.metrics.redis_error("publish");
+            if let Some(origin) = message.origin {
+                reply_error(
+                    &origin,
+                    &self.metrics,
+                    ErrorCode::Unavailable,
+                    "server is stopping",
+                );
+            }
+        }
+    }
+
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.send(Command::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub fn health(&self) -> Result<(), String> {
+        match &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => Ok(()),
+            Some(e) => Err(format!("redis unreachable: {e}")),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        }
+    }
+
+    fn record(&self, op: &str, result: Result<(), String>) -> Result<(), BusError> {
+        result.map_err(|e| {
+            self.metrics.redis_error(op);
+            self.mark_down(&e);
+            BusError::Unavailable(e)
+        })
+    }
+
+    fn mark_down(&self, error: &str) {
+        self.metrics.redis_up.store(false, Relaxed);
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none() {
+            tracing::warn!("redis unreachable: {error}");
+        }
+        *last = Some(error.to_string());
+    }
+
+    fn mark_up(&self) {
+        let was_down = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
+        self.metrics.redis_up.store(true, Relaxed);
+        if was_down {
+            if self.connected_once.swap(true, Relaxed) {
+                self.metrics.redis_reconnects.fetch_add(1, Relaxed);
+                tracing::info!("redis reachable again");
+            } else {
+                tracing::info!("redis connected");
+            }
+        }
+    }
+
+    /// Drains the queue in order, one pipelined write per batch.
+    async fn run_publisher(
+        self,
+        mut rx: mpsc::UnboundedReceiver<Command>,
+        mut conn: ConnectionManager,
+    ) {
+        let mut commands = Vec::with_capacity(MAX_BATCH);
+        let mut origins: Vec<Option<SocketRef>> = Vec::with_capacity(MAX_BATCH);
+        let mut flushed = Vec::new();
+        while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
+            let mut pipe = redis::pipe();
+            for command in commands.drain(..) {
+                match command {
+                    Command::Publish(m) => {
+                        pipe.publish(self.channel(&m.room), m.payload).ignore();
+                        origins.push(m.origin);
+                    }
+                    Command::Flush(done) => flushed.push(done),
+                }
+            }
+            if !origins.is_empty() {
+                let result = self.bounded(pipe.query_async::<()>(&mut conn)).await;
+                self.report_batch(result, &mut origins);
+            }
+            for done in flushed.drain(..) {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn report_batch(&self, result: Result<(), String>, origins: &mut Vec<Option<SocketRef>>) {
+        let count = origins.len() as u64;
+        match result {
+            Ok(()) => {
+                self.metrics.published.fetch_add(count, Relaxed);
+                origins.clear();
+            }
+            Err(e) => {
+                self.mark_down(&e);
+                for origin in origins.drain(..) {
+                    self.metrics.redis_error("publish");
+                    if let Some(socket) = origin {
+                        let message = format!("message not sent: redis unreachable ({e})");
+                        reply_error(&socket, &self.metrics, ErrorCode::Unavailable, &message);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pings both connections: detects outages for /healthz, and makes the subscriber
+    /// connection reconnect (and so re-subscribe) as soon as Redis is back.
+    async fn watch_health(self, publisher: ConnectionManager) {
+        let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let result = match self.bounded(ping(publisher.clone())).await {
+                Ok(_) => self.bounded(ping(self.subscriber.clone())).await.map(drop),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => self.mark_up(),
+                Err(e) => {
+                    self.metrics.redis_error("ping");
+                    self.mark_down(&e);
+                }
+            }
+        }
+    }
+}
+
+async fn ping(mut conn: ConnectionManager) -> redis::RedisResult<String> {
+    redis::cmd("PING").query_async(&mut conn).await
+}
+
+fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500))
+}
+
+/// Subscriptions through `ConnectionManager` need RESP3 push messages.
+fn with_resp3(url: &str) -> String {
+    if url.contains("protocol=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&protocol=resp3")
+    } else {
+        format!("{url}?protocol=resp3")
+    }
+}
+
+/// Receives pub/sub pushes on the Redis reader task and delivers them to local members.
+struct PushToRooms {
+    prefix: String,
+    delivery: Arc<Delivery>,
+    metrics: Arc<Metrics>,
+}
+
+impl AsyncPushSender for PushToRooms {
+    fn send(&self, info: PushInfo) -> Result<(), SendError> {
+        match info.kind {
+            PushKind::Message => {
+                if let [
+                    redis::Value::BulkString(channel),
+                    redis::Value::BulkString(payload),
+                ] = &info.data[..]
+                {
+                    self.deliver(channel, payload);
+                }
+            }
+            PushKind::Disconnection => {
+                self.metrics.redis_up.store(false, Relaxed);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl PushToRooms {
+    fn deliver(&self, channel: &[u8], payload: &[u8]) {
+        let room = channel.strip_prefix(self.prefix.as_bytes());
+        match (room.map(std::str::from_utf8), std::str::from_utf8(payload)) {
+            (Some(Ok(room)), Ok(payload)) => self.delivery.deliver(room, payload),
+            _ => {
+                self.metrics.bus_malformed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_resp3;
+
+    #[test]
+    fn resp3_is_requested_once() {
+        assert_eq!(with_resp3("redis://h:1"), "redis://h:1?protocol=resp3");
+        assert_eq!(
+            with_resp3("redis://h:1/?db=2"),
+            "redis://h:1/?db=2&protocol=resp3"
+        );
+        assert_eq!(
+            with_resp3("redis://h/?protocol=resp3"),
+            "redis://h/?protocol=resp3"
+        );
+    }
+}

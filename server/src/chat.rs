@@ -1,0 +1,503 @@
+//! The chat protocol on one socket: handshake check, `join`, `say`, errors, and the goodbye.
+//!
+//! socketioxide spawns one task per incoming event, so events of one socket can run out of
+//! order in async handlers. Everything that must keep a socket's order (validation, the rate
+//! limit, and handing messages to the bus) therefore runs in [`Inbound`], an extractor that
+//! socketioxide calls synchronously, in arrival order, before it spawns the (empty) handler.
+//! Only the join's subscription wait is async, and `say` is refused until the join finished.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::handler::FromMessageParts;
+use socketioxide::socket::{DisconnectReason, Socket};
+use socketioxide_core::Value;
+
+use crate::bus::Outgoing;
+use crate::rooms::Room;
+use crate::worker::App;
+use roomstorm_protocol::{
+    EVENT_ERROR, EVENT_JOIN, EVENT_SAY, ErrorCode, ErrorPayload, ROOM_QUERY_KEY, RoomEvent,
+    normalize_username, validate_room_id, validate_text,
+};
+
+/// Per-socket chat state, kept in the socket's extensions.
+pub struct Member {
+    app: Arc<App>,
+    room: Arc<str>,
+    state: Mutex<State>,
+    limiter: Mutex<RateLimiter>,
+}
+
+enum State {
+    Connected,
+    Joining,
+    Joined { username: Arc<str>, room: Arc<Room> },
+    Gone,
+}
+
+/// The connect middleware: runs before socketioxide acknowledges the connection, so a client
+/// that emits `join` right after its CONNECT ack always finds the handlers in place.
+pub async fn on_connect(socket: SocketRef, app: Arc<App>) -> Result<(), ConnectRefused> {
+    let room = match room_from_query(socket.req_parts().uri.query()) {
+        Ok(room) => room,
+        Err(reason) => {
+            app.metrics.connects_refused.fetch_add(1, Relaxed);
+            return Err(ConnectRefused(reason));
+        }
+    };
+    let member = Arc::new(Member {
+        limiter: Mutex::new(RateLimiter::new(&app)),
+        app: app.clone(),
+        room: room.into(),
+        state: Mutex::new(State::Connected),
+    });
+    socket.extensions.insert(member.clone());
+    socket.on_fallback(async |_: Inbound| {});
+    socket.on_disconnect(async move |socket: SocketRef, reason: DisconnectReason| {
+        member.on_disconnect(socket, reason).await;
+    });
+    app.metrics.sockets.fetch_add(1, Relaxed);
+    Ok(())
+}
+
+/// The Socket.IO connect error sent to a refused client; its text is the reason.
+#[derive(Debug)]
+pub struct ConnectRefused(String);
+
+impl std::fmt::Display for ConnectRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn room_from_query(query: Option<&str>) -> Result<String, String> {
+    let room = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == ROOM_QUERY_KEY)
+        .map(|(_, value)| value.into_owned());
+    let Some(room) = room else {
+        return Err(
+            "missing roomid: connect with ?roomid=ID (1-64 chars of A-Z a-z 0-9 _ . : -)".into(),
+        );
+    };
+    validate_room_id(&room)?;
+    Ok(room)
+}
+
+/// Sends an `error` event to this socket only, and counts the rejection.
+pub fn reply_error(
+    socket: &SocketRef,
+    metrics: &crate::metrics::Metrics,
+    code: ErrorCode,
+    message: &str,
+) {
+    metrics.reject(code);
+    let payload = ErrorPayload {
+        code: code.as_str().to_string(),
+        message: message.to_string(),
+    };
+    // A socket that is gone or whose queue is full cannot be told; the rejection is counted.
+    let _ = socket.emit(EVENT_ERROR, &payload);
+}
+
+/// Extractor that handles the event synchronously, in the socket's arrival order.
+pub struct Inbound;
+
+impl FromMessageParts<LocalAdapter> for Inbound {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        socket: &Arc<Socket<LocalAdapter>>,
+        value: &mut Value,
+        _ack: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        if let Some(member) = socket.extensions.get::<Arc<Member>>() {
+            member.on_event(&SocketRef::from(socket.clone()), value);
+        }
+        Ok(Inbound)
+    }
+}
+
+#[derive(Deserialize)]
+struct JoinRequest<'a> {
+    #[serde(borrow)]
+    username: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct SayRequest<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+}
+
+/// Why an event was refused: the code and the message for the client.
+type Rejection = (ErrorCode, String);
+
+impl Member {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn on_event(self: &Arc<Self>, socket: &SocketRef, value: &Value) {
+        if !self.admit(socket) {
+            return;
+        }
+        if let Err((code, message)) = self.dispatch(socket, value) {
+            reply_error(socket, &self.app.metrics, code, &message);
+        }
+    }
+
+    /// The per-socket rate limit; a socket that keeps flooding is disconnected.
+    fn admit(&self, socket: &SocketRef) -> bool {
+        let verdict = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(Instant::now());
+        match verdict {
+            Verdict::Allow => true,
+            Verdict::Deny => {
+                let message = "too many messages: slow down";
+                reply_error(socket, &self.app.metrics, ErrorCode::RateLimited, message);
+                false
+            }
+            Verdict::Drop => {
+                self.app.metrics.reject(ErrorCode::RateLimited);
+                false
+            }
+            Verdict::Disconnect => {
+                self.app.metrics.reject(ErrorCode::RateLimited);
+                self.app.metrics.flood_disconnects.fetch_add(1, Relaxed);
+                tracing::warn!(sid = %socket.id, "disconnecting a flooding socket");
+                let _ = socket.clone().disconnect();
+                false
+            }
+        }
+    }
+
+    fn dispatch(self: &Arc<Self>, socket: &SocketRef, value: &Value) -> Result<(), Rejection> {
+        let (event, data) = parse_event(value)?;
+        match &*event {
+            EVENT_JOIN => {
+                self.app.metrics.received_join.fetch_add(1, Relaxed);
+                self.join(socket, data)
+            }
+            EVENT_SAY => {
+                self.app.metrics.received_say.fetch_add(1, Relaxed);
+                self.say(socket, data)
+            }
+            other => {
+                self.app.metrics.received_other.fetch_add(1, Relaxed);
+                let shown: String = other.chars().take(64).collect();
+                Err((
+                    ErrorCode::UnknownEvent,
+                    format!("unknown event {shown:?}: this server handles \"join\" and \"say\""),
+                ))
+            }
+        }
+    }
+
+    fn join(
+        self: &Arc<Self>,
+        socket: &SocketRef,
+        data: Option<&RawValue>,
+    ) -> Result<(), Rejection> {
+        let request: JoinRequest = parse_data(data, "join", r#"{"username": string}"#)?;
+        let username =
+            normalize_username(&request.username).map_err(|e| (ErrorCode::InvalidUsername, e))?;
+        {
+            let mut state = self.state();
+            if !matches!(*state, State::Connected) {
+                return Err((
+                    ErrorCode::AlreadyJoined,
+                    "this socket has already joined".into(),
+                ));
+            }
+            *state = State::Joining;
+        }
+        let member = self.clone();
+        let username: Arc<str> = username.into();
+        let socket = socket.clone();
+        tokio::spawn(async move { member.finish_join(socket, username).await });
+        Ok(())
+    }
+
+    /// Subscribes (if this is the room's first local member), then joins and announces.
+    async fn finish_join(self: Arc<Self>, socket: SocketRef, username: Arc<str>) {
+        let app = &self.app;
+        let room = match app.rooms.hold(&app.bus, &self.room).await {
+            Ok(room) => room,
+            Err(e) => {
+                let mut state = self.state();
+                if matches!(*state, State::Joining) {
+                    *state = State::Connected;
+                }
+                drop(state);
+                reply_error(
+                    &socket,
+                    &app.metrics,
+                    ErrorCode::Unavailable,
+                    &e.to_string(),
+                );
+                return;
+            }
+        };
+        if !self.announce_join(&socket, username, &room) {
+            // Disconnected while subscribing: nothing to announce.
+            app.rooms.release(&app.bus, room).await;
+        }
+    }
+
+    /// Becomes a member and announces it, unless the socket left meanwhile.
+    fn announce_join(&self, socket: &SocketRef, username: Arc<str>, room: &Arc<Room>) -> bool {
+        let mut state = self.state();
+        if !matches!(*state, State::Joining) {
+            return false;
+        }
+        room.add_member(socket, &self.app.metrics);
+        // Published under the state lock: no `say` of this socket can be queued before it.
+        self.app.bus.publish(Outgoing {
+            room: self.room.clone(),
+            payload: RoomEvent::join(&username).to_json(),
+            origin: Some(socket.clone()),
+        });
+        *state = State::Joined {
+            username,
+            room: room.clone(),
+        };
+        true
+    }
+
+    fn say(&self, socket: &SocketRef, data: Option<&RawValue>) -> Result<(), Rejection> {
+        let request: SayRequest = parse_data(data, "say", r#"{"text": string}"#)?;
+        validate_text(&request.text, self.app.config.max_text_bytes)
+            .map_err(|e| (ErrorCode::InvalidText, e))?;
+        let state = self.state();
+        let State::Joined { username, .. } = &*state else {
+            let message = match *state {
+                State::Joining => "join is still in progress: wait for your join message",
+                _ => "join the room before saying anything",
+            };
+            return Err((ErrorCode::NotJoined, message.into()));
+        };
+        self.app.bus.publish(Outgoing {
+            room: self.room.clone(),
+            payload: RoomEvent::say(username, &request.text).to_json(),
+            origin: Some(socket.clone()),
+        });
+        Ok(())
+    }
+
+    async fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) {
+        let app = &self.app;
+        app.metrics.sockets.fetch_sub(1, Relaxed);
+        app.metrics.disconnect(reason_label(reason));
+        let previous = std::mem::replace(&mut *self.state(), State::Gone);
+        if let State::Joined { username, room } = previous {
+            room.remove_member(&socket, &app.metrics);
+            app.bus.publish(Outgoing {
+                room: self.room.clone(),
+                payload: RoomEvent::quit(&username).to_json(),
+                origin: None,
+            });
+            app.rooms.release(&app.bus, room).await;
+        }
+        socket.extensions.remove::<Arc<Member>>();
+    }
+}
+
+/// Splits a Socket.IO event into its name and first argument, refusing binary attachments.
+fn parse_event(value: &Value) -> Result<(Cow<'_, str>, Option<&RawValue>), Rejection> {
+    let text = match value {
+        Value::Str(_, Some(bins)) if !bins.is_empty() => return Err(binary_refused()),
+        Value::Bytes(_) => return Err(binary_refused()),
+        Value::Str(text, _) => text.as_str(),
+    };
+    let parts: Vec<&RawValue> = serde_json::from_str(text).map_err(|e| {
+        (
+            ErrorCode::BadPayload,
+            format!("event is not a JSON array: {e}"),
+        )
+    })?;
+    let name = parts
+        .first()
+        .and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok())
+        .ok_or((
+            ErrorCode::BadPayload,
+            "event name is not a string".to_string(),
+        ))?;
+    Ok((name, parts.get(1).copied()))
+}
+
+fn binary_refused() -> Rejection {
+    (
+        ErrorCode::BinaryUnsupported,
+        "binary attachments are not supported: send JSON".into(),
+    )
+}
+
+fn parse_data<'a, T: Deserialize<'a>>(
+    data: Option<&'a RawValue>,
+    event: &str,
+    shape: &str,
+) -> Result<T, Rejection> {
+    let bad = |detail: String| {
+        (
+            ErrorCode::BadPayload,
+            format!("{event} expects {shape}: {detail}"),
+        )
+    };
+    let raw = data.ok_or_else(|| bad("got no data".into()))?.get();
+    // serde would also accept a struct written as an array; the protocol has objects only.
+    if !raw.starts_with('{') {
+        let shown: String = raw.chars().take(40).collect();
+        return Err(bad(format!("got {shown}")));
+    }
+    serde_json::from_str(raw).map_err(|e| bad(e.to_string()))
+}
+
+fn reason_label(reason: DisconnectReason) -> &'static str {
+    use DisconnectReason::*;
+    match reason {
+        TransportClose => "transport_close",
+        MultipleHttpPollingError => "multiple_polling",
+        PacketParsingError => "parse_error",
+        TransportError => "transport_error",
+        HeartbeatTimeout => "heartbeat_timeout",
+        ClientNSDisconnect => "client_disconnect",
+        ServerNSDisconnect => "server_disconnect",
+        ClosingServer => "server_closing",
+    }
+}
+
+enum Verdict {
+    Allow,
+    Deny,
+    Disconnect,
+    /// Already being disconnected: drop quietly (counted, but no more replies).
+    Drop,
+}
+
+/// Token bucket per socket, with a count of refusals since the last accepted message.
+struct RateLimiter {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+    burst: f64,
+    strikes: u32,
+    max_strikes: u32,
+    disconnecting: bool,
+}
+
+impl RateLimiter {
+    fn new(app: &App) -> Self {
+        let c = &app.config;
+        RateLimiter {
+            tokens: c.rate_burst,
+            last: Instant::now(),
+            rate: c.rate_per_sec,
+            burst: c.rate_burst,
+            strikes: 0,
+            max_strikes: c.flood_strikes,
+            disconnecting: false,
+        }
+    }
+
+    fn check(&mut self, now: Instant) -> Verdict {
+        if self.disconnecting {
+            return Verdict::Drop;
+        }
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.strikes = 0;
+            return Verdict::Allow;
+        }
+        self.strikes += 1;
+        if self.strikes > self.max_strikes {
+            self.disconnecting = true;
+            Verdict::Disconnect
+        } else {
+            Verdict::Deny
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limiter(rate: f64, burst: f64, max_strikes: u32) -> RateLimiter {
+        RateLimiter {
+            tokens: burst,
+            last: Instant::now(),
+            rate,
+            burst,
+            strikes: 0,
+            max_strikes,
+            disconnecting: false,
+        }
+    }
+
+    #[test]
+    fn burst_then_deny_then_disconnect() {
+        let mut l = limiter(1.0, 3.0, 2);
+        let t = l.last;
+        assert!((0..3).all(|_| matches!(l.check(t), Verdict::Allow)));
+        assert!(matches!(l.check(t), Verdict::Deny));
+        assert!(matches!(l.check(t), Verdict::Deny));
+        assert!(matches!(l.check(t), Verdict::Disconnect));
+        assert!(matches!(l.check(t + Duration::from_secs(9)), Verdict::Drop));
+    }
+
+    #[test]
+    fn tokens_refill_at_the_rate() {
+        let mut l = limiter(10.0, 1.0, 5);
+        let t = l.last;
+        assert!(matches!(l.check(t), Verdict::Allow));
+        assert!(matches!(l.check(t), Verdict::Deny));
+        assert!(matches!(
+            l.check(t + Duration::from_millis(100)),
+            Verdict::Allow
+        ));
+    }
+
+    #[test]
+    fn room_query() {
+        assert_eq!(room_from_query(Some("roomid=r1&EIO=4")), Ok("r1".into()));
+        assert!(
+            room_from_query(None)
+                .unwrap_err()
+                .contains("missing roomid")
+        );
+        assert!(
+            room_from_query(Some("roomid=a%20b"))
+                .unwrap_err()
+                .contains("' '")
+        );
+    }
+
+    #[test]
+    fn events_are_split_and_checked() {
+        let v = Value::Str(r#"["say",{"text":"hi"},1]"#.into(), None);
+        let (name, data) = parse_event(&v).unwrap();
+        assert_eq!(name, "say");
+        assert_eq!(data.unwrap().get(), r#"{"text":"hi"}"#);
+        let v = Value::Str(r#"[5]"#.into(), None);
+        assert_eq!(parse_event(&v).unwrap_err().0, ErrorCode::BadPayload);
+        let v = Value::Bytes(bytes::Bytes::from_static(b"x"));
+        assert_eq!(parse_event(&v).unwrap_err().0, ErrorCode::BinaryUnsupported);
+        let bad: Result<SayRequest, _> = parse_data(None, "say", "{}");
+        assert_eq!(bad.err().unwrap().0, ErrorCode::BadPayload);
+    }
+}

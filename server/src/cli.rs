@@ -1,0 +1,69 @@
+//! The `chat-server` command line: one subcommand per role.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::WorkerConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "chat-server",
+    version,
+    about = "roomstorm chat cluster: Socket.IO workers, Redis fan-out, nginx in front"
+)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `chat_server=debug`.
+    #[arg(long, global = true, env = "CHAT_LOG", default_value = "info")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one chat worker.
+    Worker(WorkerConfig),
+    /// Run the cluster master: N workers on consecutive ports, restarted when they die.
+    Cluster(crate::cluster::ClusterConfig),
+    /// Run Redis, the cluster and nginx on loopback until Ctrl-C.
+    Stack(crate::stack::StackArgs),
+    /// Print the nginx config for the given workers.
+    NginxConfig(crate::nginx::NginxConfig),
+}
+
+pub fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parses argv and runs the chosen role; the process exit code is derived from the result.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match cli.command {
+        Command::Worker(config) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::worker::run(config)),
+        Command::Cluster(config) => crate::cluster::run(config),
+        Command::Stack(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::stack::run(args)),
+        Command::NginxConfig(config) => {
+            print!("{}", config.render());
+            Ok(())
+        }
+    }
+}
+
+/// Parses worker settings alone (defaults plus environment), for roles that embed a worker.
+#[derive(Debug, Parser)]
+pub struct WorkerOnly {
+    #[command(flatten)]
+    pub config: WorkerConfig,
+}

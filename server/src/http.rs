@@ -1,0 +1,116 @@
+//! The worker's HTTP surface besides Socket.IO: health, metrics, stats, and the chat page.
+//!
+//! The page's files are read from the web folder on request (they are small and rarely asked
+//! for); the socket.io browser client comes from that folder's `node_modules`, installed from
+//! npm rather than copied into the repository.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use socketioxide::layer::SocketIoLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::worker::App;
+
+/// The files of the chat page, by URL path: (path inside the web folder, content type).
+const PAGE_FILES: [(&str, &str, &str); 4] = [
+    ("/", "index.html", "text/html; charset=utf-8"),
+    ("/app.js", "app.js", "text/javascript; charset=utf-8"),
+    ("/style.css", "style.css", "text/css; charset=utf-8"),
+    (
+        "/vendor/socket.io.min.js",
+        "node_modules/socket.io-client/dist/socket.io.min.js",
+        "text/javascript; charset=utf-8",
+    ),
+];
+
+pub fn router(app: Arc<App>, socketio: SocketIoLayer) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/stats", get(stats));
+    for (url, file, content_type) in PAGE_FILES {
+        router = router.route(
+            url,
+            get(move |State(app): State<Arc<App>>| page_file(app, file, content_type)),
+        );
+    }
+    router
+        .with_state(app.clone())
+        .layer(socketio)
+        .layer(cors(&app.config.cors_origins))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE])
+        .allow_credentials(true)
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.bus.health() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render_prometheus(app.config.worker_id),
+    )
+        .into_response()
+}
+
+async fn stats(State(app): State<Arc<App>>) -> Response {
+    axum::Json(
+        app.metrics
+            .snapshot(app.config.worker_id, app.bus.uses_redis()),
+    )
+    .into_response()
+}
+
+async fn page_file(app: Arc<App>, file: &str, content_type: &'static str) -> Response {
+    let path = web_dir(&app.config.web_dir).join(file);
+    match tokio::fs::read(&path).await {
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(e) => {
+            let hint = if file.starts_with("node_modules") {
+                "install the socket.io browser client: npm ci --prefix web"
+            } else {
+                "set --web-dir (CHAT_WEB_DIR) to the project's web/ folder"
+            };
+            let message = format!("{} not readable ({e}): {hint}\n", path.display());
+            (StatusCode::NOT_FOUND, message).into_response()
+        }
+    }
+}
+
+/// The configured web folder, or the repository's own when run from elsewhere via cargo.
+fn web_dir(configured: &Path) -> PathBuf {
+    if configured.is_dir() {
+        return configured.to_path_buf();
+    }
+    let built_in = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    if configured == Path::new("web") && built_in.is_dir() {
+        built_in
+    } else {
+        configured.to_path_buf()
+    }
+}

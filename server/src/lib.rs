@@ -1,0 +1,22 @@
+//! roomstorm's chat cluster: a Socket.IO chat server whose workers fan room messages out
+//! through Redis pub/sub, a master that supervises them, and a local stack behind nginx.
+//!
+//! Modules, from the socket outwards: `chat` (the protocol on one socket), `rooms` (local
+//! membership and delivery), `bus` (Redis or in-process fan-out), `worker` (one server
+//! process), `http` (health, metrics, the page), `cluster` (the master), `nginx` (the proxy
+//! config), `stack` (everything on loopback, for people and tests).
+
+pub mod bus;
+pub mod chat;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod nginx;
+pub mod probe;
+pub mod process;
+pub mod rooms;
+pub mod signals;
+pub mod stack;
+pub mod worker;

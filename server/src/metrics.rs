@@ -1,0 +1,299 @@
+//! Worker counters, exported as Prometheus text on `/metrics` and as JSON on `/stats`.
+//!
+//! Plain atomics: they are bumped on the hot path (per message, per delivery), so no locks and
+//! no allocation; rendering walks them once per scrape.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use roomstorm_protocol::ErrorCode;
+use serde::Serialize;
+
+/// Why a socket went away, for `chat_disconnects_total{reason}`.
+pub const DISCONNECT_REASONS: [&str; 8] = [
+    "transport_close",
+    "multiple_polling",
+    "parse_error",
+    "transport_error",
+    "heartbeat_timeout",
+    "client_disconnect",
+    "server_disconnect",
+    "server_closing",
+];
+
+/// Redis operations whose failures are counted separately.
+pub const REDIS_OPS: [&str; 4] = ["publish", "subscribe", "unsubscribe", "ping"];
+
+#[derive(Default)]
+pub struct Metrics {
+    pub sockets: AtomicI64,
+    pub members: AtomicI64,
+    pub rooms: AtomicI64,
+    pub subscribed_channels: AtomicI64,
+    pub connects_refused: AtomicU64,
+    pub flood_disconnects: AtomicU64,
+    pub received_join: AtomicU64,
+    pub received_say: AtomicU64,
+    pub received_other: AtomicU64,
+    pub published: AtomicU64,
+    pub bus_received: AtomicU64,
+    pub bus_malformed: AtomicU64,
+    pub delivered: AtomicU64,
+    pub delivery_failed_full: AtomicU64,
+    pub delivery_failed_closed: AtomicU64,
+    pub rejected: [AtomicU64; ErrorCode::ALL.len()],
+    pub disconnects: [AtomicU64; DISCONNECT_REASONS.len()],
+    pub redis_errors: [AtomicU64; REDIS_OPS.len()],
+    pub redis_up: AtomicBool,
+    pub redis_reconnects: AtomicU64,
+}
+
+/// A point-in-time copy, served as JSON to the cluster master and to tests.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+pub struct StatsSnapshot {
+    pub worker_id: usize,
+    pub pid: u32,
+    pub sockets: i64,
+    pub members: i64,
+    pub rooms: i64,
+    pub subscribed_channels: i64,
+    pub published: u64,
+    pub delivered: u64,
+    pub delivery_failed: u64,
+    pub rejected: u64,
+    pub redis_up: bool,
+}
+
+impl Metrics {
+    pub fn reject(&self, code: ErrorCode) {
+        self.rejected[code.index()].fetch_add(1, Relaxed);
+    }
+
+    pub fn disconnect(&self, reason: &str) {
+        if let Some(i) = DISCONNECT_REASONS.iter().position(|r| *r == reason) {
+            self.disconnects[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn redis_error(&self, op: &str) {
+        if let Some(i) = REDIS_OPS.iter().position(|r| *r == op) {
+            self.redis_errors[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self, worker_id: usize, redis_in_use: bool) -> StatsSnapshot {
+        StatsSnapshot {
+            worker_id,
+            pid: std::process::id(),
+            sockets: self.sockets.load(Relaxed),
+            members: self.members.load(Relaxed),
+            rooms: self.rooms.load(Relaxed),
+            subscribed_channels: self.subscribed_channels.load(Relaxed),
+            published: self.published.load(Relaxed),
+            delivered: self.delivered.load(Relaxed),
+            delivery_failed: self.delivery_failed_full.load(Relaxed)
+                + self.delivery_failed_closed.load(Relaxed),
+            rejected: self.rejected.iter().map(|c| c.load(Relaxed)).sum(),
+            redis_up: !redis_in_use || self.redis_up.load(Relaxed),
+        }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render_prometheus(&self, worker_id: usize) -> String {
+        let mut out = String::with_capacity(4096);
+        let w = &mut out;
+        let gauges: [(&str, &str, &AtomicI64); 4] = [
+            (
+                "chat_sockets",
+                "Connected Socket.IO sockets.",
+                &self.sockets,
+            ),
+            (
+                "chat_members",
+                "Sockets that have joined their room.",
+                &self.members,
+            ),
+            (
+                "chat_rooms",
+                "Rooms with at least one local member.",
+                &self.rooms,
+            ),
+            (
+                "chat_subscribed_channels",
+                "Redis room channels this worker is subscribed to.",
+                &self.subscribed_channels,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            metric_header(w, name, help, "gauge");
+            let _ = writeln!(
+                w,
+                "{name}{{worker=\"{worker_id}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "chat_flood_disconnects_total",
+                "Sockets disconnected for exceeding the rate limit again and again.",
+                &self.flood_disconnects,
+            ),
+            (
+                "chat_connects_refused_total",
+                "Connections refused at the Socket.IO handshake (bad roomid).",
+                &self.connects_refused,
+            ),
+            (
+                "chat_published_total",
+                "Room messages this worker published to the bus.",
+                &self.published,
+            ),
+            (
+                "chat_bus_received_total",
+                "Room messages received from the bus subscription.",
+                &self.bus_received,
+            ),
+            (
+                "chat_bus_malformed_total",
+                "Bus messages dropped because they were not valid JSON.",
+                &self.bus_malformed,
+            ),
+            (
+                "chat_delivered_total",
+                "Room messages handed to local sockets (one per recipient).",
+                &self.delivered,
+            ),
+            (
+                "chat_redis_reconnects_total",
+                "Times the Redis connection came back after an outage.",
+                &self.redis_reconnects,
+            ),
+            (
+                "chat_received_other_total",
+                "Events received with a name the server does not handle.",
+                &self.received_other,
+            ),
+        ];
+        for (name, help, value) in counters {
+            metric_header(w, name, help, "counter");
+            let _ = writeln!(
+                w,
+                "{name}{{worker=\"{worker_id}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        metric_header(
+            w,
+            "chat_received_total",
+            "Client events received, by event.",
+            "counter",
+        );
+        for (event, value) in [("join", &self.received_join), ("say", &self.received_say)] {
+            let _ = writeln!(
+                w,
+                "chat_received_total{{worker=\"{worker_id}\",event=\"{event}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        metric_header(
+            w,
+            "chat_delivery_failed_total",
+            "Deliveries that could not be queued to a local socket, by reason.",
+            "counter",
+        );
+        for (reason, value) in [
+            ("buffer_full", &self.delivery_failed_full),
+            ("closed", &self.delivery_failed_closed),
+        ] {
+            let _ = writeln!(
+                w,
+                "chat_delivery_failed_total{{worker=\"{worker_id}\",reason=\"{reason}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        labelled_counters(
+            w,
+            worker_id,
+            "chat_rejected_total",
+            "Client requests rejected with an error event, by code.",
+            "code",
+            ErrorCode::ALL.iter().map(|c| c.as_str()),
+            &self.rejected,
+        );
+        labelled_counters(
+            w,
+            worker_id,
+            "chat_disconnects_total",
+            "Sockets disconnected, by reason.",
+            "reason",
+            DISCONNECT_REASONS.iter().copied(),
+            &self.disconnects,
+        );
+        labelled_counters(
+            w,
+            worker_id,
+            "chat_redis_errors_total",
+            "Failed Redis operations, by operation.",
+            "op",
+            REDIS_OPS.iter().copied(),
+            &self.redis_errors,
+        );
+        metric_header(
+            w,
+            "chat_redis_up",
+            "1 when Redis answers (or is not used).",
+            "gauge",
+        );
+        let _ = writeln!(
+            w,
+            "chat_redis_up{{worker=\"{worker_id}\"}} {}",
+            u8::from(self.redis_up.load(Relaxed))
+        );
+        out
+    }
+}
+
+fn metric_header(w: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(w, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn labelled_counters<'a>(
+    w: &mut String,
+    worker_id: usize,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = &'a str>,
+    counters: &[AtomicU64],
+) {
+    metric_header(w, name, help, "counter");
+    for (value, counter) in values.zip(counters) {
+        let _ = writeln!(
+            w,
+            "{name}{{worker=\"{worker_id}\",{label}=\"{value}\"}} {}",
+            counter.load(Relaxed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let m = Metrics::default();
+        m.reject(ErrorCode::RateLimited);
+        m.delivered.fetch_add(7, Relaxed);
+        let text = m.render_prometheus(3);
+        assert!(text.contains("chat_rejected_total{worker=\"3\",code=\"rate_limited\"} 1"));
+        assert!(text.contains("chat_delivered_total{worker=\"3\"} 7"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "no TYPE for {name}"
+            );
+        }
+    }
+}

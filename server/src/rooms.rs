@@ -1,0 +1,229 @@
+//! This worker's rooms: who is a local member, which channels to hold, and delivery to members.
+//!
+//! A room exists here while at least one local socket holds it (joining or joined). The first
+//! hold subscribes the worker to the room's channel and the last release unsubscribes, both
+//! serialized per room so a join racing a leave can never end up unsubscribed.
+//! Delivery hands one encoded packet to every local member: socketioxide serializes a broadcast
+//! once and shares the bytes between recipients.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures_util::FutureExt;
+use serde_json::value::RawValue;
+use socketioxide::SocketIo;
+use socketioxide::extract::SocketRef;
+use socketioxide_core::adapter::errors::{BroadcastError, SocketError};
+
+use crate::bus::{Bus, BusError};
+use crate::metrics::Metrics;
+use roomstorm_protocol::EVENT_MESSAGE;
+
+/// One room with local members.
+pub struct Room {
+    name: Arc<str>,
+    /// Local members, changed together with socketioxide's room membership so that delivery
+    /// counts exactly the sockets it sends to.
+    members: Mutex<usize>,
+    /// Sockets holding the room (joining or joined), and whether its channel is subscribed.
+    subscription: tokio::sync::Mutex<Subscription>,
+}
+
+#[derive(Default)]
+struct Subscription {
+    holders: usize,
+    subscribed: bool,
+}
+
+impl Room {
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn members(&self) -> MutexGuard<'_, usize> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the socket a recipient of this room's messages.
+    pub fn add_member(&self, socket: &SocketRef, metrics: &Metrics) {
+        let mut members = self.members();
+        socket.join(self.name.to_string());
+        *members += 1;
+        metrics.members.fetch_add(1, Relaxed);
+        if *members == 1 {
+            metrics.rooms.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Stops delivering this room's messages to the socket.
+    pub fn remove_member(&self, socket: &SocketRef, metrics: &Metrics) {
+        let mut members = self.members();
+        socket.leave(self.name.to_string());
+        *members = members.saturating_sub(1);
+        metrics.members.fetch_sub(1, Relaxed);
+        if *members == 0 {
+            metrics.rooms.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// Sends room messages coming from the bus to this worker's members of the room.
+pub struct Delivery {
+    io: SocketIo,
+    rooms: Arc<Mutex<HashMap<Arc<str>, Arc<Room>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Delivery {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Delivers one room message (the JSON of `{event, data}`) to every local member.
+    pub fn deliver(&self, room: &str, payload: &str) {
+        self.metrics.bus_received.fetch_add(1, Relaxed);
+        let Ok(data) = serde_json::from_str::<&RawValue>(payload) else {
+            self.metrics.bus_malformed.fetch_add(1, Relaxed);
+            tracing::warn!(room, "dropped a bus message that is not JSON");
+            return;
+        };
+        let Some(room) = self.lock_rooms().get(room).cloned() else {
+            return; // no local member (a message still in flight after the last one left)
+        };
+        let members = room.members();
+        if *members == 0 {
+            return;
+        }
+        // The local adapter broadcasts synchronously: the future is ready on its first poll.
+        let sent = self
+            .io
+            .to(room.name.to_string())
+            .emit(EVENT_MESSAGE, data)
+            .now_or_never();
+        let failed = match sent {
+            Some(Ok(())) => 0,
+            Some(Err(BroadcastError::Socket(errors))) => self.count_failures(&errors),
+            Some(Err(e)) => {
+                tracing::error!(room = &*room.name, "broadcast failed: {e}");
+                self.metrics
+                    .delivery_failed_closed
+                    .fetch_add(*members as u64, Relaxed);
+                *members
+            }
+            None => {
+                tracing::error!(
+                    room = &*room.name,
+                    "broadcast did not complete synchronously"
+                );
+                self.metrics
+                    .delivery_failed_closed
+                    .fetch_add(*members as u64, Relaxed);
+                *members
+            }
+        };
+        self.metrics
+            .delivered
+            .fetch_add(members.saturating_sub(failed) as u64, Relaxed);
+    }
+
+    fn count_failures(&self, errors: &[SocketError]) -> usize {
+        for error in errors {
+            let counter = match error {
+                SocketError::InternalChannelFull => &self.metrics.delivery_failed_full,
+                SocketError::Closed => &self.metrics.delivery_failed_closed,
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        errors.len()
+    }
+
+    fn lock_rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The registry of local rooms and their channel subscriptions.
+pub struct Rooms {
+    map: Arc<Mutex<HashMap<Arc<str>, Arc<Room>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Rooms {
+    /// A registry and the delivery that reads it.
+    pub fn new(io: SocketIo, metrics: Arc<Metrics>) -> (Self, Arc<Delivery>) {
+        let map = Arc::new(Mutex::new(HashMap::new()));
+        let delivery = Arc::new(Delivery {
+            io,
+            rooms: map.clone(),
+            metrics: metrics.clone(),
+        });
+        (Rooms { map, metrics }, delivery)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a hold on the room; the first hold subscribes the worker to its channel.
+    pub async fn hold(&self, bus: &Bus, name: &Arc<str>) -> Result<Arc<Room>, BusError> {
+        let room = self
+            .lock()
+            .entry(name.clone())
+            .or_insert_with(|| {
+                Arc::new(Room {
+                    name: name.clone(),
+                    members: Mutex::new(0),
+                    subscription: tokio::sync::Mutex::default(),
+                })
+            })
+            .clone();
+        let mut sub = room.subscription.lock().await;
+        if !sub.subscribed {
+            if let Err(e) = bus.subscribe(name).await {
+                drop(sub);
+                self.forget_if_unused(&room);
+                return Err(e);
+            }
+            sub.subscribed = true;
+            self.metrics.subscribed_channels.fetch_add(1, Relaxed);
+        }
+        sub.holders += 1;
+        drop(sub);
+        Ok(room)
+    }
+
+    /// Gives back a hold; the last one unsubscribes the worker from the room's channel.
+    pub async fn release(&self, bus: &Bus, room: Arc<Room>) {
+        let mut sub = room.subscription.lock().await;
+        sub.holders = sub.holders.saturating_sub(1);
+        if sub.holders == 0 && sub.subscribed {
+            match bus.unsubscribe(&room.name).await {
+                Ok(()) => {
+                    sub.subscribed = false;
+                    self.metrics.subscribed_channels.fetch_sub(1, Relaxed);
+                }
+                // Still subscribed as far as we know: the next hold reuses it, and a stray
+                // message meanwhile finds no member to deliver to.
+                Err(e) => tracing::warn!(room = &*room.name, "unsubscribe failed: {e}"),
+            }
+        }
+        drop(sub);
+        self.forget_if_unused(&room);
+    }
+
+    /// Drops the registry entry when nobody holds, waits on, or is subscribed for the room.
+    fn forget_if_unused(&self, room: &Arc<Room>) {
+        let mut map = self.lock();
+        // Two references: the map's and the caller's. Any other is a hold in progress.
+        if Arc::strong_count(room) > 2 {
+            return;
+        }
+        if let Ok(sub) = room.subscription.try_lock()
+            && sub.holders == 0
+            && !sub.subscribed
+        {
+            map.remove(&room.name);
+        }
+    }
+}

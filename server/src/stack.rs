@@ -1,0 +1,450 @@
+//! The local stack: Redis, the cluster and nginx on loopback, started and stopped as one.
+//!
+//! `chat-server stack` runs it in the foreground for people; the integration tests and the
+//! load generator drive the same [`Stack`] from code, including its fault injections (kill or
+//! pause a worker, restart Redis). Every part gets a free port, logs into the run folder, and
+//! dies with this process.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tokio::process::Child;
+
+use crate::cluster::ClusterStatus;
+use crate::nginx::NginxConfig;
+use crate::probe::{http_get, wait_until_ok};
+use crate::process::{find_executable, send_signal, stop_child, tied_command};
+
+const READY_DEADLINE: Duration = Duration::from_secs(20);
+const STOP_GRACE: Duration = Duration::from_secs(8);
+
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Number of chat workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+
+    /// Address nginx listens on (port 0: a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Use this Redis instead of starting one.
+    #[arg(long)]
+    pub redis: Option<String>,
+
+    /// nginx worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub nginx_workers: usize,
+
+    /// Folder for configs and logs (default: a new folder under the temp dir).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+
+    /// Extra arguments for every chat worker, after `--`.
+    #[arg(last = true)]
+    pub worker_args: Vec<String>,
+}
+
+/// Everything needed to start a stack from code.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    pub workers: usize,
+    pub listen: SocketAddr,
+    pub redis: Option<String>,
+    pub nginx_workers: usize,
+    pub run_dir: Option<PathBuf>,
+    pub worker_args: Vec<String>,
+    /// The chat-server binary (or one that accepts its subcommands).
+    pub server_exe: PathBuf,
+}
+
+impl StackConfig {
+    pub fn from_args(args: StackArgs, server_exe: PathBuf) -> Self {
+        StackConfig {
+            workers: args.workers,
+            listen: args.listen,
+            redis: args.redis,
+            nginx_workers: args.nginx_workers,
+            run_dir: args.run_dir,
+            worker_args: args.worker_args,
+            server_exe,
+        }
+    }
+}
+
+/// Where each part of a running stack listens.
+#[derive(Debug, Clone)]
+pub struct StackInfo {
+    /// nginx: the address clients connect to.
+    pub url: String,
+    pub nginx: SocketAddr,
+    pub admin: SocketAddr,
+    pub redis_url: String,
+    pub redis_port: Option<u16>,
+    pub workers: Vec<SocketAddr>,
+    pub run_dir: PathBuf,
+}
+
+pub struct Stack {
+    info: StackInfo,
+    redis: Option<Child>,
+    redis_exe: Option<PathBuf>,
+    cluster: Option<Child>,
+    nginx: Option<Child>,
+}
+
+/// Says which package provides a missing program.
+pub fn require(program: &str, package: &str) -> anyhow::Result<PathBuf> {
+    find_executable(program).with_context(|| {
+        format!("`{program}` not found: install it with `apt-get install -y {package}`")
+    })
+}
+
+impl Stack {
+    /// Starts Redis (unless given), the cluster and nginx, and waits until all answer.
+    pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
+        let nginx_exe = require("nginx", "nginx")?;
+        let redis_exe = match config.redis {
+            Some(_) => None,
+            None => Some(require("redis-server", "redis-server")?),
+        };
+        let run_dir = match &config.run_dir {
+            Some(dir) => dir.clone(),
+            None => std::env::temp_dir().join(format!(
+                "roomstorm-stack-{}-{}",
+                std::process::id(),
+                unique_suffix()
+            )),
+        };
+        std::fs::create_dir_all(run_dir.join("nginx-temp"))
+            .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        let nginx_addr = resolve_port(config.listen)?;
+        let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let base_port = free_port_range(config.workers)?;
+        let workers: Vec<SocketAddr> = (0..config.workers)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)))
+            .collect();
+        let (redis_url, redis_port) = match &config.redis {
+            Some(url) => (url.clone(), None),
+            None => {
+                let port = free_port()?;
+                (format!("redis://127.0.0.1:{port}"), Some(port))
+            }
+        };
+        let mut stack = Stack {
+            info: StackInfo {
+                url: format!("http://{nginx_addr}"),
+                nginx: nginx_addr,
+                admin,
+                redis_url: redis_url.clone(),
+                redis_port,
+                workers,
+                run_dir: run_dir.clone(),
+            },
+            redis: None,
+            redis_exe,
+            cluster: None,
+            nginx: None,
+        };
+        // On any failure below, `stack` is dropped and its children are killed.
+        if stack.redis_exe.is_some() {
+            stack.start_redis().await?;
+        }
+        stack.cluster = Some(spawn_logged(
+            tied_command(&config.server_exe)
+                .arg("cluster")
+                .arg("--workers")
+                .arg(config.workers.to_string())
+                .arg("--base-port")
+                .arg(base_port.to_string())
+                .arg("--redis")
+                .arg(&redis_url)
+                .arg("--admin")
+                .arg(admin.to_string())
+                .arg("--")
+                .args(&config.worker_args),
+            &run_dir.join("cluster.log"),
+        )?);
+        for worker in &stack.info.workers {
+            wait_until_ok(*worker, "/healthz", READY_DEADLINE)
+                .await
+                .with_context(|| {
+                    format!(
+                        "worker {worker} (log: {})",
+                        run_dir.join("cluster.log").display()
+                    )
+                })?;
+        }
+        stack.start_nginx(&nginx_exe, config.nginx_workers).await?;
+        Ok(stack)
+    }
+
+    pub fn info(&self) -> &StackInfo {
+        &self.info
+    }
+
+    async fn start_redis(&mut self) -> anyhow::Result<()> {
+        let (Some(exe), Some(port)) = (&self.redis_exe, self.info.redis_port) else {
+            bail!(
+                "this stack uses an external Redis ({})",
+                self.info.redis_url
+            );
+        };
+        let log = self.info.run_dir.join("redis.log");
+        self.redis = Some(spawn_logged(
+            tied_command(exe)
+                .args(["--bind", "127.0.0.1", "--port"])
+                .arg(port.to_string())
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .args([
+                    "--client-output-buffer-limit",
+                    "pubsub",
+                    "256mb",
+                    "64mb",
+                    "60",
+                ]),
+            &log,
+        )?);
+        wait_for_redis(port)
+            .await
+            .with_context(|| format!("redis-server (log: {})", log.display()))
+    }
+
+    async fn start_nginx(&mut self, exe: &Path, workers: usize) -> anyhow::Result<()> {
+        let dir = &self.info.run_dir;
+        let config = NginxConfig {
+            listen: self.info.nginx.to_string(),
+            upstreams: self.info.workers.iter().map(ToString::to_string).collect(),
+            real_ip_from: vec!["127.0.0.0/8".into()],
+            worker_processes: workers.max(1),
+            rlimit_nofile: crate::nginx::DEFAULT_RLIMIT_NOFILE,
+            prefix: dir.display().to_string(),
+            // As root, nginx workers would run as `nobody`, which cannot enter a private
+            // temp folder; keep them as the user who started the stack.
+            user: if is_root() {
+                "root root".into()
+            } else {
+                String::new()
+            },
+        };
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, config.render())?;
+        self.nginx = Some(spawn_logged(
+            tied_command(exe).arg("-p").arg(dir).arg("-c").arg(&conf),
+            &dir.join("nginx.log"),
+        )?);
+        wait_until_ok(self.info.nginx, "/healthz", READY_DEADLINE)
+            .await
+            .with_context(|| format!("nginx (log: {})", dir.join("nginx-error.log").display()))
+    }
+
+    /// The master's view of its workers (pids, connections, restarts).
+    pub async fn cluster_status(&self) -> anyhow::Result<ClusterStatus> {
+        let (status, body) = http_get(self.info.admin, "/workers", Duration::from_secs(2)).await?;
+        anyhow::ensure!(status == 200, "admin answered {status}: {body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// The pid of worker `index`, if it runs.
+    pub async fn worker_pid(&self, index: usize) -> anyhow::Result<u32> {
+        self.cluster_status()
+            .await?
+            .workers
+            .get(index)
+            .and_then(|w| w.pid)
+            .with_context(|| format!("worker {index} is not running"))
+    }
+
+    /// SIGKILLs worker `index`; the master restarts it.
+    pub async fn kill_worker(&self, index: usize) -> anyhow::Result<u32> {
+        self.signal_worker(index, libc::SIGKILL).await
+    }
+
+    /// Freezes worker `index` (SIGSTOP) until [`Stack::resume_worker`].
+    pub async fn pause_worker(&self, index: usize) -> anyhow::Result<u32> {
+        self.signal_worker(index, libc::SIGSTOP).await
+    }
+
+    pub async fn resume_worker(&self, index: usize) -> anyhow::Result<u32> {
+        self.signal_worker(index, libc::SIGCONT).await
+    }
+
+    async fn signal_worker(&self, index: usize, signal: libc::c_int) -> anyhow::Result<u32> {
+        let pid = self.worker_pid(index).await?;
+        anyhow::ensure!(
+            send_signal(pid, signal),
+            "worker {index} (pid {pid}) is gone"
+        );
+        Ok(pid)
+    }
+
+    /// The pid of the cluster master.
+    pub fn master_pid(&self) -> Option<u32> {
+        self.cluster.as_ref().and_then(Child::id)
+    }
+
+    /// Stops the stack's own Redis (the workers stay up and report it unreachable).
+    pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
+        let mut redis = self.redis.take().context("redis is not running")?;
+        stop_child(&mut redis, STOP_GRACE).await;
+        Ok(())
+    }
+
+    /// Starts the stack's own Redis again on the same port.
+    pub async fn restart_redis(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.redis.is_none(), "redis is already running");
+        self.start_redis().await
+    }
+
+    /// Stops nginx, the cluster (gracefully: workers disconnect their clients) and Redis.
+    pub async fn stop(mut self) {
+        for child in [self.nginx.take(), self.cluster.take(), self.redis.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut child = child;
+            stop_child(&mut child, STOP_GRACE).await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Not stopped through `stop` (an error or a panic): make sure nothing is left.
+        for child in [&mut self.nginx, &mut self.cluster, &mut self.redis]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(pid) = child.id() {
+                send_signal(pid, libc::SIGTERM);
+            }
+        }
+    }
+}
+
+/// What is missing for the full stack, if anything.
+pub fn missing_parts(external_redis: bool) -> Option<String> {
+    let mut missing = Vec::new();
+    if find_executable("nginx").is_none() {
+        missing.push("nginx");
+    }
+    if !external_redis && find_executable("redis-server").is_none() {
+        missing.push("redis-server");
+    }
+    (!missing.is_empty()).then(|| missing.join(" "))
+}
+
+/// Runs a stack in the foreground until SIGINT/SIGTERM. Without nginx or redis-server it
+/// says so and serves one embedded worker instead, so trying the chat needs nothing else.
+pub async fn run(args: StackArgs) -> anyhow::Result<()> {
+    if let Some(missing) = missing_parts(args.redis.is_some()) {
+        eprintln!(
+            "{missing} not installed: running ONE embedded worker (--bus local, no Redis, no nginx) \
+             on http://{listen}/\nFor the full cluster: apt-get install -y {missing}",
+            listen = args.listen
+        );
+        let mut config =
+            <crate::cli::WorkerOnly as clap::Parser>::try_parse_from(["worker"])?.config;
+        config.listen = args.listen;
+        config.bus = crate::config::BusKind::Local;
+        return crate::worker::run(config).await;
+    }
+    let exe = std::env::current_exe().context("cannot find the chat-server binary")?;
+    let stack = Stack::start(StackConfig::from_args(args, exe)).await?;
+    let info = stack.info();
+    println!("roomstorm stack is up");
+    println!("  chat page and Socket.IO: {}/", info.url);
+    println!("  nginx:                   {}", info.nginx);
+    for (i, worker) in info.workers.iter().enumerate() {
+        println!("  worker {i}:                {worker} (http://{worker}/metrics)");
+    }
+    println!("  cluster admin:           http://{}/workers", info.admin);
+    println!("  redis:                   {}", info.redis_url);
+    println!("  logs:                    {}", info.run_dir.display());
+    println!("Ctrl-C stops everything.");
+    crate::signals::terminated().await;
+    stack.stop().await;
+    println!("stack stopped");
+    Ok(())
+}
+
+fn spawn_logged(command: &mut tokio::process::Command, log: &Path) -> anyhow::Result<Child> {
+    let file =
+        std::fs::File::create(log).with_context(|| format!("cannot write {}", log.display()))?;
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
+    command
+        .stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("cannot start {program}"))
+}
+
+async fn wait_for_redis(port: u16) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let mut reply = [0u8; 7];
+            if stream.write_all(b"PING\r\n").await.is_ok()
+                && stream.read_exact(&mut reply).await.is_ok()
+                && &reply == b"+PONG\r\n"
+            {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > READY_DEADLINE {
+            bail!("redis on port {port} not ready after {READY_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn resolve_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if addr.port() != 0 {
+        return Ok(addr);
+    }
+    Ok(SocketAddr::new(addr.ip(), free_port()?))
+}
+
+/// `count` consecutive free ports below the ephemeral range (workers take base..base+count).
+fn free_port_range(count: usize) -> anyhow::Result<u16> {
+    let seed = (std::process::id() as usize).wrapping_mul(7919) + unique_suffix() as usize;
+    for attempt in 0..200 {
+        let base = 20_000 + (seed + attempt * 97) % 10_000;
+        let all_free =
+            (0..count).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok());
+        if all_free {
+            return Ok(base as u16);
+        }
+    }
+    bail!("no {count} consecutive free ports found in 20000-30000")
+}
+
+fn unique_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    nanos.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

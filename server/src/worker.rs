@@ -1,0 +1,148 @@
+//! One chat worker: the Socket.IO server, its bus, its rooms, and a clean shutdown.
+//!
+//! `run` owns the whole lifetime: bind, serve until told to stop, then stop accepting,
+//! disconnect every client (so they reconnect to another worker through nginx), flush what is
+//! still queued for Redis, and return within the shutdown deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide::SocketIo;
+use socketioxide::handler::ConnectHandler;
+use tokio::net::TcpListener;
+
+use crate::bus::{Bus, RedisBus};
+use crate::chat;
+use crate::config::{BusKind, WorkerConfig};
+use crate::metrics::Metrics;
+use crate::rooms::Rooms;
+
+/// How long a shutdown may take before the worker exits regardless.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
+
+/// Everything a socket handler needs, shared by all sockets of the worker.
+pub struct App {
+    pub config: WorkerConfig,
+    pub metrics: Arc<Metrics>,
+    pub bus: Bus,
+    pub rooms: Rooms,
+}
+
+/// A bound, not yet serving worker; `local_addr` is known before serving (port 0 works).
+pub struct Worker {
+    app: Arc<App>,
+    io: SocketIo,
+    router: axum::Router,
+    listener: TcpListener,
+}
+
+impl Worker {
+    pub async fn bind(config: WorkerConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let metrics = Arc::new(Metrics::default());
+        let (layer, io) = SocketIo::builder()
+            .ping_interval(config.ping_interval())
+            .ping_timeout(config.ping_timeout())
+            .max_payload(config.max_payload)
+            .ws_max_message_size(config.max_payload as usize)
+            .ws_max_frame_size(config.max_payload as usize)
+            .max_buffer_size(config.socket_buffer)
+            .build_layer();
+        let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone());
+        let bus = match config.bus_kind() {
+            BusKind::Redis => {
+                let url = config.redis.as_deref().unwrap_or_default();
+                Bus::Redis(RedisBus::start(
+                    url,
+                    &config.channel_prefix,
+                    delivery,
+                    metrics.clone(),
+                    config.redis_timeout(),
+                )?)
+            }
+            BusKind::Local | BusKind::Auto => {
+                metrics
+                    .redis_up
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Bus::Local(delivery)
+            }
+        };
+        let app = Arc::new(App {
+            config,
+            metrics,
+            bus,
+            rooms,
+        });
+        let on_connect = {
+            let app = app.clone();
+            move |socket| chat::on_connect(socket, app.clone())
+        };
+        io.ns("/", (async || {}).with(on_connect));
+        let router = crate::http::router(app.clone(), layer);
+        let listener = TcpListener::bind(app.config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
+        Ok(Worker {
+            app,
+            io,
+            router,
+            listener,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` resolves, then shuts down cleanly.
+    pub async fn serve(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Worker {
+            app,
+            io,
+            router,
+            listener,
+        } = self;
+        tracing::info!(
+            worker = app.config.worker_id,
+            pid = std::process::id(),
+            bus = ?app.config.bus_kind(),
+            "listening on {}",
+            listener.local_addr()?
+        );
+        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            stop.await;
+            let _ = stopped_tx.send(());
+        });
+        let serving = tokio::spawn(async move { server.await });
+        // Wait for the stop signal (or for the server to fail on its own).
+        let _ = stopped_rx.await;
+        tracing::info!("shutting down: disconnecting clients");
+        let drained = tokio::time::timeout(SHUTDOWN_DEADLINE, async {
+            io.close().await;
+            app.bus.flush().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown deadline passed with work left");
+        }
+        // Upgraded websocket connections are detached from the server; do not wait on them.
+        let _ = tokio::time::timeout(Duration::from_millis(500), serving).await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Runs a worker until SIGTERM or SIGINT.
+pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
+    let worker = Worker::bind(config).await?;
+    worker.serve(crate::signals::terminated()).await
+}

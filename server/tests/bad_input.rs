@@ -1,0 +1,350 @@
+//! Acceptance 6: bad input from the network gets a clear error (or a disconnect) for that
+//! client only; the other members see nothing, the worker stays up, and metrics count it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use roomstorm_client::{ConnectError, Incoming, Transport};
+use serde_json::{Value, json};
+
+struct Fixture {
+    stack: chat_server::stack::Stack,
+    worker: SocketAddr,
+    url: String,
+    observer: Member,
+}
+
+/// One worker (Redis bus) with a flood limit small enough to reach, and an observer member.
+async fn fixture(room: &str) -> Fixture {
+    let stack = start_stack(
+        1,
+        &[
+            "--rate-per-sec",
+            "50",
+            "--rate-burst",
+            "100",
+            "--flood-strikes",
+            "100",
+        ],
+    )
+    .await;
+    let worker = stack.info().workers[0];
+    let url = format!("http://{worker}");
+    let observer = Connect::new(&url, room).join("observer").await;
+    Fixture {
+        stack,
+        worker,
+        url,
+        observer,
+    }
+}
+
+impl Fixture {
+    async fn rejected(&self, code: &str) -> u64 {
+        let metrics = worker_metrics(self.worker).await;
+        metric_value(
+            &metrics,
+            &format!("chat_rejected_total{{worker=\"0\",code=\"{code}\"}}"),
+        )
+    }
+
+    /// The worker answers and the observer saw nothing from the bad client.
+    async fn assert_unharmed(&mut self, marker: &str) {
+        chat_server::probe::wait_until_ok(self.worker, "/healthz", Duration::from_secs(5))
+            .await
+            .expect("worker still healthy");
+        self.observer.expect_nothing_before_marker(marker).await;
+    }
+}
+
+/// A member of `room` on the fixture's worker that has joined as `name`.
+async fn joined(f: &Fixture, room: &str, name: &str) -> Member {
+    let mut member = Connect::new(&f.url, room).join(name).await;
+    // It sees its own join only; the observer sees it too.
+    member.name = name.to_string();
+    member
+}
+
+#[tokio::test]
+async fn missing_or_invalid_roomid_is_refused_with_a_reason() {
+    let f = fixture("refusals").await;
+    let cases = [
+        (None, "missing roomid"),
+        (Some("has space"), "allowed characters"),
+        (Some(""), "empty"),
+        (Some(&*"x".repeat(65)), "at most 64"),
+    ];
+    for (room, reason) in cases {
+        let mut connect = Connect::new(&f.url, "unused");
+        connect.room = room.map(str::to_string);
+        match connect.try_connect().await {
+            Err(ConnectError::Refused { message }) => {
+                assert!(message.contains(reason), "{room:?}: {message}")
+            }
+            Ok(_) => panic!("{room:?} was accepted"),
+            Err(other) => panic!("{room:?}: wrong error {other}"),
+        }
+    }
+    let metrics = worker_metrics(f.worker).await;
+    assert_eq!(
+        metric_value(&metrics, "chat_connects_refused_total{worker=\"0\"}"),
+        4
+    );
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn protocol_misuse_gets_an_error_and_changes_nothing() {
+    let mut f = fixture("misuse").await;
+    let mut bad = Connect::new(&f.url, "misuse").connect().await;
+    bad.name = "bad".into();
+
+    bad.emit("say", json!({"text": "too early"})).await;
+    assert_eq!(bad.expect_error().await["code"], "not_joined");
+
+    let wrong_shapes: [(&str, Value, &str); 12] = [
+        ("join", json!({"username": 5}), "bad_payload"),
+        ("join", json!({"username": null}), "bad_payload"),
+        ("join", json!({"username": ["a"]}), "bad_payload"),
+        ("join", json!({"username": {"a": 1}}), "bad_payload"),
+        ("join", json!({}), "bad_payload"),
+        ("join", json!("ann"), "bad_payload"),
+        ("join", Value::Null, "bad_payload"),
+        ("join", json!({"username": "   "}), "invalid_username"),
+        (
+            "join",
+            json!({"username": "x".repeat(33)}),
+            "invalid_username",
+        ),
+        (
+            "join",
+            json!({"username": "a\u{0007}b"}),
+            "invalid_username",
+        ),
+        ("hello", json!({"x": 1}), "unknown_event"),
+        (
+            "message",
+            json!({"event": "join", "data": {"username": "forged"}}),
+            "unknown_event",
+        ),
+    ];
+    for (event, data, code) in &wrong_shapes {
+        bad.emit(event, data.clone()).await;
+        let error = bad.expect_error().await;
+        assert_eq!(error["code"], *code, "{event} {data}: {error}");
+        assert!(!error["message"].as_str().unwrap_or_default().is_empty());
+    }
+    assert_eq!(f.rejected("bad_payload").await, 7);
+    assert_eq!(f.rejected("invalid_username").await, 3);
+    assert_eq!(f.rejected("unknown_event").await, 2);
+
+    // The socket is still usable: it can join now, once.
+    bad.join("bad").await;
+    f.observer
+        .expect_message(|m| m["event"] == "join" && m["data"]["username"] == "bad")
+        .await;
+    bad.emit("join", json!({"username": "again"})).await;
+    assert_eq!(bad.expect_error().await["code"], "already_joined");
+
+    let wrong_says: [(Value, &str); 6] = [
+        (json!({"text": 5}), "bad_payload"),
+        (json!({"text": null}), "bad_payload"),
+        (json!({"message": "hi"}), "bad_payload"),
+        (json!(["hi"]), "bad_payload"),
+        (json!({"text": ""}), "invalid_text"),
+        (json!({"text": "x".repeat(2001)}), "invalid_text"),
+    ];
+    for (data, code) in &wrong_says {
+        bad.emit("say", data.clone()).await;
+        let error = bad.expect_error().await;
+        assert_eq!(error["code"], *code, "say {data}: {error}");
+    }
+    // Exactly 2000 bytes is fine (multi-byte characters count as bytes).
+    bad.say(&"é".repeat(1000)).await;
+    let echo = bad.next_message().await;
+    assert_eq!(echo["data"]["text"].as_str().map(str::len), Some(2000));
+    f.observer
+        .expect_message(|m| m["event"] == "broadcast_say")
+        .await;
+    f.assert_unharmed("after misuse").await;
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn binary_attachments_are_refused() {
+    let mut f = fixture("binary").await;
+    let mut bad = joined(&f, "binary", "bin").await;
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "bin")
+        .await;
+    bad.tx
+        .send_raw_engineio(r#"451-["say",{"text":{"_placeholder":true,"num":0}}]"#.into())
+        .await
+        .expect("send binary event header");
+    bad.tx
+        .send_raw_binary(vec![1, 2, 3])
+        .await
+        .expect("send attachment");
+    let error = bad.expect_error().await;
+    assert_eq!(error["code"], "binary_unsupported", "{error}");
+    assert_eq!(f.rejected("binary_unsupported").await, 1);
+    f.assert_unharmed("after binary").await;
+    f.stack.stop().await;
+}
+
+/// Sends one raw Engine.IO frame; the client must get an error event or be disconnected.
+async fn malformed_frame(f: &mut Fixture, frame: &str, transport: Transport) {
+    let mut bad = Connect::new(&f.url, "malformed")
+        .transport(transport)
+        .connect()
+        .await;
+    bad.name = format!("sender of {frame:?}");
+    let before = worker_metrics(f.worker).await;
+    bad.tx.send_raw_engineio(frame.to_string()).await.ok();
+    match bad.next_event().await {
+        Incoming::Event { name, data, .. } => {
+            assert_eq!(name, "error", "{frame:?} answered with {name} {data}");
+            assert_eq!(data["code"], "bad_payload", "{frame:?}: {data}");
+        }
+        Incoming::Disconnected { .. } => {
+            let parse = "chat_disconnects_total{worker=\"0\",reason=\"parse_error\"}";
+            let closed = "chat_disconnects_total{worker=\"0\",reason=\"transport_close\"}";
+            let counted = |m: &str| metric_value(m, parse) + metric_value(m, closed);
+            eventually_counted(f, counted(&before), &counted).await;
+        }
+    }
+    f.assert_unharmed(&format!("after {frame:?}")).await;
+}
+
+async fn eventually_counted(f: &Fixture, before: u64, counted: &dyn Fn(&str) -> u64) {
+    let worker = f.worker;
+    let started = tokio::time::Instant::now();
+    loop {
+        if counted(&worker_metrics(worker).await) > before {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "disconnect not counted in metrics"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_get_an_error_or_a_disconnect() {
+    let mut f = fixture("malformed").await;
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        for frame in [
+            r#"42["say""#,
+            "4garbage",
+            r#"42{"text":"x"}"#,
+            "9",
+            r#"4["say"]"#,
+            "42[]",
+            "42[5]",
+        ] {
+            malformed_frame(&mut f, frame, transport).await;
+        }
+    }
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn oversize_engine_io_payload_is_cut_off() {
+    let mut f = fixture("oversize").await;
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        let mut big = Connect::new(&f.url, "oversize")
+            .transport(transport)
+            .connect()
+            .await;
+        big.name = format!("oversize {transport:?}");
+        let text = "x".repeat(70_000);
+        let _ = big.tx.emit("say", &json!({"text": text})).await;
+        match big.next_event().await {
+            Incoming::Disconnected { .. } => {}
+            Incoming::Event { name, data, .. } => {
+                panic!("expected a disconnect, got {name} {data}")
+            }
+        }
+        f.assert_unharmed(&format!("after oversize {transport:?}"))
+            .await;
+    }
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
+    let mut f = fixture("flood").await;
+    let mut flooder = joined(&f, "flood", "flooder").await;
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "flooder")
+        .await;
+    let published_before = metric_value(
+        &worker_metrics(f.worker).await,
+        "chat_published_total{worker=\"0\"}",
+    );
+
+    for i in 0..5_000 {
+        if flooder
+            .tx
+            .emit("say", &json!({"text": format!("flood {i}")}))
+            .await
+            .is_err()
+        {
+            break; // disconnected by the server
+        }
+    }
+    let mut rate_limited = 0;
+    loop {
+        match flooder.next_event().await {
+            Incoming::Event { name, data, .. } if name == "error" => {
+                assert_eq!(data["code"], "rate_limited", "{data}");
+                rate_limited += 1;
+            }
+            Incoming::Event { .. } => {}
+            Incoming::Disconnected { .. } => break,
+        }
+    }
+    assert!(rate_limited > 0, "the flooder was told it is rate limited");
+
+    // The observer got exactly what the worker published from the flood, in order.
+    f.observer.say("after the flood").await;
+    let mut seen = 0;
+    loop {
+        let m = f.observer.next_message().await;
+        match (m["event"].as_str(), m["data"]["text"].as_str()) {
+            (Some("broadcast_say"), Some("after the flood")) => break,
+            (Some("broadcast_say"), Some(text)) => {
+                assert_eq!(text, format!("flood {seen}"));
+                seen += 1;
+            }
+            (Some("broadcast_quit"), _) => {}
+            _ => panic!("unexpected {m}"),
+        }
+    }
+    let metrics = worker_metrics(f.worker).await;
+    let published = metric_value(&metrics, "chat_published_total{worker=\"0\"}") - published_before;
+    // Flood messages + the quit + the observer's marker.
+    assert_eq!(
+        published,
+        seen + 2,
+        "published {published}, observer saw {seen} flood messages"
+    );
+    assert!(seen < 5_000);
+    assert!(
+        metric_value(
+            &metrics,
+            "chat_rejected_total{worker=\"0\",code=\"rate_limited\"}"
+        ) >= rate_limited
+    );
+    assert_eq!(
+        metric_value(&metrics, "chat_flood_disconnects_total{worker=\"0\"}"),
+        1
+    );
+    f.assert_unharmed("after the flood").await;
+    f.stack.stop().await;
+}
