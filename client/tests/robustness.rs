@@ -106,14 +106,14 @@ async fn missing_pings_are_detected() {
 
 #[tokio::test]
 async fn pings_are_answered_and_reset_the_deadline() {
-    // Window 1 s; 15 pings 100 ms apart span 1.5 s: only resetting the deadline on each
+    // Window 2 s; 15 pings 200 ms apart span 3 s: only resetting the deadline on each
     // ping keeps the connection up until the final event.
     let open =
-        r#"0{"sid":"fake","upgrades":[],"pingInterval":500,"pingTimeout":500,"maxPayload":1000}"#;
+        r#"0{"sid":"fake","upgrades":[],"pingInterval":1000,"pingTimeout":1000,"maxPayload":1000}"#;
     let mut script: Vec<_> = (0..15).map(|_| Message::text("2")).collect();
     script.push(Message::text(r#"42["done"]"#));
     let (addr, mut seen) =
-        fake_ws_paced(open, Some("40"), script, Duration::from_millis(100)).await;
+        fake_ws_paced(open, Some("40"), script, Duration::from_millis(200)).await;
     let (_tx, mut rx) = connect(&ws_config(addr)).await.expect("connect");
     match next(&mut rx).await {
         Some(Incoming::Event { name, data, .. }) => {

@@ -209,15 +209,12 @@ async fn bind_addr_and_forwarded_for_on_every_request() {
     }
 }
 
-/// The server pings every 50 ms and gives up after 150 ms without a pong: the connection
-/// stays up across many intervals only if the receiver answers them.
+/// The server pings every 50 ms, and socketioxide sends the next ping only after the pong
+/// of the previous one: seeing six pings proves five pongs arrived. The generous pong timeout
+/// (5 s) keeps a slow machine from failing the test.
 #[tokio::test]
 async fn heartbeats_are_answered() {
-    let mut server = start(Some((
-        Duration::from_millis(50),
-        Duration::from_millis(150),
-    )))
-    .await;
+    let mut server = start(Some((Duration::from_millis(50), Duration::from_secs(5)))).await;
     for transport in ALL {
         let (tx, mut rx) = connect(&server.config(transport)).await.expect("connect");
         let common::ServerEvent::Connected { sid, .. } = server.next_event().await else {

@@ -142,3 +142,39 @@ async fn the_sender_gets_its_echo_and_quit_is_announced() {
     );
     stack.stop().await;
 }
+
+/// Sends a preflight-free polling handshake with an `Origin` and returns the CORS header.
+async fn allowed_origin(worker: std::net::SocketAddr, origin: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(worker)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET /socket.io/?EIO=4&transport=polling&roomid=cors HTTP/1.0\r\nHost: {worker}\r\nOrigin: {origin}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix("access-control-allow-origin: "))
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn cors_allows_only_the_configured_origins() {
+    let stack = start_stack(
+        1,
+        &["--cors-origins", "http://chat.example,http://other.example"],
+    )
+    .await;
+    let worker = stack.info().workers[0];
+    assert_eq!(
+        allowed_origin(worker, "http://chat.example")
+            .await
+            .as_deref(),
+        Some("http://chat.example")
+    );
+    assert_eq!(allowed_origin(worker, "http://evil.example").await, None);
+    stack.stop().await;
+}

@@ -134,3 +134,36 @@ async fn sigterm_stops_a_worker_and_disconnects_its_clients() {
     .await;
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn sigterm_to_the_master_stops_every_worker_gracefully() {
+    let stack = start_stack(2, &[]).await;
+    let workers = stack.info().workers.clone();
+    let mut members = Vec::new();
+    for (i, worker) in workers.iter().enumerate() {
+        members.push(
+            Connect::new(&format!("http://{worker}"), "stop")
+                .join(&format!("m{i}"))
+                .await,
+        );
+    }
+    let pids: Vec<u32> = stack
+        .cluster_status()
+        .await
+        .expect("cluster status")
+        .workers
+        .iter()
+        .filter_map(|w| w.pid)
+        .collect();
+    let master = stack.master_pid().expect("master pid");
+    assert!(chat_server::process::send_signal(master, libc::SIGTERM));
+    for member in &mut members {
+        member.expect_disconnect().await;
+    }
+    eventually("master and workers exit", Duration::from_secs(10), || {
+        let pids = pids.clone();
+        async move { !process_alive(master) && pids.iter().all(|p| !process_alive(*p)) }
+    })
+    .await;
+    stack.stop().await;
+}

@@ -97,6 +97,12 @@ async fn redis_restart_keeps_connections_and_delivery_resumes() {
     ann.say("during the outage").await;
     let error = ann.expect_error().await;
     assert_eq!(error["code"], "unavailable", "{error}");
+    // A join that needs a new subscription cannot happen either; the socket may retry later.
+    let mut late = Connect::new(&worker_url(1), "restart-late").connect().await;
+    late.emit("join", serde_json::json!({"username": "late"}))
+        .await;
+    let error = late.expect_error().await;
+    assert_eq!(error["code"], "unavailable", "{error}");
 
     stack.restart_redis().await.expect("restart redis");
     for worker in &info.workers {
@@ -113,6 +119,7 @@ async fn redis_restart_keeps_connections_and_delivery_resumes() {
             member.name
         );
     }
+    late.join("late").await;
     assert_eq!(ann.tx.engine_sid(), ann_sid);
     assert_eq!(bob.tx.engine_sid(), bob_sid);
     assert!(
