@@ -42,7 +42,17 @@ pub fn init_logging(filter: &str) {
 
 /// Parses argv and runs the chosen role; the process exit code is derived from the result.
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// Runs `chat-server` with these arguments (the first is the program name); lets another
+/// binary embed the server as a subcommand.
+pub fn main_from<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     init_logging(&cli.log);
     match cli.command {
         Command::Worker(config) => tokio::runtime::Builder::new_multi_thread()

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::metrics::StatsSnapshot;
 use crate::probe::http_get;
-use crate::process::{stop_child, tied_command};
+use crate::process::{self_command, stop_child};
 
 #[derive(Debug, Clone, Args)]
 pub struct ClusterConfig {
@@ -216,8 +216,7 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool
 }
 
 fn worker_command(config: &ClusterConfig, index: usize, port: u16) -> tokio::process::Command {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "chat-server".into());
-    let mut command = tied_command(exe);
+    let mut command = self_command();
     command
         .arg("worker")
         .arg("--listen")

@@ -30,6 +30,24 @@ pub fn tied_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     command
 }
 
+/// Arguments that make this binary act as `chat-server` (empty for chat-server itself; the
+/// load generator embeds the server and sets `["chat-server"]`).
+static SELF_PREFIX: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Declares how this binary is re-invoked as `chat-server` (call once, at startup).
+pub fn set_self_prefix(args: Vec<String>) {
+    let _ = SELF_PREFIX.set(args);
+}
+
+/// A tied command that runs this same binary as `chat-server`, for the master's workers and
+/// the stack's cluster.
+pub fn self_command() -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "chat-server".into());
+    let mut command = tied_command(exe);
+    command.args(SELF_PREFIX.get().map(Vec::as_slice).unwrap_or_default());
+    command
+}
+
 /// Sends `signal` to `pid`; false if the process does not exist.
 pub fn send_signal(pid: u32, signal: libc::c_int) -> bool {
     // SAFETY: kill has no memory-safety preconditions.

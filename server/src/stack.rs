@@ -58,12 +58,12 @@ pub struct StackConfig {
     pub nginx_workers: usize,
     pub run_dir: Option<PathBuf>,
     pub worker_args: Vec<String>,
-    /// The chat-server binary (or one that accepts its subcommands).
-    pub server_exe: PathBuf,
+    /// The chat-server binary; `None`: this binary (see `process::self_command`).
+    pub server_exe: Option<PathBuf>,
 }
 
 impl StackConfig {
-    pub fn from_args(args: StackArgs, server_exe: PathBuf) -> Self {
+    pub fn from_args(args: StackArgs, server_exe: Option<PathBuf>) -> Self {
         StackConfig {
             workers: args.workers,
             listen: args.listen,
@@ -155,7 +155,7 @@ impl Stack {
             stack.start_redis().await?;
         }
         stack.cluster = Some(spawn_logged(
-            tied_command(&config.server_exe)
+            server_command(&config)
                 .arg("cluster")
                 .arg("--workers")
                 .arg(config.workers.to_string())
@@ -353,8 +353,7 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
         config.bus = crate::config::BusKind::Local;
         return crate::worker::run(config).await;
     }
-    let exe = std::env::current_exe().context("cannot find the chat-server binary")?;
-    let stack = Stack::start(StackConfig::from_args(args, exe)).await?;
+    let stack = Stack::start(StackConfig::from_args(args, None)).await?;
     let info = stack.info();
     println!("roomstorm stack is up");
     println!("  chat page and Socket.IO: {}/", info.url);
@@ -370,6 +369,13 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     stack.stop().await;
     println!("stack stopped");
     Ok(())
+}
+
+fn server_command(config: &StackConfig) -> tokio::process::Command {
+    match &config.server_exe {
+        Some(exe) => tied_command(exe),
+        None => crate::process::self_command(),
+    }
 }
 
 fn spawn_logged(command: &mut tokio::process::Command, log: &Path) -> anyhow::Result<Child> {

@@ -31,7 +31,7 @@ pub async fn start_stack(workers: usize, worker_args: &[&str]) -> Stack {
         nginx_workers: 2,
         run_dir: None,
         worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
-        server_exe: server_exe(),
+        server_exe: Some(server_exe()),
     };
     match Stack::start(config).await {
         Ok(stack) => stack,

@@ -1,0 +1,113 @@
+//! The `loadgen` command line: `run` a scenario, `merge` partial results.
+//!
+//! Exit status: 0 when every threshold holds, 1 when one fails, 2 on a setup error (bad
+//! scenario, unreachable target, missing program), with a message that says what to do.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "roomstorm load generator: simulated chat members, exact fan-out measurement"
+)]
+pub struct Cli {
+    /// Log filter for loadgen's own diagnostics (stderr).
+    #[arg(long, global = true, env = "LOADGEN_LOG", default_value = "warn")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario file.
+    Run(RunArgs),
+    /// Merge partial results.json files exactly (histograms added, counters summed).
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The scenario, e.g. scenarios/smoke.toml.
+    pub scenario: PathBuf,
+    /// Run against this server instead of the scenario's target (e.g. http://127.0.0.1:8080).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Folder for results.json and logs (default: runs/<scenario>-<time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Override the number of members.
+    #[arg(long)]
+    pub members: Option<u32>,
+    /// Override the number of rooms.
+    #[arg(long)]
+    pub rooms: Option<u32>,
+    /// Override the steady-phase duration, e.g. 30s or 2m.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// Override the per-member message rate (messages per second).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Override the random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// No live progress.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Partial results to merge.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Where to write the merged results.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// A failure before any measurement: exit status 2.
+#[derive(Debug)]
+pub struct SetupError(pub anyhow::Error);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    chat_server::cli::init_logging(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => crate::run::run(args).await,
+            Command::Merge(args) => crate::run::merge(args).await,
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! What every simulated member of one process shares during a run: the plan, the rooms'
+//! ledgers, counters and the timeline. Built once before the attack, read-mostly after.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
+use crate::measure::timeline::Timeline;
+use crate::scenario::{ClientAddress, Plan, Scenario};
+
+/// Process-wide event counters (relaxed atomics: bumped on hot paths, read by the printer).
+#[derive(Default)]
+pub struct Counters {
+    pub connects: AtomicU64,
+    pub connect_errors: AtomicU64,
+    pub joins: AtomicU64,
+    pub join_timeouts: AtomicU64,
+    pub sends: AtomicU64,
+    pub send_failures: AtomicU64,
+    /// Every `message` event received, joins and quits included (compared with the workers'
+    /// own `delivered` counters).
+    pub received_messages: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub disconnects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub heartbeats: AtomicU64,
+    /// Members currently joined.
+    pub members: AtomicU64,
+}
+
+/// One room of this process: its id, its shared ledger, and the ledgers of sessions that
+/// ended (handed over by their receiving tasks for the final accounting).
+pub struct RoomState {
+    pub id: String,
+    pub ledger: RoomLedger,
+    finished: Mutex<Vec<(SessionId, SessionLedger)>>,
+}
+
+impl RoomState {
+    pub fn finish(&self, id: SessionId, ledger: SessionLedger) {
+        self.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((id, ledger));
+    }
+
+    pub fn take_finished(&self) -> Vec<(SessionId, SessionLedger)> {
+        std::mem::take(&mut *self.finished.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+pub struct RunContext {
+    pub scenario: Scenario,
+    pub plan: Plan,
+    pub target_url: String,
+    pub client_address: ClientAddress,
+    pub rooms: Vec<Arc<RoomState>>,
+    pub counters: Counters,
+    pub timeline: Timeline,
+    pub connect_timeout: Duration,
+    pub join_timeout: Duration,
+    /// When the attack starts (run clock, µs).
+    pub start_us: u64,
+    /// Members send from here...
+    pub send_from_us: u64,
+    /// ...until here; the drain after it lets the last messages arrive before members leave.
+    pub send_until_us: u64,
+}
+
+impl RunContext {
+    /// Builds rooms and ledgers for `plan`, sized for the messages it will send.
+    pub fn new(
+        scenario: Scenario,
+        plan: Plan,
+        target_url: String,
+        start_us: u64,
+        timing: RunTiming,
+    ) -> Arc<Self> {
+        let rooms = plan
+            .rooms
+            .iter()
+            .map(|room| {
+                let capacity =
+                    messages_per_sender(&scenario, &plan, room.index as usize, timing.send);
+                Arc::new(RoomState {
+                    id: room.id.clone(),
+                    ledger: RoomLedger::new(room.members.len() as u32, capacity),
+                    finished: Mutex::new(Vec::new()),
+                })
+            })
+            .collect();
+        let seconds = (timing.total.as_secs() + 30) as usize;
+        Arc::new(RunContext {
+            client_address: scenario.target.client_address,
+            timeline: Timeline::new(start_us, seconds),
+            rooms,
+            target_url,
+            counters: Counters::default(),
+            connect_timeout: Duration::from_secs(10),
+            join_timeout: Duration::from_secs(10),
+            start_us,
+            send_from_us: start_us + timing.ramp_up.as_micros() as u64,
+            send_until_us: start_us + (timing.ramp_up + timing.send).as_micros() as u64,
+            scenario,
+            plan,
+        })
+    }
+}
+
+/// The phases of a run, derived from the scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct RunTiming {
+    /// Members joining.
+    pub ramp_up: Duration,
+    /// Members sending (the scenario's `duration`).
+    pub send: Duration,
+    /// Waiting for the last messages (the scenario's deadline).
+    pub drain: Duration,
+    /// Members leaving.
+    pub ramp_down: Duration,
+    pub total: Duration,
+}
+
+/// Most messages one sender of the room can send: sizes the room ledger's slots.
+fn messages_per_sender(scenario: &Scenario, plan: &Plan, room: usize, send: Duration) -> u32 {
+    let fastest = plan
+        .members
+        .iter()
+        .filter(|m| m.room as usize == room)
+        .filter_map(|m| m.send_interval)
+        .min();
+    let Some(interval) = fastest else { return 0 };
+    let multiplier = scenario
+        .traffic
+        .steps
+        .map(|s| s.multiplier_at(Duration::MAX / 2))
+        .unwrap_or(1.0)
+        .max(1.0);
+    let base = send.as_secs_f64() / interval.as_secs_f64().max(1e-6) * multiplier;
+    // Jitter and catching up after stalls can only add a little; keep a margin.
+    (base * 1.25 + 16.0).min(u32::MAX as f64 / 2.0) as u32
+}

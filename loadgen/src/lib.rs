@@ -1,0 +1,20 @@
+//! roomstorm's load generator: simulated chat members driven by goose, measuring what matters
+//! for chat (connect and join times, end-to-end fan-out latency from the intended send time,
+//! delivery completeness), against our cluster or any server speaking the original protocol.
+//!
+//! Kept apart like oha: `scenario` (what to run), `member` and `attack` (the client side:
+//! simulated members as goose users), `measure` (histograms, delivery ledger, timeline: the
+//! monitor), `results` (the written record, exact merges), `progress` (the printer), `target`
+//! (the system under test and its faults) and `run` (the order of it all).
+
+pub mod attack;
+pub mod cli;
+pub mod clock;
+pub mod context;
+pub mod measure;
+pub mod member;
+pub mod progress;
+pub mod results;
+pub mod run;
+pub mod scenario;
+pub mod target;

@@ -1,0 +1,26 @@
+//! `loadgen`: run scenarios against a chat cluster, merge partial results.
+//!
+//! The binary also embeds the chat server (`loadgen chat-server ...`), so the local stack a
+//! scenario asks for needs nothing besides this one binary, redis-server and nginx.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_default();
+    let rest: Vec<_> = args.collect();
+    if rest.first().is_some_and(|a| a == "chat-server") {
+        chat_server::process::set_self_prefix(vec!["chat-server".into()]);
+        return match chat_server::cli::main_from(
+            std::iter::once(program).chain(rest.into_iter().skip(1)),
+        ) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("chat-server: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    chat_server::process::set_self_prefix(vec!["chat-server".into()]);
+    loadgen::cli::main()
+}

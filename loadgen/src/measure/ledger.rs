@@ -1,0 +1,740 @@
+//! Exact delivery accounting: for every message, who was owed it, who got it, and how often.
+//!
+//! Latency percentiles say nothing about messages that never arrived; a chat server that drops
+//! 1% of deliveries under load looks *faster*. So besides latency we keep an exact ledger, with
+//! these definitions (also in `docs/measurement.md`):
+//!
+//! - A SESSION is one connection of one member: it starts when the member saw its own join
+//!   broadcast (`join_done_us`) and ends when it left or lost the connection (`left_us`, `None`
+//!   while connected). A reconnect is a new session.
+//! - A message `(sender_slot, seq, intended_us)` of a room is OWED to every session of the room
+//!   with `join_done_us <= intended_us` and `intended_us + deadline_us <= left_us`; sessions
+//!   still open at the end of the run count as left at `end_us`. The sender's own session is
+//!   owed its echo like everyone else.
+//! - DELIVERED: owed and received (counted once per session). LOST: owed − delivered.
+//! - DUPLICATED: receipts of a `(sender, seq)` the session already had.
+//! - REORDERED: first receipts whose seq is below the highest seq the session already got
+//!   from that sender (the server promises per-sender order).
+//! - EXTRA: first receipts that were not owed (sent before the join finished, or within the
+//!   deadline before the session left), or of a seq that was never recorded as sent.
+//! - UNTRACKED: first receipts the ledger has no room for (seq beyond the planned capacity,
+//!   sender slot beyond the room's size); `untracked_sends` counts such sends.
+//!
+//! Cost model. Per sent message: one atomic store. Per received message: one update of the
+//! receiving session's own state (no lock, no allocation while it receives in order) and two
+//! relaxed atomics on the message's slot. Join and leave take the room's membership lock. All
+//! the set arithmetic happens once, in [`finalize`], after the run.
+//!
+//! All times are µs on one clock of the process that holds the room (a room never spans
+//! processes), so no clock skew enters the accounting.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::histograms::{Metric, Recorder};
+use super::per_thread::lock;
+
+/// `intended_us` of a slot whose message was never sent.
+const NOT_SENT: u64 = u64::MAX;
+
+/// One message's shared record.
+struct Slot {
+    intended_us: AtomicU64,
+    /// First receipts by any session (owed or extra).
+    receipts: AtomicU32,
+    /// Slowest first receipt so far, µs: the message's completion time once all owed got it.
+    max_latency_us: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Slot {
+            intended_us: AtomicU64::new(NOT_SENT),
+            receipts: AtomicU32::new(0),
+            max_latency_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Identifies a session within its room (an index into the room's membership log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u32);
+
+/// One connection of one member, as the membership log keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub member_slot: u32,
+    /// When the member saw its own join broadcast, µs.
+    pub join_done_us: u64,
+    /// When the session ended, µs; `None` while connected.
+    pub left_us: Option<u64>,
+}
+
+/// What the room knows, shared by all its members' tasks.
+pub struct RoomLedger {
+    senders: u32,
+    capacity: u32,
+    /// `senders × capacity` slots, sender-major.
+    slots: Box<[Slot]>,
+    untracked_sends: AtomicU64,
+    sessions: Mutex<Vec<Session>>,
+    recorder: Arc<Recorder>,
+}
+
+impl RoomLedger {
+    /// A room of `senders` member slots (room-local indices `0..senders`), each expected to
+    /// send at most `capacity` messages (seqs `0..capacity`). Records into the process-wide
+    /// histograms.
+    pub fn new(senders: u32, capacity: u32) -> Self {
+        Self::with_recorder(senders, capacity, Arc::clone(Recorder::global()))
+    }
+
+    /// Like [`RoomLedger::new`], recording latencies into `recorder`.
+    pub fn with_recorder(senders: u32, capacity: u32, recorder: Arc<Recorder>) -> Self {
+        let total = senders as usize * capacity as usize;
+        RoomLedger {
+            senders,
+            capacity,
+            slots: (0..total).map(|_| Slot::new()).collect(),
+            untracked_sends: AtomicU64::new(0),
+            sessions: Mutex::new(Vec::new()),
+            recorder,
+        }
+    }
+
+    pub fn senders(&self) -> u32 {
+        self.senders
+    }
+
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Sends that fell outside `senders × capacity`.
+    pub fn untracked_sends(&self) -> u64 {
+        self.untracked_sends.load(Ordering::Relaxed)
+    }
+
+    fn slot(&self, sender_slot: u32, seq: u32) -> Option<&Slot> {
+        if sender_slot >= self.senders || seq >= self.capacity {
+            return None;
+        }
+        self.slots
+            .get(sender_slot as usize * self.capacity as usize + seq as usize)
+    }
+
+    /// Records that a message is being sent. Call it BEFORE handing the text to the socket:
+    /// the echo can come back before the write call returns.
+    pub fn on_send(&self, sender_slot: u32, seq: u32, intended_us: u64) {
+        match self.slot(sender_slot, seq) {
+            Some(slot) => slot.intended_us.store(intended_us, Ordering::Release),
+            None => {
+                self.untracked_sends.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes back an [`on_send`](Self::on_send) whose write failed: the message is owed to
+    /// nobody (a receipt of it, if the write got through after all, counts as extra).
+    pub fn on_send_failed(&self, sender_slot: u32, seq: u32) {
+        match self.slot(sender_slot, seq) {
+            Some(slot) => slot.intended_us.store(NOT_SENT, Ordering::Release),
+            None => {
+                // Saturating: a stray call must not wrap the count around.
+                let _ =
+                    self.untracked_sends
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+        }
+    }
+
+    /// Opens a session: `member_slot` saw its own join broadcast at `join_done_us`.
+    pub fn session_joined(&self, member_slot: u32, join_done_us: u64) -> SessionId {
+        let mut sessions = lock(&self.sessions);
+        let id = SessionId(u32::try_from(sessions.len()).unwrap_or(u32::MAX));
+        sessions.push(Session {
+            member_slot,
+            join_done_us,
+            left_us: None,
+        });
+        id
+    }
+
+    /// Closes a session at `left_us` (leave, disconnect, or give-up). The first close wins.
+    pub fn session_left(&self, id: SessionId, left_us: u64) {
+        if let Some(session) = lock(&self.sessions).get_mut(id.0 as usize) {
+            session.left_us.get_or_insert(left_us);
+        }
+    }
+
+    /// A copy of the membership log.
+    pub fn sessions(&self) -> Vec<Session> {
+        lock(&self.sessions).clone()
+    }
+
+    /// First receipts of one message by any session so far (0 if untracked).
+    pub fn receipts(&self, sender_slot: u32, seq: u32) -> u32 {
+        self.slot(sender_slot, seq)
+            .map_or(0, |s| s.receipts.load(Ordering::Relaxed))
+    }
+
+    /// Marks one first receipt of a tracked message, with its latency.
+    fn on_first_receipt(&self, sender_slot: u32, seq: u32, latency_us: u64) {
+        if let Some(slot) = self.slot(sender_slot, seq) {
+            slot.receipts.fetch_add(1, Ordering::Relaxed);
+            slot.max_latency_us.fetch_max(latency_us, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What one receipt was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptKind {
+    /// First receipt, in order (no higher seq from that sender seen before).
+    First,
+    /// First receipt, but a higher seq from that sender had already arrived.
+    Reordered,
+    /// This session already had this message.
+    Duplicate,
+    /// A seq no sender produces (`u32::MAX`): ignored.
+    Invalid,
+}
+
+impl ReceiptKind {
+    /// Whether this receipt delivered something new (counts as a delivery, has a latency).
+    pub fn is_first(self) -> bool {
+        matches!(self, ReceiptKind::First | ReceiptKind::Reordered)
+    }
+}
+
+/// The seqs one session got from one sender: sorted, disjoint, non-adjacent half-open ranges.
+///
+/// The highest range lives inline (`first..next`) so that in-order receipts, even after a
+/// loss, only bump `next`; the lower ranges go to a heap vector that exists only once a gap
+/// appeared. 16 bytes per sender while nothing was lost. Empty iff `next == 0`.
+#[derive(Debug, Default, Clone)]
+struct Seqs {
+    first: u32,
+    next: u32,
+    #[expect(
+        clippy::box_collection,
+        reason = "a boxed Vec is one pointer (16-byte Seqs), a Vec three (32 bytes) per sender"
+    )]
+    earlier: Option<Box<Vec<(u32, u32)>>>,
+}
+
+impl Seqs {
+    /// Adds `seq` (< `u32::MAX`) and says what the receipt was.
+    fn insert(&mut self, seq: u32) -> ReceiptKind {
+        if self.next == 0 {
+            (self.first, self.next) = (seq, seq + 1);
+            return ReceiptKind::First;
+        }
+        if seq >= self.next {
+            if seq > self.next {
+                // A gap: the current top range becomes an earlier one.
+                let top = (self.first, self.next);
+                self.earlier.get_or_insert_default().push(top);
+                self.first = seq;
+            }
+            self.next = seq + 1;
+            return ReceiptKind::First;
+        }
+        if seq >= self.first {
+            return ReceiptKind::Duplicate;
+        }
+        if self.insert_below_top(seq) {
+            ReceiptKind::Reordered
+        } else {
+            ReceiptKind::Duplicate
+        }
+    }
+
+    /// Adds `seq < first`; false if it was already there.
+    fn insert_below_top(&mut self, seq: u32) -> bool {
+        if seq + 1 == self.first {
+            self.first = seq;
+            self.merge_top_with_last_earlier();
+            return true;
+        }
+        let ranges = self.earlier.get_or_insert_default();
+        let at = ranges.partition_point(|&(_, end)| end <= seq);
+        if ranges.get(at).is_some_and(|&(start, _)| start <= seq) {
+            return false;
+        }
+        insert_into_gap(ranges, at, seq);
+        true
+    }
+
+    /// Keeps the invariant "earlier ranges end strictly below `first`" after `first` moved down.
+    fn merge_top_with_last_earlier(&mut self) {
+        let Some(ranges) = self.earlier.as_mut() else {
+            return;
+        };
+        if let Some(&(start, end)) = ranges.last()
+            && end == self.first
+        {
+            self.first = start;
+            ranges.pop();
+        }
+        if ranges.is_empty() {
+            self.earlier = None;
+        }
+    }
+
+    /// How many seqs.
+    fn len(&self) -> u64 {
+        self.ranges().map(|(a, b)| u64::from(b - a)).sum()
+    }
+
+    /// All ranges, ascending.
+    fn ranges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let earlier = self.earlier.iter().flat_map(|r| r.iter().copied());
+        let top = (self.next > 0).then_some((self.first, self.next));
+        earlier.chain(top)
+    }
+}
+
+/// Inserts `seq` into sorted disjoint `ranges`, where `ranges[at]` (if any) is the first range
+/// starting above `seq` and `ranges[at - 1]` (if any) ends at or below it. Merges neighbours.
+fn insert_into_gap(ranges: &mut Vec<(u32, u32)>, at: usize, seq: u32) {
+    let joins_prev = at > 0 && ranges[at - 1].1 == seq;
+    let joins_next = ranges.get(at).is_some_and(|&(start, _)| start == seq + 1);
+    match (joins_prev, joins_next) {
+        (true, true) => {
+            ranges[at - 1].1 = ranges[at].1;
+            ranges.remove(at);
+        }
+        (true, false) => ranges[at - 1].1 = seq + 1,
+        (false, true) => ranges[at].0 = seq,
+        (false, false) => ranges.insert(at, (seq, seq + 1)),
+    }
+}
+
+/// What one session received, owned by that session's receiving task.
+#[derive(Debug, Default)]
+pub struct SessionLedger {
+    /// Indexed by sender slot; grown on demand, so size it up front with
+    /// [`SessionLedger::for_room`] to keep receipts allocation-free.
+    senders: Vec<Seqs>,
+    /// Sender slots beyond the room's size (a misconfigured or foreign sender): rare.
+    strangers: BTreeMap<u32, Seqs>,
+    duplicated: u64,
+    reordered: u64,
+    invalid: u64,
+}
+
+impl SessionLedger {
+    /// An empty ledger that grows per sender as messages arrive (one allocation per growth);
+    /// [`SessionLedger::for_room`] sizes it up front instead.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty ledger with room for every sender slot of `room`.
+    pub fn for_room(room: &RoomLedger) -> Self {
+        SessionLedger {
+            senders: vec![Seqs::default(); room.senders as usize],
+            ..Self::default()
+        }
+    }
+
+    /// Records one received probe at `now_us`. First receipts record their fan-out latency
+    /// (`now_us − intended_us`, in the calling thread's histogram) and mark the room's slot.
+    pub fn on_receive(
+        &mut self,
+        room: &RoomLedger,
+        sender_slot: u32,
+        seq: u32,
+        intended_us: u64,
+        now_us: u64,
+    ) -> ReceiptKind {
+        if seq == u32::MAX {
+            self.invalid += 1;
+            return ReceiptKind::Invalid;
+        }
+        let kind = self.seqs_mut(room, sender_slot).insert(seq);
+        match kind {
+            ReceiptKind::Duplicate => self.duplicated += 1,
+            ReceiptKind::Reordered => self.reordered += 1,
+            ReceiptKind::First | ReceiptKind::Invalid => {}
+        }
+        if kind.is_first() {
+            let latency_us = now_us.saturating_sub(intended_us);
+            room.recorder.record(Metric::Fanout, latency_us);
+            room.on_first_receipt(sender_slot, seq, latency_us);
+        }
+        kind
+    }
+
+    fn seqs_mut(&mut self, room: &RoomLedger, sender_slot: u32) -> &mut Seqs {
+        if sender_slot >= room.senders {
+            return self.strangers.entry(sender_slot).or_default();
+        }
+        let i = sender_slot as usize;
+        if i >= self.senders.len() {
+            self.senders.resize_with(i + 1, Seqs::default);
+        }
+        &mut self.senders[i]
+    }
+
+    pub fn duplicated(&self) -> u64 {
+        self.duplicated
+    }
+
+    pub fn reordered(&self) -> u64 {
+        self.reordered
+    }
+
+    /// Receipts carrying a seq no sender produces.
+    pub fn invalid(&self) -> u64 {
+        self.invalid
+    }
+
+    /// How many distinct messages this session got (any sender).
+    pub fn unique(&self) -> u64 {
+        let all = self.senders.iter().chain(self.strangers.values());
+        all.map(Seqs::len).sum()
+    }
+
+    fn seqs(&self, sender_slot: u32) -> Option<&Seqs> {
+        self.senders.get(sender_slot as usize)
+    }
+}
+
+/// The outcome of a room (or, added up, of a run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryTotals {
+    /// Deliveries owed: Σ over tracked sent messages of the sessions they were owed to.
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub extra: u64,
+    /// First receipts of messages beyond the ledger's capacity.
+    pub untracked: u64,
+    /// Sends beyond the ledger's capacity.
+    pub untracked_sends: u64,
+    /// Tracked sent messages.
+    pub messages: u64,
+    /// Tracked sent messages that some owed session never got.
+    pub incomplete: u64,
+}
+
+impl DeliveryTotals {
+    /// Adds another room's totals.
+    pub fn add(&mut self, other: &DeliveryTotals) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
+        self.extra += other.extra;
+        self.untracked += other.untracked;
+        self.untracked_sends += other.untracked_sends;
+        self.messages += other.messages;
+        self.incomplete += other.incomplete;
+    }
+
+    /// delivered / expected; 1 when nothing was owed (nothing could be lost).
+    pub fn delivery_ratio(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.delivered as f64 / self.expected as f64
+        }
+    }
+}
+
+/// One sender's tracked sent messages, ascending by seq.
+struct SentLog {
+    seqs: Vec<u32>,
+    intended: Vec<u64>,
+    /// Whether intended times never decrease with seq (then owed sets are one index range).
+    monotonic: bool,
+}
+
+impl SentLog {
+    fn read(room: &RoomLedger, sender_slot: u32) -> Self {
+        let mut log = SentLog {
+            seqs: Vec::new(),
+            intended: Vec::new(),
+            monotonic: true,
+        };
+        for seq in 0..room.capacity {
+            let Some(slot) = room.slot(sender_slot, seq) else {
+                break;
+            };
+            let intended = slot.intended_us.load(Ordering::Acquire);
+            if intended == NOT_SENT {
+                continue;
+            }
+            if log.intended.last().is_some_and(|&prev| prev > intended) {
+                log.monotonic = false;
+            }
+            log.seqs.push(seq);
+            log.intended.push(intended);
+        }
+        log
+    }
+
+    /// Index of the first sent seq ≥ `seq`.
+    fn index_of(&self, seq: u32) -> usize {
+        self.seqs.partition_point(|&s| s < seq)
+    }
+
+    /// The indices of the messages owed to a session, as runs of indices, into `runs`.
+    fn owed_runs(&self, window: Window, runs: &mut Vec<(usize, usize)>) {
+        runs.clear();
+        if self.monotonic {
+            let lo = self.intended.partition_point(|&t| t < window.from_us);
+            let hi = self.intended.partition_point(|&t| t <= window.to_us);
+            if lo < hi {
+                runs.push((lo, hi));
+            }
+            return;
+        }
+        // Intended times out of order: a scan, still producing maximal runs.
+        for (i, &t) in self.intended.iter().enumerate() {
+            if !window.contains(t) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, end)) if *end == i => *end += 1,
+                _ => runs.push((i, i + 1)),
+            }
+        }
+    }
+}
+
+/// The intended send times a session is owed: `from_us ..= to_us`.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from_us: u64,
+    to_us: u64,
+}
+
+impl Window {
+    /// Owed to nobody: `from_us > to_us`.
+    const EMPTY: Window = Window {
+        from_us: 1,
+        to_us: 0,
+    };
+
+    fn of(session: &Session, deadline_us: u64, end_us: u64) -> Window {
+        let left = session.left_us.unwrap_or(end_us).min(end_us);
+        match left.checked_sub(deadline_us) {
+            Some(to_us) => Window {
+                from_us: session.join_done_us,
+                to_us,
+            },
+            // The session ended before even the clock's first deadline.
+            None => Window::EMPTY,
+        }
+    }
+
+    /// The part of this window inside `other`.
+    fn within(self, other: Window) -> Window {
+        Window {
+            from_us: self.from_us.max(other.from_us),
+            to_us: self.to_us.min(other.to_us),
+        }
+    }
+
+    fn contains(self, t: u64) -> bool {
+        self.from_us <= t && t <= self.to_us
+    }
+}
+
+/// Per-message counters of one sender, kept as difference arrays so that a run of indices
+/// costs O(1) to add.
+struct PerMessage {
+    owed: Vec<i64>,
+    got: Vec<i64>,
+}
+
+impl PerMessage {
+    fn new(messages: usize) -> Self {
+        PerMessage {
+            owed: vec![0; messages + 1],
+            got: vec![0; messages + 1],
+        }
+    }
+
+    fn add(diff: &mut [i64], (lo, hi): (usize, usize)) {
+        diff[lo] += 1;
+        diff[hi] -= 1;
+    }
+}
+
+/// Settles a room after its run: who was owed what, what arrived, what was lost.
+///
+/// `sessions` are the receiving ledgers by session; sessions of the room log without a ledger
+/// received nothing (all they were owed is lost); a ledger whose id is unknown to the room, or
+/// repeats another's, has all its receipts counted as extra. Records, per tracked message,
+/// [`Metric::FanoutSize`] (sessions owed) and, when every owed session got it,
+/// [`Metric::Completion`] (its slowest first receipt).
+pub fn finalize(
+    room: &RoomLedger,
+    sessions: &[(SessionId, SessionLedger)],
+    deadline_us: u64,
+    end_us: u64,
+) -> DeliveryTotals {
+    let whole_run = Window {
+        from_us: 0,
+        to_us: u64::MAX,
+    };
+    settle(room, sessions, deadline_us, end_us, whole_run, true)
+}
+
+/// Deliveries lost among the messages meant to be sent in `from_us ..= to_us` (e.g. between a
+/// fault and its recovery), by the definitions of [`finalize`]. Records nothing.
+pub fn lost_between(
+    room: &RoomLedger,
+    sessions: &[(SessionId, SessionLedger)],
+    deadline_us: u64,
+    end_us: u64,
+    from_us: u64,
+    to_us: u64,
+) -> u64 {
+    let only = Window { from_us, to_us };
+    settle(room, sessions, deadline_us, end_us, only, false).lost
+}
+
+/// [`finalize`] restricted to messages intended within `only` (whose other counts, such as
+/// `extra`, are then not meaningful); `record` adds the per-message metrics.
+fn settle(
+    room: &RoomLedger,
+    sessions: &[(SessionId, SessionLedger)],
+    deadline_us: u64,
+    end_us: u64,
+    only: Window,
+    record: bool,
+) -> DeliveryTotals {
+    let log = room.sessions();
+    let windows: Vec<Window> = log
+        .iter()
+        .map(|s| Window::of(s, deadline_us, end_us).within(only))
+        .collect();
+    let (ledgers, used) = ledgers_by_session(log.len(), sessions);
+    let mut totals = DeliveryTotals {
+        untracked_sends: room.untracked_sends(),
+        ..DeliveryTotals::default()
+    };
+    for sender_slot in 0..room.senders {
+        settle_sender(room, sender_slot, &windows, &ledgers, record, &mut totals);
+    }
+    for ((_, ledger), used) in sessions.iter().zip(used) {
+        totals.duplicated += ledger.duplicated;
+        totals.reordered += ledger.reordered;
+        if used {
+            totals.untracked += ledger.strangers.values().map(Seqs::len).sum::<u64>();
+        } else {
+            totals.extra += ledger.unique();
+        }
+    }
+    totals.lost = totals.expected - totals.delivered;
+    totals
+}
+
+/// For each session of the room's log, its ledger (the first with that id); and for each
+/// ledger, whether it was matched to a session.
+fn ledgers_by_session(
+    log_len: usize,
+    sessions: &[(SessionId, SessionLedger)],
+) -> (Vec<Option<&SessionLedger>>, Vec<bool>) {
+    let mut by_session = vec![None; log_len];
+    let mut used = vec![false; sessions.len()];
+    for ((id, ledger), used) in sessions.iter().zip(&mut used) {
+        if let Some(entry @ None) = by_session.get_mut(id.0 as usize) {
+            *entry = Some(ledger);
+            *used = true;
+        }
+    }
+    (by_session, used)
+}
+
+/// Settles one sender's messages across every session of the room.
+fn settle_sender(
+    room: &RoomLedger,
+    sender_slot: u32,
+    windows: &[Window],
+    ledgers: &[Option<&SessionLedger>],
+    record: bool,
+    totals: &mut DeliveryTotals,
+) {
+    let sent = SentLog::read(room, sender_slot);
+    let mut per_message = PerMessage::new(sent.seqs.len());
+    let mut runs = Vec::new();
+    for (window, ledger) in windows.iter().zip(ledgers) {
+        sent.owed_runs(*window, &mut runs);
+        for &run in &runs {
+            PerMessage::add(&mut per_message.owed, run);
+            totals.expected += (run.1 - run.0) as u64;
+        }
+        if let Some(seqs) = ledger.and_then(|l| l.seqs(sender_slot)) {
+            count_receipts(room.capacity, &sent, seqs, &runs, &mut per_message, totals);
+        }
+    }
+    if record {
+        settle_messages(room, sender_slot, &sent, &per_message, totals);
+    }
+}
+
+/// Sorts one session's receipts from one sender into delivered, extra and untracked.
+fn count_receipts(
+    capacity: u32,
+    sent: &SentLog,
+    seqs: &Seqs,
+    owed_runs: &[(usize, usize)],
+    per_message: &mut PerMessage,
+    totals: &mut DeliveryTotals,
+) {
+    for (a, b) in seqs.ranges() {
+        let untracked = u64::from(b.saturating_sub(a.max(capacity)));
+        // Indices of the sent messages whose seq lies in a..b.
+        let (ia, ib) = (sent.index_of(a), sent.index_of(b));
+        let mut delivered = 0;
+        for &(lo, hi) in owed_runs {
+            let (x, y) = (lo.max(ia), hi.min(ib));
+            if x < y {
+                PerMessage::add(&mut per_message.got, (x, y));
+                delivered += (y - x) as u64;
+            }
+        }
+        totals.untracked += untracked;
+        totals.delivered += delivered;
+        totals.extra += u64::from(b - a) - untracked - delivered;
+    }
+}
+
+/// Walks one sender's messages: fan-out size, completion, incomplete count.
+fn settle_messages(
+    room: &RoomLedger,
+    sender_slot: u32,
+    sent: &SentLog,
+    per_message: &PerMessage,
+    totals: &mut DeliveryTotals,
+) {
+    let (mut owed, mut got) = (0i64, 0i64);
+    for (i, &seq) in sent.seqs.iter().enumerate() {
+        owed += per_message.owed[i];
+        got += per_message.got[i];
+        totals.messages += 1;
+        room.recorder.record(Metric::FanoutSize, owed as u64);
+        if got < owed {
+            totals.incomplete += 1;
+        } else if owed > 0
+            && let Some(slot) = room.slot(sender_slot, seq)
+        {
+            let completion = slot.max_latency_us.load(Ordering::Relaxed);
+            room.recorder.record(Metric::Completion, completion);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

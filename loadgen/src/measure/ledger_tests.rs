@@ -1,0 +1,668 @@
+//! Tests of the delivery ledger: one scenario per definition, then randomized runs checked
+//! against a naive model built from sets, which states the definitions as plainly as possible.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use hdrhistogram::Histogram;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::measure::histograms::{Histograms, SIGFIG, new_histogram};
+
+/// A room with its own recorder and the sessions' ledgers.
+struct Harness {
+    room: RoomLedger,
+    recorder: Arc<Recorder>,
+    ledgers: Vec<(SessionId, SessionLedger)>,
+}
+
+impl Harness {
+    fn new(senders: u32, capacity: u32) -> Self {
+        let recorder = Arc::new(Recorder::new());
+        Harness {
+            room: RoomLedger::with_recorder(senders, capacity, Arc::clone(&recorder)),
+            recorder,
+            ledgers: Vec::new(),
+        }
+    }
+
+    /// Opens a session; returns its index in `ledgers`.
+    fn join(&mut self, member: u32, at: u64) -> usize {
+        let id = self.room.session_joined(member, at);
+        self.ledgers.push((id, SessionLedger::for_room(&self.room)));
+        self.ledgers.len() - 1
+    }
+
+    fn leave(&mut self, session: usize, at: u64) {
+        self.room.session_left(self.ledgers[session].0, at);
+    }
+
+    fn receive(
+        &mut self,
+        session: usize,
+        sender: u32,
+        seq: u32,
+        intended: u64,
+        now: u64,
+    ) -> ReceiptKind {
+        self.ledgers[session]
+            .1
+            .on_receive(&self.room, sender, seq, intended, now)
+    }
+
+    fn finalize(&self, deadline: u64, end: u64) -> DeliveryTotals {
+        finalize(&self.room, &self.ledgers, deadline, end)
+    }
+
+    fn merged(&self) -> Histograms {
+        self.recorder.merged()
+    }
+}
+
+const DEADLINE: u64 = 1_000;
+const END: u64 = 100_000;
+
+/// Three members joined at 0; each sends seqs 0..5 at 1000·(seq+1) + sender.
+fn three_members_five_messages() -> (Harness, Vec<(u32, u32, u64)>) {
+    let mut h = Harness::new(3, 8);
+    for m in 0..3 {
+        h.join(m, 0);
+    }
+    let mut messages = Vec::new();
+    for seq in 0..5 {
+        for sender in 0..3 {
+            let intended = 1000 * u64::from(seq + 1) + u64::from(sender);
+            h.room.on_send(sender, seq, intended);
+            messages.push((sender, seq, intended));
+        }
+    }
+    (h, messages)
+}
+
+fn deliver_all_except(h: &mut Harness, messages: &[(u32, u32, u64)], skip: &[(usize, u32, u32)]) {
+    for &(sender, seq, intended) in messages {
+        for session in 0..h.ledgers.len() {
+            if !skip.contains(&(session, sender, seq)) {
+                h.receive(
+                    session,
+                    sender,
+                    seq,
+                    intended,
+                    intended + 100 + session as u64,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn in_order_delivery_to_everyone() {
+    let (mut h, messages) = three_members_five_messages();
+    deliver_all_except(&mut h, &messages, &[]);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!(
+        t,
+        DeliveryTotals {
+            expected: 45,
+            delivered: 45,
+            messages: 15,
+            ..DeliveryTotals::default()
+        }
+    );
+    assert_eq!(t.delivery_ratio(), 1.0);
+    let merged = h.merged();
+    assert_eq!(merged.summary(Metric::Fanout).count, 45);
+    assert_eq!(merged.summary(Metric::Fanout).min_us, 100);
+    assert_eq!(merged.summary(Metric::Fanout).max_us, 102);
+    assert_eq!(merged.summary(Metric::Completion).count, 15);
+    assert_eq!(merged.summary(Metric::Completion).min_us, 102);
+    let size = merged.summary(Metric::FanoutSize);
+    assert_eq!((size.count, size.min_us, size.max_us), (15, 3, 3));
+    assert_eq!(h.room.receipts(1, 4), 3);
+}
+
+#[test]
+fn a_lost_message_is_lost_and_its_message_incomplete() {
+    let (mut h, messages) = three_members_five_messages();
+    deliver_all_except(&mut h, &messages, &[(2, 0, 3)]);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!((t.expected, t.delivered, t.lost), (45, 44, 1));
+    assert_eq!((t.messages, t.incomplete), (15, 1));
+    assert_eq!(h.merged().summary(Metric::Completion).count, 14);
+    assert_eq!(h.room.receipts(0, 3), 2);
+}
+
+#[test]
+fn a_duplicate_is_counted_once_and_has_no_latency() {
+    let (mut h, messages) = three_members_five_messages();
+    deliver_all_except(&mut h, &messages, &[]);
+    assert_eq!(h.receive(1, 2, 2, 3002, 9999), ReceiptKind::Duplicate);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!(
+        (t.delivered, t.duplicated, t.reordered, t.extra),
+        (45, 1, 0, 0)
+    );
+    assert_eq!(h.merged().summary(Metric::Fanout).count, 45);
+    assert_eq!(h.room.receipts(2, 2), 3);
+}
+
+#[test]
+fn a_reorder_is_delivered_and_counted() {
+    let mut h = Harness::new(1, 4);
+    let s = h.join(0, 0);
+    for seq in 0..3 {
+        h.room.on_send(0, seq, 1000 + u64::from(seq));
+    }
+    assert_eq!(h.receive(s, 0, 1, 1001, 1500), ReceiptKind::First);
+    assert_eq!(h.receive(s, 0, 0, 1000, 1600), ReceiptKind::Reordered);
+    assert_eq!(h.receive(s, 0, 0, 1000, 1700), ReceiptKind::Duplicate);
+    assert_eq!(h.receive(s, 0, 2, 1002, 1800), ReceiptKind::First);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!((t.expected, t.delivered, t.lost), (3, 3, 0));
+    assert_eq!((t.reordered, t.duplicated), (1, 1));
+    assert_eq!(h.merged().summary(Metric::Fanout).count, 3);
+}
+
+#[test]
+fn a_late_joiner_is_not_owed_earlier_messages_and_their_receipt_is_extra() {
+    let (mut h, messages) = three_members_five_messages();
+    let late = h.join(0, 2500);
+    deliver_all_except(&mut h, &messages, &[]);
+    let t = h.finalize(DEADLINE, END);
+    // Messages 2..5 of each sender (9) are owed to the late session; seqs 0 and 1 (6) are not.
+    assert_eq!(t.expected, 45 + 9);
+    assert_eq!((t.delivered, t.extra, t.lost), (54, 6, 0));
+    assert_eq!(h.merged().summary(Metric::FanoutSize).max_us, 4);
+    assert_eq!(h.merged().summary(Metric::FanoutSize).min_us, 3);
+    let _ = late;
+}
+
+#[test]
+fn a_session_that_left_is_owed_only_what_was_sent_a_deadline_before() {
+    let (mut h, messages) = three_members_five_messages();
+    // Left at 4001: owed intended ≤ 3001, i.e. seqs 0, 1 of every sender and seq 2 of sender 0
+    // (3000) and 1 (3001), not of sender 2 (3002).
+    h.leave(1, 4001);
+    let skip: Vec<(usize, u32, u32)> = messages
+        .iter()
+        .filter(|m| m.2 > 4001)
+        .map(|m| (1, m.0, m.1))
+        .collect();
+    deliver_all_except(&mut h, &messages, &skip);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!(t.expected, 30 + 8);
+    // Received before leaving but not owed: seq 2 of sender 2 (3002), seqs 3 (4000..4002 ≤ 4001).
+    assert_eq!((t.delivered, t.extra, t.lost), (38, 3, 0));
+}
+
+#[test]
+fn lost_between_counts_only_messages_meant_for_that_window() {
+    let (mut h, messages) = three_members_five_messages();
+    // Seq 1 (2000..2002) and seq 3 (4000..4002) of sender 0 never reach session 2.
+    deliver_all_except(&mut h, &messages, &[(2, 0, 1), (2, 0, 3)]);
+    let lost = |from, to| lost_between(&h.room, &h.ledgers, DEADLINE, END, from, to);
+    assert_eq!(lost(0, END), 2);
+    assert_eq!(lost(1500, 3500), 1);
+    assert_eq!(lost(2001, 3999), 0);
+    assert_eq!(lost(2000, 2000), 1);
+    assert_eq!(lost(5000, 1000), 0);
+    // It records nothing: the histograms only hold the receipts' latencies.
+    assert_eq!(h.merged().summary(Metric::FanoutSize).count, 0);
+    assert_eq!(h.finalize(DEADLINE, END).lost, 2);
+}
+
+#[test]
+fn a_reconnect_is_a_new_session_with_its_own_window() {
+    let mut h = Harness::new(2, 8);
+    let a = h.join(0, 0);
+    let stay = h.join(1, 0);
+    for (seq, at) in [(0, 1000), (1, 3500), (2, 6000)] {
+        h.room.on_send(1, seq, at);
+    }
+    h.leave(a, 3000);
+    let b = h.join(0, 4000);
+    for session in [a, stay] {
+        h.receive(session, 1, 0, 1000, 1100);
+    }
+    for session in [b, stay] {
+        h.receive(session, 1, 1, 3500, 4100);
+        h.receive(session, 1, 2, 6000, 6100);
+    }
+    let t = h.finalize(DEADLINE, END);
+    // seq 0: a, stay; seq 1 (3500): stay only (a left before 4500, b joined after); seq 2: b, stay.
+    assert_eq!((t.expected, t.delivered, t.extra, t.lost), (5, 5, 1, 0));
+}
+
+#[test]
+fn messages_within_the_last_deadline_before_the_end_are_not_owed() {
+    let mut h = Harness::new(1, 4);
+    let s = h.join(0, 0);
+    h.room.on_send(0, 0, END - DEADLINE);
+    h.room.on_send(0, 1, END - DEADLINE + 1);
+    h.receive(s, 0, 0, END - DEADLINE, END - 1);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!((t.expected, t.delivered, t.lost), (1, 1, 0));
+    assert_eq!(t.messages, 2);
+    let size = h.merged().summary(Metric::FanoutSize);
+    assert_eq!((size.count, size.min_us, size.max_us), (2, 0, 1));
+}
+
+#[test]
+fn beyond_capacity_is_untracked() {
+    let mut h = Harness::new(2, 2);
+    let s = h.join(0, 0);
+    for seq in 0..5 {
+        h.room.on_send(0, seq, 1000 + u64::from(seq));
+        h.receive(s, 0, seq, 1000 + u64::from(seq), 2000);
+    }
+    h.receive(s, 7, 0, 1000, 2000);
+    h.receive(s, 7, 0, 1000, 2000);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!(
+        (t.expected, t.delivered, t.untracked, t.untracked_sends),
+        (2, 2, 4, 3)
+    );
+    assert_eq!((t.duplicated, t.extra), (1, 0));
+    // Untracked messages still have a measured latency.
+    assert_eq!(h.merged().summary(Metric::Fanout).count, 6);
+}
+
+#[test]
+fn a_failed_send_is_owed_to_nobody() {
+    let mut h = Harness::new(1, 4);
+    let s = h.join(0, 0);
+    h.room.on_send(0, 0, 1000);
+    h.room.on_send_failed(0, 0);
+    h.room.on_send(0, 9, 1000);
+    h.room.on_send_failed(0, 9);
+    h.receive(s, 0, 0, 1000, 1200);
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!(
+        (t.expected, t.extra, t.messages, t.untracked_sends),
+        (0, 1, 0, 0)
+    );
+}
+
+#[test]
+fn sessions_without_a_ledger_lose_and_unknown_ledgers_are_extra() {
+    let mut h = Harness::new(1, 4);
+    h.room.session_joined(0, 0);
+    h.room.on_send(0, 0, 1000);
+    let mut stray = SessionLedger::for_room(&h.room);
+    stray.on_receive(&h.room, 0, 0, 1000, 1100);
+    stray.on_receive(&h.room, 0, 0, 1000, 1100);
+    h.ledgers.push((SessionId(99), stray));
+    let t = h.finalize(DEADLINE, END);
+    assert_eq!((t.expected, t.delivered, t.lost), (1, 0, 1));
+    assert_eq!((t.extra, t.duplicated, t.incomplete), (1, 1, 1));
+}
+
+#[test]
+fn an_invalid_seq_is_ignored() {
+    let mut h = Harness::new(1, 4);
+    let s = h.join(0, 0);
+    assert_eq!(h.receive(s, 0, u32::MAX, 0, 1), ReceiptKind::Invalid);
+    assert_eq!(h.ledgers[s].1.invalid(), 1);
+    assert_eq!(h.finalize(DEADLINE, END), DeliveryTotals::default());
+}
+
+#[test]
+fn receiving_in_order_does_not_allocate_per_sender() {
+    assert!(std::mem::size_of::<Seqs>() <= 24);
+    let mut seqs = Seqs::default();
+    for seq in 0..1000 {
+        assert_eq!(seqs.insert(seq), ReceiptKind::First);
+    }
+    assert!(seqs.earlier.is_none());
+    // A loss moves the old range aside once; in-order receipts then stay inline.
+    seqs.insert(1001);
+    seqs.insert(1002);
+    assert_eq!(
+        seqs.ranges().collect::<Vec<_>>(),
+        vec![(0, 1000), (1001, 1003)]
+    );
+    // Filling the gap merges everything back inline and frees the vector.
+    assert_eq!(seqs.insert(1000), ReceiptKind::Reordered);
+    assert!(seqs.earlier.is_none());
+    assert_eq!(seqs.ranges().collect::<Vec<_>>(), vec![(0, 1003)]);
+}
+
+/// Random receipt orders against a `BTreeSet`: same kinds, same set, ranges kept canonical.
+#[test]
+fn seqs_match_a_set() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    for _ in 0..500 {
+        let mut seqs = Seqs::default();
+        let mut set = BTreeSet::new();
+        let span = rng.random_range(1..60u32);
+        for _ in 0..rng.random_range(0..120) {
+            let seq = if rng.random_bool(0.5) {
+                seqs.next.saturating_add(rng.random_range(0..3)).min(span)
+            } else {
+                rng.random_range(0..=span)
+            };
+            let expected = if set.contains(&seq) {
+                ReceiptKind::Duplicate
+            } else if set.last().is_some_and(|&max| max > seq) {
+                ReceiptKind::Reordered
+            } else {
+                ReceiptKind::First
+            };
+            set.insert(seq);
+            assert_eq!(seqs.insert(seq), expected);
+            assert_canonical(&seqs);
+            let from_ranges: BTreeSet<u32> = seqs.ranges().flat_map(|(a, b)| a..b).collect();
+            assert_eq!(from_ranges, set);
+        }
+    }
+}
+
+fn assert_canonical(seqs: &Seqs) {
+    let ranges: Vec<_> = seqs.ranges().collect();
+    for w in ranges.windows(2) {
+        assert!(w[0].0 < w[0].1 && w[0].1 < w[1].0, "{ranges:?}");
+    }
+    assert!(seqs.earlier.as_ref().is_none_or(|e| !e.is_empty()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Randomized runs against a naive model.
+
+/// (sender, seq, intended, now) of one receipt.
+type Receipt = (u32, u32, u64, u64);
+
+/// One generated run: the room's plan and every session's receipts, in arrival order.
+struct Plan {
+    senders: u32,
+    capacity: u32,
+    deadline: u64,
+    end: u64,
+    /// Intended times whose losses `lost_between` must count.
+    window: (u64, u64),
+    /// (member, join_done, left)
+    sessions: Vec<(u32, u64, Option<u64>)>,
+    /// Per sender: (seq, intended, kept) — `kept` false for a failed send.
+    sends: Vec<Vec<(u32, u64, bool)>>,
+    /// Per ledger: (session index or None for a stray ledger, receipts (sender, seq, intended, now)).
+    ledgers: Vec<(Option<usize>, Vec<Receipt>)>,
+}
+
+fn plan(rng: &mut SmallRng) -> Plan {
+    let senders = rng.random_range(1..=4);
+    let capacity = rng.random_range(1..=12);
+    let end = 200;
+    let sessions: Vec<_> = (0..rng.random_range(1..=6))
+        .map(|_| {
+            let join = rng.random_range(0..120);
+            let left = rng
+                .random_bool(0.4)
+                .then(|| join + rng.random_range(0..150));
+            (rng.random_range(0..senders), join, left)
+        })
+        .collect();
+    let monotonic = rng.random_bool(0.8);
+    let sends = (0..senders)
+        .map(|_| {
+            let mut t = 0;
+            let mut out = Vec::new();
+            for seq in 0..rng.random_range(0..capacity + 4) {
+                if rng.random_bool(0.1) {
+                    continue; // never sent
+                }
+                t = if monotonic {
+                    t + rng.random_range(0..25)
+                } else {
+                    rng.random_range(0..end)
+                };
+                out.push((seq, t, rng.random_bool(0.9)));
+            }
+            out
+        })
+        .collect::<Vec<_>>();
+    let mut ledgers = Vec::new();
+    for s in 0..sessions.len() {
+        if rng.random_bool(0.9) {
+            ledgers.push((Some(s), receipts(rng, senders, &sends)));
+        }
+    }
+    if rng.random_bool(0.2) {
+        ledgers.push((None, receipts(rng, senders, &sends)));
+    }
+    Plan {
+        senders,
+        capacity,
+        deadline: rng.random_range(0..40),
+        end,
+        window: (rng.random_range(0..end), rng.random_range(0..end)),
+        sessions,
+        sends,
+        ledgers,
+    }
+}
+
+fn receipts(rng: &mut SmallRng, senders: u32, sends: &[Vec<(u32, u64, bool)>]) -> Vec<Receipt> {
+    let mut out = Vec::new();
+    for (sender, list) in sends.iter().enumerate() {
+        for &(seq, intended, _) in list {
+            let copies = [0, 1, 1, 1, 1, 2][rng.random_range(0..6)];
+            for _ in 0..copies {
+                out.push((
+                    sender as u32,
+                    seq,
+                    intended,
+                    intended + rng.random_range(0..500),
+                ));
+            }
+        }
+    }
+    if rng.random_bool(0.2) {
+        out.push((
+            senders + rng.random_range(0..2),
+            rng.random_range(0..3),
+            5,
+            9,
+        )); // stranger
+    }
+    if rng.random_bool(0.1) {
+        out.push((0, 1000, 5, 9)); // never sent, beyond capacity
+    }
+    if rng.random_bool(0.5) {
+        out.shuffle(rng);
+    }
+    out
+}
+
+/// The naive model's outcome: totals and the values each metric should have recorded.
+struct Expected {
+    totals: DeliveryTotals,
+    lost_in_window: u64,
+    fanout: Vec<u64>,
+    fanout_size: Vec<u64>,
+    completion: Vec<u64>,
+}
+
+fn naive(p: &Plan) -> Expected {
+    let sent: HashMap<(u32, u32), u64> = p
+        .sends
+        .iter()
+        .enumerate()
+        .flat_map(|(s, l)| {
+            l.iter()
+                .map(move |&(seq, t, kept)| ((s as u32, seq), t, kept))
+        })
+        .filter(|&((_, seq), _, kept)| kept && seq < p.capacity)
+        .map(|(k, t, _)| (k, t))
+        .collect();
+    let owed = |session: usize, key: &(u32, u32)| -> bool {
+        let (_, join, left) = p.sessions[session];
+        let left = left.unwrap_or(p.end).min(p.end);
+        sent.get(key)
+            .is_some_and(|&t| join <= t && t + p.deadline <= left)
+    };
+    let mut e = Expected {
+        totals: DeliveryTotals::default(),
+        lost_in_window: 0,
+        fanout: Vec::new(),
+        fanout_size: Vec::new(),
+        completion: Vec::new(),
+    };
+    for list in &p.sends {
+        e.totals.untracked_sends += list
+            .iter()
+            .filter(|&&(seq, _, kept)| kept && seq >= p.capacity)
+            .count() as u64;
+    }
+    let mut got: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut max_latency: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut used_sessions = HashSet::new();
+    for (session, receipts) in &p.ledgers {
+        let session = session.filter(|s| used_sessions.insert(*s));
+        let mut seen = HashSet::new();
+        let mut highest: HashMap<u32, u32> = HashMap::new();
+        for &(sender, seq, intended, now) in receipts {
+            if !seen.insert((sender, seq)) {
+                e.totals.duplicated += 1;
+                continue;
+            }
+            if highest.get(&sender).is_some_and(|&h| h > seq) {
+                e.totals.reordered += 1;
+            }
+            let h = highest.entry(sender).or_insert(seq);
+            *h = (*h).max(seq);
+            let latency = now - intended;
+            e.fanout.push(latency);
+            let tracked = sender < p.senders && seq < p.capacity;
+            if tracked {
+                let m = max_latency.entry((sender, seq)).or_insert(0);
+                *m = (*m).max(latency);
+            }
+            match session {
+                None => e.totals.extra += 1,
+                Some(_) if !tracked => e.totals.untracked += 1,
+                Some(s) if owed(s, &(sender, seq)) => {
+                    e.totals.delivered += 1;
+                    *got.entry((sender, seq)).or_insert(0) += 1;
+                }
+                Some(_) => e.totals.extra += 1,
+            }
+        }
+    }
+    let mut keys: Vec<_> = sent.keys().copied().collect();
+    keys.sort();
+    for key in keys {
+        let owed_to = (0..p.sessions.len()).filter(|&s| owed(s, &key)).count() as u64;
+        let got = got.get(&key).copied().unwrap_or(0);
+        e.totals.messages += 1;
+        e.totals.expected += owed_to;
+        e.fanout_size.push(owed_to);
+        if (p.window.0..=p.window.1).contains(&sent[&key]) {
+            e.lost_in_window += owed_to - got;
+        }
+        if got < owed_to {
+            e.totals.incomplete += 1;
+        } else if owed_to > 0 {
+            e.completion.push(max_latency[&key]);
+        }
+    }
+    e.totals.lost = e.totals.expected - e.totals.delivered;
+    e
+}
+
+fn run(p: &Plan) -> (DeliveryTotals, Histograms, u64) {
+    let mut h = Harness::new(p.senders, p.capacity);
+    let ids: Vec<SessionId> = p
+        .sessions
+        .iter()
+        .map(|&(member, join, left)| {
+            let id = h.room.session_joined(member, join);
+            if let Some(left) = left {
+                h.room.session_left(id, left);
+            }
+            id
+        })
+        .collect();
+    for (sender, list) in p.sends.iter().enumerate() {
+        for &(seq, t, kept) in list {
+            h.room.on_send(sender as u32, seq, t);
+            if !kept {
+                h.room.on_send_failed(sender as u32, seq);
+            }
+        }
+    }
+    for (session, receipts) in &p.ledgers {
+        let mut ledger = SessionLedger::for_room(&h.room);
+        for &(sender, seq, intended, now) in receipts {
+            ledger.on_receive(&h.room, sender, seq, intended, now);
+        }
+        let id = session.map_or(SessionId(1000), |s| ids[s]);
+        h.ledgers.push((id, ledger));
+    }
+    let (from, to) = p.window;
+    let lost_in_window = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
+    (h.finalize(p.deadline, p.end), h.merged(), lost_in_window)
+}
+
+fn histogram_of(values: &[u64]) -> Histogram<u64> {
+    let mut hist = new_histogram(SIGFIG);
+    for &v in values {
+        hist.saturating_record(v);
+    }
+    hist
+}
+
+#[test]
+fn randomized_runs_match_the_naive_model() {
+    let mut seen = DeliveryTotals::default();
+    let mut windows_with_losses = 0;
+    for seed in 0..600 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let p = plan(&mut rng);
+        let want = naive(&p);
+        let (totals, hists, lost_in_window) = run(&p);
+        assert_eq!(totals, want.totals, "seed {seed}");
+        assert_eq!(lost_in_window, want.lost_in_window, "seed {seed}");
+        windows_with_losses += u64::from(lost_in_window > 0);
+        seen.add(&totals);
+        for (metric, values) in [
+            (Metric::Fanout, &want.fanout),
+            (Metric::FanoutSize, &want.fanout_size),
+            (Metric::Completion, &want.completion),
+        ] {
+            assert_eq!(
+                hists.histogram(metric),
+                &histogram_of(values),
+                "seed {seed}, {metric:?}"
+            );
+        }
+    }
+    // The generator must reach every outcome, or the comparison proves little.
+    assert!(windows_with_losses > 20, "{windows_with_losses}");
+    let DeliveryTotals {
+        expected,
+        delivered,
+        lost,
+        duplicated,
+        reordered,
+        extra,
+        untracked,
+        untracked_sends,
+        messages,
+        incomplete,
+    } = seen;
+    for (name, n) in [
+        ("expected", expected),
+        ("delivered", delivered),
+        ("lost", lost),
+        ("duplicated", duplicated),
+        ("reordered", reordered),
+        ("extra", extra),
+        ("untracked", untracked),
+        ("untracked_sends", untracked_sends),
+        ("messages", messages),
+        ("incomplete", incomplete),
+    ] {
+        assert!(n > 20, "{name}: {n}");
+    }
+}

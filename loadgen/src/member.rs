@@ -1,0 +1,329 @@
+//! One simulated member, the client side of the load: connect, join, say on an open-model
+//! schedule, and a receiving task that feeds every broadcast into the delivery ledger.
+//!
+//! Sending never waits on receiving: each message is stamped with its INTENDED send time and
+//! a per-sender sequence number, so a stalled server shows up as latency rather than as fewer
+//! messages. Receiving parses only what it records.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use roomstorm_client::{ClientConfig, ConnectError, RawIncoming, Receiver, Sender};
+use tokio::task::JoinHandle;
+
+use crate::clock::now_us;
+use crate::context::{RoomState, RunContext};
+use crate::measure::histograms::{self, Metric};
+use crate::measure::ledger::{SessionId, SessionLedger};
+use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
+use crate::measure::timeline::ErrorKind;
+use crate::scenario::{ClientAddress, MemberPlan};
+
+/// Why a member could not get into its room.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("connect failed: {0}")]
+    Connect(#[from] ConnectError),
+    #[error("join failed: {0}")]
+    Join(String),
+    #[error("no join broadcast within {0:?}")]
+    JoinTimeout(Duration),
+}
+
+/// A member's live connection.
+pub struct Session {
+    pub tx: Sender,
+    pub id: SessionId,
+    /// How long connect and join took (also recorded into the histograms).
+    pub connect_time: Duration,
+    pub join_time: Duration,
+    /// Set before a planned close, so the receiving side does not count it as a drop.
+    closing: Arc<AtomicBool>,
+    receiver: JoinHandle<()>,
+}
+
+/// The source identity of member `id`: its own /24, so nginx `ip_hash` tells members apart.
+fn member_ip(id: u32, mode: ClientAddress) -> Option<std::net::IpAddr> {
+    let k = id % 250 + 1;
+    let b = (id / 250) % 250;
+    match mode {
+        ClientAddress::None => None,
+        ClientAddress::Spread => Some(std::net::Ipv4Addr::new(127, 0, k as u8, 1).into()),
+        ClientAddress::Forwarded => Some(std::net::Ipv4Addr::new(10, b as u8, k as u8, 1).into()),
+    }
+}
+
+fn client_config(ctx: &RunContext, member: &MemberPlan) -> ClientConfig {
+    let room = &ctx.rooms[member.room as usize];
+    let mut config = ClientConfig::new(ctx.target_url.clone())
+        .transport(member.transport)
+        .query(roomstorm_protocol::ROOM_QUERY_KEY, room.id.clone());
+    config.connect_timeout = ctx.connect_timeout;
+    match ctx.client_address {
+        ClientAddress::Spread => config.bind_addr = member_ip(member.id, ClientAddress::Spread),
+        ClientAddress::Forwarded => {
+            config.forwarded_for = member_ip(member.id, ClientAddress::Forwarded)
+        }
+        ClientAddress::None => {}
+    }
+    config
+}
+
+/// Connects and joins; returns once the member saw its own join broadcast.
+pub async fn open_session(
+    ctx: &Arc<RunContext>,
+    member: &MemberPlan,
+) -> Result<Session, SessionError> {
+    let started = Instant::now();
+    let (tx, mut rx) = match roomstorm_client::connect(&client_config(ctx, member)).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            ctx.counters.connect_errors.fetch_add(1, Relaxed);
+            ctx.timeline.error(now_us(), ErrorKind::ConnectFailed);
+            return Err(e.into());
+        }
+    };
+    let connect_time = started.elapsed();
+    ctx.counters.connects.fetch_add(1, Relaxed);
+    histograms::record(Metric::Connect, connect_time.as_micros() as u64);
+
+    let joining = Instant::now();
+    let join = serde_json::json!({ "username": member.name });
+    if let Err(e) = tx.emit(roomstorm_protocol::EVENT_JOIN, &join).await {
+        let _ = tx.close().await;
+        return Err(SessionError::Join(e.to_string()));
+    }
+    match tokio::time::timeout(ctx.join_timeout, wait_for_own_join(&mut rx, &member.name)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => {
+            let _ = tx.close().await;
+            ctx.timeline.error(now_us(), ErrorKind::ServerError);
+            return Err(SessionError::Join(reason));
+        }
+        Err(_) => {
+            let _ = tx.close().await;
+            ctx.counters.join_timeouts.fetch_add(1, Relaxed);
+            ctx.timeline.error(now_us(), ErrorKind::JoinTimeout);
+            return Err(SessionError::JoinTimeout(ctx.join_timeout));
+        }
+    }
+    let join_time = joining.elapsed();
+    let join_done_us = now_us();
+    ctx.counters.joins.fetch_add(1, Relaxed);
+    histograms::record(Metric::Join, join_time.as_micros() as u64);
+    let room = ctx.rooms[member.room as usize].clone();
+    let id = room.ledger.session_joined(member.slot, join_done_us);
+    let closing = Arc::new(AtomicBool::new(false));
+    let receiver = tokio::spawn(receive(ctx.clone(), room, id, rx, closing.clone()));
+    Ok(Session {
+        tx,
+        id,
+        connect_time,
+        join_time,
+        closing,
+        receiver,
+    })
+}
+
+async fn wait_for_own_join(rx: &mut Receiver, name: &str) -> Result<(), String> {
+    loop {
+        match rx.next_raw().await {
+            Some(RawIncoming::Event(event)) => {
+                if let Some(m) = parse_message_packet(event.packet()) {
+                    if m.kind == MessageKind::Join && m.username == name {
+                        return Ok(());
+                    }
+                } else if event.packet().contains("\"error\"") {
+                    return Err(format!("server refused the join: {}", event.args_json()));
+                }
+            }
+            Some(RawIncoming::Disconnected(reason)) => {
+                return Err(format!("disconnected: {reason}"));
+            }
+            None => return Err("connection ended".into()),
+        }
+    }
+}
+
+/// The receiving side of one session: every broadcast goes into the ledger; runs until the
+/// connection ends, then closes the session in the room's ledger.
+async fn receive(
+    ctx: Arc<RunContext>,
+    room: Arc<RoomState>,
+    id: SessionId,
+    mut rx: Receiver,
+    closing: Arc<AtomicBool>,
+) {
+    let mut ledger = SessionLedger::for_room(&room.ledger);
+    let mut unexpected = false;
+    while let Some(incoming) = rx.next_raw().await {
+        match incoming {
+            RawIncoming::Event(event) => {
+                let now = now_us();
+                match parse_message_packet(event.packet()) {
+                    Some(message) => {
+                        ctx.counters.received_messages.fetch_add(1, Relaxed);
+                        if message.kind == MessageKind::Say
+                            && let Some(probe) = message.text.as_deref().and_then(decode_probe)
+                        {
+                            let kind = ledger.on_receive(
+                                &room.ledger,
+                                probe.sender_slot,
+                                probe.seq,
+                                probe.intended_us,
+                                now,
+                            );
+                            ctx.timeline.receipt(now, probe.intended_us, kind);
+                        }
+                    }
+                    None => {
+                        ctx.counters.server_errors.fetch_add(1, Relaxed);
+                        ctx.timeline.error(now, ErrorKind::ServerError);
+                    }
+                }
+            }
+            RawIncoming::Disconnected(_) => {
+                unexpected = !closing.load(Relaxed);
+                break;
+            }
+        }
+    }
+    let left = now_us();
+    if unexpected {
+        ctx.counters.disconnects.fetch_add(1, Relaxed);
+        ctx.timeline.error(left, ErrorKind::Disconnected);
+    }
+    ctx.counters
+        .heartbeats
+        .fetch_add(u64::from(rx.pings_received()), Relaxed);
+    room.ledger.session_left(id, left);
+    room.finish(id, ledger);
+}
+
+impl Session {
+    /// Leaves cleanly and waits (bounded) for the receiving side to finish its accounting.
+    pub async fn close(self) {
+        self.closing.store(true, Relaxed);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.tx.close()).await;
+        let mut receiver = self.receiver;
+        if tokio::time::timeout(Duration::from_secs(5), &mut receiver)
+            .await
+            .is_err()
+        {
+            receiver.abort();
+        }
+    }
+
+    pub fn is_alive(&self) -> bool {
+        !self.tx.is_closed() && !self.receiver.is_finished()
+    }
+}
+
+/// The open-model send schedule of one member.
+pub struct Schedule {
+    pub next_us: u64,
+    pub seq: u32,
+    interval_us: f64,
+    jitter: f64,
+    rng: SmallRng,
+    text: String,
+}
+
+impl Schedule {
+    pub fn new(member: &MemberPlan, first_us: u64, jitter: f64, seed: u64) -> Option<Self> {
+        let interval = member.send_interval?;
+        let mut rng = SmallRng::seed_from_u64(
+            seed ^ u64::from(member.id).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        // Spread first sends over one interval so members do not fire in lockstep.
+        let offset = rng.random_range(0.0..1.0) * interval.as_micros() as f64;
+        Some(Schedule {
+            next_us: first_us + offset as u64,
+            seq: 0,
+            interval_us: interval.as_micros() as f64,
+            jitter,
+            rng,
+            text: String::with_capacity(member.message_size.1 + 8),
+        })
+    }
+
+    /// Moves to the next intended send time; `multiplier` scales the rate (rate steps).
+    fn advance(&mut self, multiplier: f64) {
+        let interval = self.interval_us / multiplier.max(1e-9);
+        let jitter = if self.jitter > 0.0 {
+            self.rng.random_range(-self.jitter..=self.jitter) * interval
+        } else {
+            0.0
+        };
+        self.next_us += (interval + jitter).max(1.0) as u64;
+        self.seq += 1;
+    }
+
+    /// Sends the message due at `next_us` (whatever time it is now) and advances.
+    pub async fn send_due(
+        &mut self,
+        ctx: &RunContext,
+        member: &MemberPlan,
+        session: &Session,
+        multiplier: f64,
+    ) -> Result<Duration, String> {
+        let intended = self.next_us;
+        let seq = self.seq;
+        let size = if member.message_size.0 == member.message_size.1 {
+            member.message_size.0
+        } else {
+            self.rng
+                .random_range(member.message_size.0..=member.message_size.1)
+        };
+        self.text.clear();
+        encode_probe(&mut self.text, member.slot, seq, intended, size);
+        self.advance(multiplier);
+        let room = &ctx.rooms[member.room as usize];
+        room.ledger.on_send(member.slot, seq, intended);
+        let started = Instant::now();
+        let payload = SayPayload { text: &self.text };
+        let result = session
+            .tx
+            .emit(roomstorm_protocol::EVENT_SAY, &payload)
+            .await;
+        ctx.timeline.send(intended);
+        match result {
+            Ok(()) => {
+                ctx.counters.sends.fetch_add(1, Relaxed);
+                Ok(started.elapsed())
+            }
+            Err(e) => {
+                // Not sent: owed to nobody.
+                room.ledger.on_send_failed(member.slot, seq);
+                ctx.counters.send_failures.fetch_add(1, Relaxed);
+                ctx.timeline.error(now_us(), ErrorKind::SendFailed);
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct SayPayload<'a> {
+    text: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_addresses_have_distinct_slash_24s() {
+        let a = member_ip(0, ClientAddress::Spread).unwrap();
+        let b = member_ip(1, ClientAddress::Spread).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.to_string(), "127.0.1.1");
+        let f = member_ip(300, ClientAddress::Forwarded).unwrap();
+        assert_eq!(f.to_string(), "10.1.51.1");
+        assert!(member_ip(3, ClientAddress::None).is_none());
+    }
+}

@@ -1,0 +1,462 @@
+//! `loadgen run` and `loadgen merge`: one run from scenario file to results.json.
+//!
+//! The order matters and is kept in one place: load and check the scenario, start (or reach)
+//! the target, run the attack with progress and faults beside it, settle the ledgers, write the
+//! results, judge the thresholds, and always tear the local stack down.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+
+use crate::cli::{MergeArgs, RunArgs};
+use crate::clock::now_us;
+use crate::context::{RunContext, RunTiming};
+use crate::measure::histograms;
+use crate::measure::ledger::{DeliveryTotals, finalize, lost_between};
+use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
+use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
+use crate::target::{FaultRecord, Target, inject_faults};
+
+/// Runs the scenario; Ok(true) when every threshold held.
+pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    let scenario = load_scenario(&args)?;
+    let out = output_dir(&args, &scenario)?;
+    let target = start_target(&scenario, &out).await?;
+    let outcome = run_against(&scenario, &target, &out, args.quiet).await;
+    target.shutdown().await;
+    let results = outcome?;
+    print_summary(&results, &out);
+    Ok(results.verdict == Verdict::Pass)
+}
+
+fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
+    let mut scenario = Scenario::load(&args.scenario)?;
+    let duration = match &args.duration {
+        Some(text) => Some(parse_duration(text).map_err(|e| anyhow::anyhow!("--duration: {e}"))?),
+        None => None,
+    };
+    let overrides = Overrides {
+        members: args.members,
+        rooms: args.rooms,
+        duration,
+        rate_per_member: args.rate,
+        target_url: args.target.clone(),
+        seed: args.seed,
+    };
+    scenario.apply(&overrides)?;
+    Ok(scenario)
+}
+
+fn output_dir(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<PathBuf> {
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let stamp = results::rfc3339(SystemTime::now()).replace([':', '-'], "");
+            PathBuf::from("runs").join(format!(
+                "{}-{}",
+                scenario.name,
+                &stamp[..15.min(stamp.len())]
+            ))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn start_target(scenario: &Scenario, out: &Path) -> anyhow::Result<Target> {
+    match &scenario.target.endpoint {
+        Endpoint::Url(url) => {
+            check_reachable(url).await?;
+            Ok(Target::Url(url.clone()))
+        }
+        Endpoint::Local(local) => {
+            eprintln!(
+                "starting the local stack: redis, {} workers, nginx (logs in {})",
+                local.workers,
+                out.join("stack").display()
+            );
+            Target::start_local(local, out).await
+        }
+    }
+}
+
+/// Fails early, with the URL named, when nothing answers there.
+async fn check_reachable(url: &str) -> anyhow::Result<()> {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let with_port = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&with_port),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("target {url} is unreachable ({e}): start the server or fix --target"),
+        Err(_) => bail!("target {url} did not answer within 5 s"),
+    }
+}
+
+/// The phases of the run and the goose test plan that drives them.
+fn timing(scenario: &Scenario, members: usize) -> (RunTiming, String) {
+    let mut steps = scenario.load_steps(members);
+    let drain = scenario.traffic.deadline;
+    // Hold the peak a deadline longer than the sending, so the last messages are owed.
+    if matches!(scenario.population.arrival, Arrival::Ramp(_)) && steps.len() >= 2 {
+        steps[1].seconds += drain.as_secs().max(1);
+    }
+    let plan = steps
+        .iter()
+        .map(|s| format!("{},{}", s.users, s.seconds))
+        .collect::<Vec<_>>()
+        .join(";");
+    let total = Duration::from_secs(steps.iter().map(|s| s.seconds).sum());
+    let ramp_up = scenario.ramp_up();
+    let timing = RunTiming {
+        ramp_up,
+        send: scenario.duration,
+        drain,
+        ramp_down: total.saturating_sub(ramp_up + scenario.duration + drain),
+        total,
+    };
+    (timing, plan)
+}
+
+async fn run_against(
+    scenario: &Scenario,
+    target: &Target,
+    out: &Path,
+    quiet: bool,
+) -> anyhow::Result<Results> {
+    let plan = plan(scenario);
+    let members = plan.members.len();
+    let (timing, test_plan) = timing(scenario, members);
+    let url = target.url().await;
+    let started_at = SystemTime::now();
+    let start_us = now_us();
+    let ctx = RunContext::new(scenario.clone(), plan, url, start_us, timing);
+    let before = target.worker_stats().await;
+
+    let progress =
+        (!quiet).then(|| tokio::spawn(crate::progress::show(ctx.clone(), timing.total, members)));
+    let peak = tokio::spawn(sample_workers_at(
+        target_snapshot_time(&ctx),
+        target_stats_fn(target),
+    ));
+    let faults = inject_faults(target, &scenario.faults, start_us);
+    let attack = crate::attack::run(ctx.clone(), &test_plan);
+    let (attack, faults) = tokio::select! {
+        both = async { tokio::join!(attack, faults) } => both,
+        _ = chat_server::signals::terminated() => {
+            if let Some(p) = progress { p.abort(); }
+            bail!("interrupted: the run was stopped before its end; nothing written");
+        }
+    };
+    if let Some(p) = progress {
+        p.abort();
+        crate::progress::finish();
+    }
+    attack.context("the attack failed")?;
+    let end_us = now_us();
+    let after = target.worker_stats().await;
+    let peak = peak.await.unwrap_or_default();
+
+    let mut results = settle(&ctx, scenario, started_at, end_us, &faults)?;
+    results.workers = worker_counts(&before, &after, &peak);
+    judge(&mut results, scenario);
+    results.write(&out.join("results.json"))?;
+    Ok(results)
+}
+
+fn target_snapshot_time(ctx: &RunContext) -> u64 {
+    ctx.send_until_us
+}
+
+/// A closure-free handle for sampling worker stats from a spawned task.
+fn target_stats_fn(target: &Target) -> Vec<std::net::SocketAddr> {
+    match target {
+        Target::Local(stack) => stack
+            .try_lock()
+            .map(|s| s.info().workers.clone())
+            .unwrap_or_default(),
+        Target::Url(_) => Vec::new(),
+    }
+}
+
+/// Worker stats when the steady phase ends: members per worker at the peak.
+async fn sample_workers_at(
+    at_us: u64,
+    workers: Vec<std::net::SocketAddr>,
+) -> Vec<chat_server::metrics::StatsSnapshot> {
+    tokio::time::sleep_until(crate::clock::instant_at(at_us).into()).await;
+    let mut stats = Vec::new();
+    for worker in workers {
+        let snapshot =
+            match chat_server::probe::http_get(worker, "/stats", Duration::from_secs(2)).await {
+                Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
+                _ => Default::default(),
+            };
+        stats.push(snapshot);
+    }
+    stats
+}
+
+fn worker_counts(
+    before: &[chat_server::metrics::StatsSnapshot],
+    after: &[chat_server::metrics::StatsSnapshot],
+    peak: &[chat_server::metrics::StatsSnapshot],
+) -> Vec<WorkerStats> {
+    after
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let b = before.get(i).cloned().unwrap_or_default();
+            let p = peak.get(i).cloned().unwrap_or_default();
+            WorkerStats {
+                index: i as u32,
+                members: p.members.max(0) as u64,
+                connections: p.sockets.max(0) as u64,
+                // A restarted worker starts counting from zero again.
+                delivered: if a.pid == b.pid {
+                    a.delivered - b.delivered.min(a.delivered)
+                } else {
+                    a.delivered
+                },
+            }
+        })
+        .collect()
+}
+
+/// Settles every room's ledger and assembles the results of this process.
+fn settle(
+    ctx: &Arc<RunContext>,
+    scenario: &Scenario,
+    started_at: SystemTime,
+    end_us: u64,
+    faults: &[FaultRecord],
+) -> anyhow::Result<Results> {
+    let deadline_us = scenario.traffic.deadline.as_micros() as u64;
+    let mut totals = DeliveryTotals::default();
+    let rooms: Vec<_> = ctx
+        .rooms
+        .iter()
+        .map(|r| (r.clone(), r.take_finished()))
+        .collect();
+    for (room, sessions) in &rooms {
+        totals.add(&finalize(&room.ledger, sessions, deadline_us, end_us));
+    }
+    // After finalize, which records fan-out sizes and completion times.
+    let histograms = histograms::merged();
+    let scenario_json = serde_json::to_value(scenario)?;
+    let duration = Duration::from_micros(end_us.saturating_sub(ctx.start_us));
+    let mut results = Results::new(scenario_json, Environment::detect(), started_at, duration);
+    results.set_histograms(&histograms)?;
+    results.set_deliveries(&totals);
+    results.timeline = ctx.timeline.stats()?;
+    results.errors = ctx.timeline.error_totals();
+    results.counters = counters(ctx);
+    results.faults = faults
+        .iter()
+        .map(|f| fault_result(f, &rooms, deadline_us, end_us))
+        .collect();
+    Ok(results)
+}
+
+fn counters(ctx: &RunContext) -> results::Counters {
+    let c = &ctx.counters;
+    results::Counters {
+        sends: c.sends.load(Relaxed),
+        send_failures: c.send_failures.load(Relaxed),
+        received_messages_total: c.received_messages.load(Relaxed),
+        connects: c.connects.load(Relaxed),
+        connect_errors: c.connect_errors.load(Relaxed),
+        joins: c.joins.load(Relaxed),
+        join_timeouts: c.join_timeouts.load(Relaxed),
+        disconnects: c.disconnects.load(Relaxed),
+        reconnects: c.reconnects.load(Relaxed),
+        heartbeats: c.heartbeats.load(Relaxed),
+    }
+}
+
+type SettledRoom = (
+    Arc<crate::context::RoomState>,
+    Vec<(
+        crate::measure::ledger::SessionId,
+        crate::measure::ledger::SessionLedger,
+    )>,
+);
+
+/// Messages lost around a fault, and when delivery was whole again: the first full second
+/// after the fault's end whose messages were all delivered.
+fn fault_result(
+    fault: &FaultRecord,
+    rooms: &[SettledRoom],
+    deadline_us: u64,
+    end_us: u64,
+) -> results::FaultRecord {
+    let lost = |from: u64, to: u64| -> u64 {
+        rooms
+            .iter()
+            .map(|(room, sessions)| {
+                lost_between(&room.ledger, sessions, deadline_us, end_us, from, to)
+            })
+            .sum()
+    };
+    let ended = fault.ended_us.unwrap_or(fault.injected_us);
+    let mut recovered_at = None;
+    let mut window_start = ended;
+    while window_start + 1_000_000 <= end_us.saturating_sub(deadline_us)
+        && window_start < ended + 120_000_000
+    {
+        if lost(window_start, window_start + 1_000_000) == 0 {
+            recovered_at = Some(window_start);
+            break;
+        }
+        window_start += 1_000_000;
+    }
+    let window_end = recovered_at.unwrap_or(end_us);
+    results::FaultRecord {
+        at_s: fault.at_s,
+        action: match &fault.error {
+            Some(e) => format!("{} (failed: {e})", fault.action),
+            None => fault.action.clone(),
+        },
+        recovered_after_ms: recovered_at.map(|at| at.saturating_sub(fault.injected_us) / 1_000),
+        lost_in_window: lost(fault.injected_us, window_end),
+    }
+}
+
+/// Judges every threshold of the scenario against the results.
+pub fn judge(results: &mut Results, scenario: &Scenario) {
+    let inputs = results.threshold_inputs();
+    let judged = scenario
+        .thresholds
+        .iter()
+        .map(|t| {
+            let measured = inputs.get(t.metric.as_str()).copied().unwrap_or(f64::NAN);
+            ThresholdResult {
+                rule: t.to_string(),
+                measured,
+                passed: t.holds(measured),
+            }
+        })
+        .collect();
+    results.apply_thresholds(judged);
+}
+
+fn print_summary(results: &Results, out: &Path) {
+    let d = &results.deliveries;
+    let f = &results.latency.fanout;
+    let fmt = crate::progress::format_us;
+    println!("{}", results.scenario_name().unwrap_or("run"));
+    println!(
+        "  members joined {}  connect errors {}  messages sent {}",
+        results.counters.joins, results.counters.connect_errors, results.counters.sends
+    );
+    println!(
+        "  deliveries owed {}  made {}  lost {}  duplicated {}  reordered {}  ratio {:.6}",
+        d.expected, d.delivered, d.lost, d.duplicated, d.reordered, d.delivery_ratio
+    );
+    println!(
+        "  fan-out p50 {}  p99 {}  p99.9 {}  max {}   connect p99 {}  join p99 {}",
+        fmt(f.p50_us),
+        fmt(f.p99_us),
+        fmt(f.p999_us),
+        fmt(f.max_us),
+        fmt(results.latency.connect.p99_us),
+        fmt(results.latency.join.p99_us)
+    );
+    for w in &results.workers {
+        println!(
+            "  worker {}: members {}  delivered {}",
+            w.index, w.members, w.delivered
+        );
+    }
+    for fault in &results.faults {
+        let recovered = fault
+            .recovered_after_ms
+            .map_or("not within the run".to_string(), |ms| format!("{ms} ms"));
+        println!(
+            "  fault at {}s {}: recovered after {recovered}, lost {}",
+            fault.at_s, fault.action, fault.lost_in_window
+        );
+    }
+    for t in &results.thresholds {
+        println!(
+            "  {} {}  (measured {})",
+            if t.passed { "PASS" } else { "FAIL" },
+            t.rule,
+            t.measured
+        );
+    }
+    println!(
+        "  verdict: {}   results: {}",
+        if results.verdict == Verdict::Pass {
+            "PASS"
+        } else {
+            "FAIL"
+        },
+        out.join("results.json").display()
+    );
+}
+
+/// `loadgen merge`: exact merge, thresholds judged again on the merged values.
+pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
+    let parts = args
+        .inputs
+        .iter()
+        .map(|p| Results::read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut merged = results::merge(&parts)?;
+    if let Ok(scenario) = serde_json::from_value::<serde_json::Value>(merged.scenario.clone())
+        && let Some(text) = scenario_thresholds(&scenario)
+    {
+        judge_from_echo(&mut merged, &text);
+    }
+    merged.write(&args.output)?;
+    println!(
+        "merged {} parts into {}",
+        parts.len(),
+        args.output.display()
+    );
+    Ok(merged.verdict == Verdict::Pass)
+}
+
+fn scenario_thresholds(echo: &serde_json::Value) -> Option<Vec<(String, String)>> {
+    let map = echo.get("thresholds")?.as_object()?;
+    Some(
+        map.iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+    )
+}
+
+fn judge_from_echo(results: &mut Results, thresholds: &[(String, String)]) {
+    let inputs = results.threshold_inputs();
+    let judged = thresholds
+        .iter()
+        .filter_map(|(metric, condition)| {
+            let metric = crate::scenario::Metric::from_name(metric)?;
+            let threshold = crate::scenario::Threshold::parse(metric, condition).ok()?;
+            let measured = inputs.get(metric.as_str()).copied().unwrap_or(f64::NAN);
+            Some(ThresholdResult {
+                rule: threshold.to_string(),
+                measured,
+                passed: threshold.holds(measured),
+            })
+        })
+        .collect();
+    results.apply_thresholds(judged);
+}
