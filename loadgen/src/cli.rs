@@ -59,6 +59,26 @@ pub struct RunArgs {
     /// No live progress.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Split the members over this many processes (whole rooms each; results merged exactly).
+    /// Default: one process per 15,000 members (a process may hold 20,000 open files).
+    #[arg(long)]
+    pub processes: Option<u32>,
+    /// Internal: run only part I of N (rooms whose index % N == I), as a child process.
+    #[arg(long, hide = true, value_parser = parse_part)]
+    pub part: Option<(u32, u32)>,
+    /// Internal: the run clock time (µs since the epoch) at which every part starts.
+    #[arg(long, hide = true)]
+    pub start_at: Option<u64>,
+}
+
+fn parse_part(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N")?;
+    let i: u32 = i.parse().map_err(|_| "I is not a number")?;
+    let n: u32 = n.parse().map_err(|_| "N is not a number")?;
+    if n == 0 || i >= n {
+        return Err(format!("part {i}/{n} does not exist"));
+    }
+    Ok((i, n))
 }
 
 #[derive(Debug, Clone, Args)]

@@ -97,7 +97,8 @@ pub async fn open_session(
         let _ = tx.close().await;
         return Err(SessionError::Join(e.to_string()));
     }
-    match tokio::time::timeout(ctx.join_timeout, wait_for_own_join(&mut rx, &member.name)).await {
+    let waiting = wait_for_own_join(ctx, &mut rx, &member.name);
+    match tokio::time::timeout(ctx.join_timeout, waiting).await {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => {
             let _ = tx.close().await;
@@ -129,11 +130,12 @@ pub async fn open_session(
     })
 }
 
-async fn wait_for_own_join(rx: &mut Receiver, name: &str) -> Result<(), String> {
+async fn wait_for_own_join(ctx: &RunContext, rx: &mut Receiver, name: &str) -> Result<(), String> {
     loop {
         match rx.next_raw().await {
             Some(RawIncoming::Event(event)) => {
                 if let Some(m) = parse_message_packet(event.packet()) {
+                    ctx.counters.received_messages.fetch_add(1, Relaxed);
                     if m.kind == MessageKind::Join && m.username == name {
                         return Ok(());
                     }

@@ -201,6 +201,11 @@ pub struct Counters {
     pub reconnects: u64,
     /// Engine.IO pings answered.
     pub heartbeats: u64,
+    /// `message` events received by the quiet point (the end of the drain, when nothing is in
+    /// flight and nobody has left yet): comparable with the workers' `delivered`, which are
+    /// sampled at the same moment.
+    #[serde(default)]
+    pub received_at_quiet_point: u64,
 }
 
 impl Counters {
@@ -215,6 +220,7 @@ impl Counters {
         self.disconnects += o.disconnects;
         self.reconnects += o.reconnects;
         self.heartbeats += o.heartbeats;
+        self.received_at_quiet_point += o.received_at_quiet_point;
     }
 }
 

@@ -20,12 +20,38 @@ use crate::results::{self, Environment, Results, ThresholdResult, Verdict, Worke
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
 
+/// Members one process holds at most: it may hold 20,000 open files, and a polling member
+/// can briefly need two.
+pub const MEMBERS_PER_PROCESS: u32 = 15_000;
+
 /// Runs the scenario; Ok(true) when every threshold held.
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let scenario = load_scenario(&args)?;
     let out = output_dir(&args, &scenario)?;
+    if let Some(part) = args.part {
+        let url = args.target.clone().context("--part needs --target")?;
+        let start_us = args.start_at.unwrap_or_else(now_us);
+        let results = run_against(
+            &scenario,
+            &Target::Url(url),
+            &out,
+            true,
+            Some(part),
+            start_us,
+        )
+        .await?;
+        return Ok(results.verdict == Verdict::Pass);
+    }
+    let processes = args
+        .processes
+        .unwrap_or_else(|| scenario.population.members.div_ceil(MEMBERS_PER_PROCESS))
+        .max(1);
     let target = start_target(&scenario, &out).await?;
-    let outcome = run_against(&scenario, &target, &out, args.quiet).await;
+    let outcome = if processes > 1 {
+        run_split(&args, &scenario, &target, &out, processes).await
+    } else {
+        run_against(&scenario, &target, &out, args.quiet, None, now_us()).await
+    };
     target.shutdown().await;
     let results = outcome?;
     print_summary(&results, &out);
@@ -34,6 +60,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
 
 fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
     let mut scenario = Scenario::load(&args.scenario)?;
+    if args.part.is_some() {
+        // A part runs against the parent's target; the parent injects the faults.
+        scenario.faults.clear();
+    }
     let duration = match &args.duration {
         Some(text) => Some(parse_duration(text).map_err(|e| anyhow::anyhow!("--duration: {e}"))?),
         None => None,
@@ -109,13 +139,20 @@ async fn check_reachable(url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// A pause between the join ramp and the first message, so the last joiners have finished
+/// joining: with a ramp, every member is owed every message.
+const SETTLE: Duration = Duration::from_secs(1);
+
 /// The phases of the run and the goose test plan that drives them.
 fn timing(scenario: &Scenario, members: usize) -> (RunTiming, String) {
     let mut steps = scenario.load_steps(members);
-    let drain = scenario.traffic.deadline;
-    // Hold the peak a deadline longer than the sending, so the last messages are owed.
+    let drain = Duration::from_secs(scenario.traffic.deadline.as_secs_f64().ceil() as u64);
+    let mut ramp_up = scenario.ramp_up();
+    // Hold the peak a settle second before the sending and a deadline after it, so the
+    // first messages find everyone joined and the last ones are owed.
     if matches!(scenario.population.arrival, Arrival::Ramp(_)) && steps.len() >= 2 {
-        steps[1].seconds += drain.as_secs().max(1);
+        steps[1].seconds += (SETTLE + drain).as_secs();
+        ramp_up += SETTLE;
     }
     let plan = steps
         .iter()
@@ -123,7 +160,6 @@ fn timing(scenario: &Scenario, members: usize) -> (RunTiming, String) {
         .collect::<Vec<_>>()
         .join(";");
     let total = Duration::from_secs(steps.iter().map(|s| s.seconds).sum());
-    let ramp_up = scenario.ramp_up();
     let timing = RunTiming {
         ramp_up,
         send: scenario.duration,
@@ -139,22 +175,32 @@ async fn run_against(
     target: &Target,
     out: &Path,
     quiet: bool,
+    part: Option<(u32, u32)>,
+    start_us: u64,
 ) -> anyhow::Result<Results> {
-    let plan = plan(scenario);
+    let mut plan = plan(scenario);
+    if let Some((i, n)) = part {
+        keep_part(&mut plan, i, n);
+    }
     let members = plan.members.len();
     let (timing, test_plan) = timing(scenario, members);
     let url = target.url().await;
-    let started_at = SystemTime::now();
-    let start_us = now_us();
-    let ctx = RunContext::new(scenario.clone(), plan, url, start_us, timing);
     let before = target.worker_stats().await;
+    tokio::time::sleep_until(crate::clock::instant_at(start_us).into()).await;
+    let started_at = SystemTime::now();
+    let ctx = RunContext::new(scenario.clone(), plan, url, start_us, timing);
 
     let progress =
         (!quiet).then(|| tokio::spawn(crate::progress::show(ctx.clone(), timing.total, members)));
-    let peak = tokio::spawn(sample_workers_at(
-        target_snapshot_time(&ctx),
-        target_stats_fn(target),
-    ));
+    let quiet_at = quiet_point(&ctx);
+    let quiet = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
+    let received = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(crate::clock::instant_at(quiet_at).into()).await;
+            ctx.counters.received_messages.load(Relaxed)
+        })
+    };
     let faults = inject_faults(target, &scenario.faults, start_us);
     let attack = crate::attack::run(ctx.clone(), &test_plan);
     let (attack, faults) = tokio::select! {
@@ -170,22 +216,19 @@ async fn run_against(
     }
     attack.context("the attack failed")?;
     let end_us = now_us();
-    let after = target.worker_stats().await;
-    let peak = peak.await.unwrap_or_default();
+    let at_quiet = quiet.await.unwrap_or_default();
+    let received_at_quiet = received.await.unwrap_or_default();
 
     let mut results = settle(&ctx, scenario, started_at, end_us, &faults)?;
-    results.workers = worker_counts(&before, &after, &peak);
+    results.counters.received_at_quiet_point = received_at_quiet;
+    results.workers = worker_counts(&before, &at_quiet);
     judge(&mut results, scenario);
     results.write(&out.join("results.json"))?;
     Ok(results)
 }
 
-fn target_snapshot_time(ctx: &RunContext) -> u64 {
-    ctx.send_until_us
-}
-
-/// A closure-free handle for sampling worker stats from a spawned task.
-fn target_stats_fn(target: &Target) -> Vec<std::net::SocketAddr> {
+/// The local workers' addresses (none for a URL target).
+fn worker_addrs(target: &Target) -> Vec<std::net::SocketAddr> {
     match target {
         Target::Local(stack) => stack
             .try_lock()
@@ -195,8 +238,15 @@ fn target_stats_fn(target: &Target) -> Vec<std::net::SocketAddr> {
     }
 }
 
-/// Worker stats when the steady phase ends: members per worker at the peak.
-async fn sample_workers_at(
+/// The quiet point: the end of the drain, when every message has arrived and nobody has left
+/// yet. Members' receipts and the workers' `delivered` are compared there.
+fn quiet_point(ctx: &RunContext) -> u64 {
+    let drain = ctx.scenario.traffic.deadline.as_micros() as u64;
+    ctx.send_until_us + drain * 9 / 10
+}
+
+/// The workers' stats at `at_us` (members per worker at the peak, deliveries so far).
+async fn sample_workers(
     at_us: u64,
     workers: Vec<std::net::SocketAddr>,
 ) -> Vec<chat_server::metrics::StatsSnapshot> {
@@ -213,27 +263,139 @@ async fn sample_workers_at(
     stats
 }
 
+/// Keeps only part `i` of `n`: whole rooms (index % n == i), so every fan-out is accounted for
+/// inside one process.
+fn keep_part(plan: &mut crate::scenario::Plan, i: u32, n: u32) {
+    plan.members.retain(|m| m.room % n == i);
+    for room in &mut plan.rooms {
+        if room.index % n != i {
+            room.members.clear();
+        }
+    }
+}
+
+/// Runs `n` child processes, each a part of the rooms, started together; merges their
+/// results exactly. This process keeps the target, the faults and the worker sampling.
+async fn run_split(
+    args: &RunArgs,
+    scenario: &Scenario,
+    target: &Target,
+    out: &Path,
+    n: u32,
+) -> anyhow::Result<Results> {
+    let url = target.url().await;
+    let members = plan(scenario).members.len();
+    let (timing, _) = timing(scenario, members);
+    // Time for the children to start and plan before the common start.
+    let start_us = now_us() + 3_000_000;
+    let exe = std::env::current_exe().context("cannot find the loadgen binary")?;
+    let mut children = Vec::new();
+    for i in 0..n {
+        let dir = out.join(format!("part-{i}"));
+        std::fs::create_dir_all(&dir)?;
+        let log = std::fs::File::create(dir.join("loadgen.log"))?;
+        let mut command = chat_server::process::tied_command(&exe);
+        command
+            .arg("run")
+            .arg(&args.scenario)
+            .args(["--target", &url, "--quiet", "--part", &format!("{i}/{n}")])
+            .arg("--start-at")
+            .arg(start_us.to_string())
+            .arg("--out")
+            .arg(&dir)
+            .args(passed_overrides(args))
+            .stdout(std::process::Stdio::from(log.try_clone()?))
+            .stderr(std::process::Stdio::from(log));
+        children.push((
+            i,
+            dir,
+            command.spawn().context("cannot start a part process")?,
+        ));
+    }
+    eprintln!(
+        "running {members} members in {n} processes (logs in {}/part-*)",
+        out.display()
+    );
+    let before = target.worker_stats().await;
+    let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
+    let quiet_at = send_until + scenario.traffic.deadline.as_micros() as u64 * 9 / 10;
+    let quiet = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
+    let faults = inject_faults(target, &scenario.faults, start_us);
+    let waits = async {
+        let mut done = Vec::new();
+        for (i, dir, mut child) in children {
+            let status = child.wait().await;
+            done.push((i, dir, status));
+        }
+        done
+    };
+    let (done, faults) = tokio::join!(waits, faults);
+    let mut parts = Vec::new();
+    for (i, dir, status) in done {
+        let code = status.ok().and_then(|s| s.code());
+        if !matches!(code, Some(0) | Some(1)) {
+            bail!(
+                "part {i} failed (exit {code:?}); see {}",
+                dir.join("loadgen.log").display()
+            );
+        }
+        parts.push(Results::read(&dir.join("results.json"))?);
+    }
+    let mut merged = results::merge(&parts)?;
+    merged.workers = worker_counts(&before, &quiet.await.unwrap_or_default());
+    // The ledgers live in the parts; losses around faults are in the merged totals.
+    merged.faults = faults
+        .iter()
+        .map(|f| results::FaultRecord {
+            at_s: f.at_s,
+            action: f.action.clone(),
+            recovered_after_ms: None,
+            lost_in_window: 0,
+        })
+        .collect();
+    judge(&mut merged, scenario);
+    merged.write(&out.join("results.json"))?;
+    Ok(merged)
+}
+
+/// The command-line overrides a part must repeat.
+fn passed_overrides(args: &RunArgs) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut pass = |flag: &str, value: Option<String>| {
+        if let Some(v) = value {
+            out.push(flag.to_string());
+            out.push(v);
+        }
+    };
+    pass("--members", args.members.map(|v| v.to_string()));
+    pass("--rooms", args.rooms.map(|v| v.to_string()));
+    pass("--duration", args.duration.clone());
+    pass("--rate", args.rate.map(|v| v.to_string()));
+    pass("--seed", args.seed.map(|v| v.to_string()));
+    out
+}
+
+/// Per worker: members and connections at the quiet point, and deliveries since the start
+/// (a worker restarted meanwhile counts from its restart).
 fn worker_counts(
     before: &[chat_server::metrics::StatsSnapshot],
-    after: &[chat_server::metrics::StatsSnapshot],
-    peak: &[chat_server::metrics::StatsSnapshot],
+    at_quiet: &[chat_server::metrics::StatsSnapshot],
 ) -> Vec<WorkerStats> {
-    after
+    at_quiet
         .iter()
         .enumerate()
-        .map(|(i, a)| {
+        .map(|(i, q)| {
             let b = before.get(i).cloned().unwrap_or_default();
-            let p = peak.get(i).cloned().unwrap_or_default();
+            let delivered = if q.pid == b.pid {
+                q.delivered.saturating_sub(b.delivered)
+            } else {
+                q.delivered
+            };
             WorkerStats {
                 index: i as u32,
-                members: p.members.max(0) as u64,
-                connections: p.sockets.max(0) as u64,
-                // A restarted worker starts counting from zero again.
-                delivered: if a.pid == b.pid {
-                    a.delivered - b.delivered.min(a.delivered)
-                } else {
-                    a.delivered
-                },
+                members: q.members.max(0) as u64,
+                connections: q.sockets.max(0) as u64,
+                delivered,
             }
         })
         .collect()
@@ -287,6 +449,7 @@ fn counters(ctx: &RunContext) -> results::Counters {
         disconnects: c.disconnects.load(Relaxed),
         reconnects: c.reconnects.load(Relaxed),
         heartbeats: c.heartbeats.load(Relaxed),
+        received_at_quiet_point: 0,
     }
 }
 

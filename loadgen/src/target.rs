@@ -29,6 +29,7 @@ impl Target {
             run_dir: Some(run_dir.join("stack")),
             worker_args: Vec::new(),
             server_exe: None,
+            server_prefix: Vec::new(),
         };
         let stack = Stack::start(config)
             .await

@@ -87,6 +87,20 @@ pub struct WorkerConfig {
     #[arg(long, env = "CHAT_REDIS_TIMEOUT_MS", default_value_t = 2_000)]
     pub redis_timeout_ms: u64,
 
+    /// Fault injection for testing measurement tools: drop every Nth chat message this
+    /// worker would deliver (0: never). Counted in `chat_chaos_total{action="drop"}`.
+    #[arg(long, env = "CHAT_CHAOS_DROP_EVERY", default_value_t = 0, hide = true)]
+    pub chaos_drop_every: u64,
+
+    /// Fault injection: deliver every Nth chat message twice (0: never).
+    #[arg(
+        long,
+        env = "CHAT_CHAOS_DUPLICATE_EVERY",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub chaos_duplicate_every: u64,
+
     /// Index of this worker in its cluster (set by the master; shown in logs and /stats).
     #[arg(long, env = "CHAT_WORKER_ID", default_value_t = 0)]
     pub worker_id: usize,

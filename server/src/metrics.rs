@@ -45,6 +45,8 @@ pub struct Metrics {
     pub disconnects: [AtomicU64; DISCONNECT_REASONS.len()],
     pub redis_errors: [AtomicU64; REDIS_OPS.len()],
     pub redis_up: AtomicBool,
+    pub chaos_dropped: AtomicU64,
+    pub chaos_duplicated: AtomicU64,
     pub redis_reconnects: AtomicU64,
 }
 

@@ -68,11 +68,20 @@ impl Room {
     }
 }
 
+/// Deliberate misbehaviour, for proving that measurement tools notice it (hidden flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Chaos {
+    pub drop_every: u64,
+    pub duplicate_every: u64,
+}
+
 /// Sends room messages coming from the bus to this worker's members of the room.
 pub struct Delivery {
     io: SocketIo,
     rooms: Arc<Mutex<HashMap<Arc<str>, Arc<Room>>>>,
     metrics: Arc<Metrics>,
+    chaos: Chaos,
+    chat_messages: std::sync::atomic::AtomicU64,
 }
 
 impl Delivery {
@@ -95,6 +104,36 @@ impl Delivery {
         if *members == 0 {
             return;
         }
+        let copies = self.chaos_copies(payload);
+        for _ in 0..copies {
+            self.broadcast(&room, *members, data);
+        }
+    }
+
+    /// How many times to deliver this message: 1, or 0 / 2 when chaos says so.
+    fn chaos_copies(&self, payload: &str) -> usize {
+        let Chaos {
+            drop_every,
+            duplicate_every,
+        } = self.chaos;
+        if drop_every == 0 && duplicate_every == 0
+            || !payload.starts_with(r#"{"event":"broadcast_say""#)
+        {
+            return 1;
+        }
+        let n = self.chat_messages.fetch_add(1, Relaxed) + 1;
+        if drop_every > 0 && n.is_multiple_of(drop_every) {
+            self.metrics.chaos_dropped.fetch_add(1, Relaxed);
+            0
+        } else if duplicate_every > 0 && n.is_multiple_of(duplicate_every) {
+            self.metrics.chaos_duplicated.fetch_add(1, Relaxed);
+            2
+        } else {
+            1
+        }
+    }
+
+    fn broadcast(&self, room: &Room, members: usize, data: &RawValue) {
         // The local adapter broadcasts synchronously: the future is ready on its first poll.
         let sent = self
             .io
@@ -108,8 +147,8 @@ impl Delivery {
                 tracing::error!(room = &*room.name, "broadcast failed: {e}");
                 self.metrics
                     .delivery_failed_closed
-                    .fetch_add(*members as u64, Relaxed);
-                *members
+                    .fetch_add(members as u64, Relaxed);
+                members
             }
             None => {
                 tracing::error!(
@@ -118,8 +157,8 @@ impl Delivery {
                 );
                 self.metrics
                     .delivery_failed_closed
-                    .fetch_add(*members as u64, Relaxed);
-                *members
+                    .fetch_add(members as u64, Relaxed);
+                members
             }
         };
         self.metrics
@@ -151,12 +190,14 @@ pub struct Rooms {
 
 impl Rooms {
     /// A registry and the delivery that reads it.
-    pub fn new(io: SocketIo, metrics: Arc<Metrics>) -> (Self, Arc<Delivery>) {
+    pub fn new(io: SocketIo, metrics: Arc<Metrics>, chaos: Chaos) -> (Self, Arc<Delivery>) {
         let map = Arc::new(Mutex::new(HashMap::new()));
         let delivery = Arc::new(Delivery {
             io,
             rooms: map.clone(),
             metrics: metrics.clone(),
+            chaos,
+            chat_messages: Default::default(),
         });
         (Rooms { map, metrics }, delivery)
     }

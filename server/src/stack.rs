@@ -60,6 +60,9 @@ pub struct StackConfig {
     pub worker_args: Vec<String>,
     /// The chat-server binary; `None`: this binary (see `process::self_command`).
     pub server_exe: Option<PathBuf>,
+    /// Arguments before the subcommand, for a binary that embeds chat-server
+    /// (`loadgen chat-server ...`).
+    pub server_prefix: Vec<String>,
 }
 
 impl StackConfig {
@@ -72,6 +75,7 @@ impl StackConfig {
             run_dir: args.run_dir,
             worker_args: args.worker_args,
             server_exe,
+            server_prefix: Vec::new(),
         }
     }
 }
@@ -373,7 +377,11 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
 
 fn server_command(config: &StackConfig) -> tokio::process::Command {
     match &config.server_exe {
-        Some(exe) => tied_command(exe),
+        Some(exe) => {
+            let mut command = tied_command(exe);
+            command.args(&config.server_prefix);
+            command
+        }
         None => crate::process::self_command(),
     }
 }

@@ -49,7 +49,17 @@ impl Worker {
             .ws_max_frame_size(config.max_payload as usize)
             .max_buffer_size(config.socket_buffer)
             .build_layer();
-        let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone());
+        let chaos = crate::rooms::Chaos {
+            drop_every: config.chaos_drop_every,
+            duplicate_every: config.chaos_duplicate_every,
+        };
+        if config.chaos_drop_every > 0 || config.chaos_duplicate_every > 0 {
+            tracing::warn!(
+                ?chaos,
+                "CHAOS: this worker drops or duplicates messages on purpose"
+            );
+        }
+        let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone(), chaos);
         let bus = match config.bus_kind() {
             BusKind::Redis => {
                 let url = config.redis.as_deref().unwrap_or_default();

@@ -32,6 +32,7 @@ pub async fn start_stack(workers: usize, worker_args: &[&str]) -> Stack {
         run_dir: None,
         worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
         server_exe: Some(server_exe()),
+        server_prefix: Vec::new(),
     };
     match Stack::start(config).await {
         Ok(stack) => stack,
