@@ -242,6 +242,22 @@ impl Metrics {
         );
         metric_header(
             w,
+            "chat_chaos_total",
+            "Messages dropped or duplicated on purpose (hidden --chaos-* flags).",
+            "counter",
+        );
+        for (action, value) in [
+            ("drop", &self.chaos_dropped),
+            ("duplicate", &self.chaos_duplicated),
+        ] {
+            let _ = writeln!(
+                w,
+                "chat_chaos_total{{worker=\"{worker_id}\",action=\"{action}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        metric_header(
+            w,
             "chat_redis_up",
             "1 when Redis answers (or is not used).",
             "gauge",

@@ -1,0 +1,400 @@
+//! End-to-end runs of the `loadgen` binary against real stacks (redis-server, the cluster,
+//! nginx), checking what issue 3 asks: every owed delivery made and agreeing with the workers,
+//! members spread over workers, honest measurement (a pause shows as latency, drops as lost,
+//! duplicates as duplicated), exact multi-process merges, other servers of the protocol, and
+//! clear refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use chat_server::stack::{Stack, StackConfig};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadgen-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+async fn loadgen(args: &[&str]) -> Output {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("loadgen finished within 4 minutes")
+        .expect("loadgen runs")
+}
+
+fn results(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json written");
+    serde_json::from_str(&text).expect("results.json is JSON")
+}
+
+fn explain(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn write_scenario(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).expect("write scenario");
+    path
+}
+
+/// A local stack whose workers are loadgen's embedded chat-server, with extra worker flags.
+async fn stack(workers: usize, worker_args: &[&str]) -> Stack {
+    let config = StackConfig {
+        workers,
+        listen: "127.0.0.1:0".parse().expect("address"),
+        redis: None,
+        nginx_workers: 1,
+        run_dir: None,
+        worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
+        server_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_loadgen"))),
+        server_prefix: vec!["chat-server".into()],
+    };
+    Stack::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot start the stack: {e:#}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+#[tokio::test]
+async fn smoke_delivers_everything_and_agrees_with_the_workers() {
+    let dir = scratch("smoke");
+    let scenario = repo().join("scenarios/smoke.toml");
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = results(&dir);
+    let d = &r["deliveries"];
+    assert!(u(&d["expected"]) > 0);
+    assert_eq!(d["delivered"], d["expected"], "{d}");
+    assert_eq!(u(&d["lost"]), 0);
+    assert_eq!(u(&d["duplicated"]), 0);
+    assert_eq!(r["verdict"], "pass");
+    // Members really spread over the workers through nginx.
+    let workers = r["workers"].as_array().expect("workers");
+    assert_eq!(workers.len(), 2);
+    assert!(workers.iter().all(|w| u(&w["members"]) > 0), "{workers:?}");
+    // What members received equals what the workers say they delivered.
+    let delivered: u64 = workers.iter().map(|w| u(&w["delivered"])).sum();
+    assert_eq!(u(&r["counters"]["received_at_quiet_point"]), delivered);
+    // The serialized histograms are there for reports and merges.
+    assert!(
+        r["histograms"]["fanout"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("HISTF"))
+    );
+    for key in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
+        assert!(r["latency"]["fanout"][key].is_u64(), "latency.fanout.{key}");
+    }
+}
+
+const SMALL: &str = r#"
+name = "small"
+description = "20 members in 4 rooms"
+duration = "5s"
+seed = 7
+
+[target]
+local = { workers = 2, nginx_workers = 1 }
+
+[population]
+rooms = 4
+members = 20
+ramp = 20
+
+[traffic]
+rate_per_member = 2.0
+deadline = "2s"
+
+[thresholds]
+"lost" = "== 0"
+"#;
+
+#[tokio::test]
+async fn two_processes_merge_to_the_same_totals_as_one() {
+    let dir = scratch("merge");
+    let scenario = write_scenario(&dir, SMALL);
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let s = scenario.to_str().unwrap();
+    let (one_s, two_s) = (one.to_str().unwrap(), two.to_str().unwrap());
+    let one_args = ["run", s, "--out", one_s, "-q", "--processes", "1"];
+    let two_args = ["run", s, "--out", two_s, "-q", "--processes", "2"];
+    let (a, b) = tokio::join!(loadgen(&one_args), loadgen(&two_args));
+    assert_eq!(a.status.code(), Some(0), "{}", explain(&a));
+    assert_eq!(b.status.code(), Some(0), "{}", explain(&b));
+    let (r1, r2) = (results(&one), results(&two));
+    assert_eq!(r2["parts"], 2);
+    for key in ["messages", "expected", "delivered", "lost", "duplicated"] {
+        assert_eq!(
+            r1["deliveries"][key], r2["deliveries"][key],
+            "deliveries.{key}"
+        );
+    }
+    for key in ["sends", "joins", "connects"] {
+        assert_eq!(r1["counters"][key], r2["counters"][key], "counters.{key}");
+    }
+    assert_eq!(
+        r1["latency"]["fanout"]["count"],
+        r2["latency"]["fanout"]["count"]
+    );
+
+    // `loadgen merge` of the parts gives the same record as the run's own merge.
+    let merged = dir.join("merged.json");
+    let parts = [
+        two.join("part-0/results.json"),
+        two.join("part-1/results.json"),
+    ];
+    let output = loadgen(&[
+        "merge",
+        parts[0].to_str().unwrap(),
+        parts[1].to_str().unwrap(),
+        "-o",
+        merged.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(m["deliveries"], r2["deliveries"]);
+    assert_eq!(m["histograms"], r2["histograms"]);
+    assert_eq!(m["latency"], r2["latency"]);
+}
+
+#[tokio::test]
+async fn a_paused_worker_shows_in_the_maximum_and_in_that_seconds_p99() {
+    let dir = scratch("pause");
+    let text = SMALL.replace("rate_per_member = 2.0", "rate_per_member = 5.0")
+        + "\n[[faults]]\nat = \"4s\"\npause_worker = { worker = 0, for = \"500ms\" }\n";
+    let scenario = write_scenario(&dir, &text);
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        explain(&output)
+    );
+    let r = results(&dir);
+    let max = u(&r["latency"]["fanout"]["max_us"]);
+    assert!(
+        max >= 450_000,
+        "a 500 ms pause must show in the maximum, got {max} µs"
+    );
+    let worst_second = r["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|s| u(&s["fanout_p99_us"]))
+        .max()
+        .unwrap_or_default();
+    assert!(
+        worst_second >= 250_000,
+        "the p99 of the pause's second shows it: {worst_second} µs"
+    );
+    assert_eq!(
+        r["faults"][0]["action"]
+            .as_str()
+            .map(|a| a.starts_with("pause_worker 0")),
+        Some(true)
+    );
+}
+
+/// The value of `chat_chaos_total{action}` on the stack's only worker.
+async fn chaos_count(stack: &Stack, action: &str) -> u64 {
+    let worker = stack.info().workers[0];
+    let (_, body) = chat_server::probe::http_get(worker, "/metrics", Duration::from_secs(2))
+        .await
+        .expect("metrics");
+    let series = format!("chat_chaos_total{{worker=\"0\",action=\"{action}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+        .expect("chaos series")
+}
+
+#[tokio::test]
+async fn dropped_and_duplicated_messages_are_counted_exactly() {
+    let stack = stack(
+        1,
+        &["--chaos-drop-every", "37", "--chaos-duplicate-every", "41"],
+    )
+    .await;
+    let dir = scratch("chaos");
+    let text = SMALL.replace(
+        "local = { workers = 2, nginx_workers = 1 }",
+        &format!("url = \"{}\"", stack.info().url),
+    );
+    let scenario = write_scenario(&dir, &text);
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "lost == 0 must fail: {}",
+        explain(&output)
+    );
+    let r = results(&dir);
+    let (dropped, duplicated) = (
+        chaos_count(&stack, "drop").await,
+        chaos_count(&stack, "duplicate").await,
+    );
+    assert!(dropped > 0 && duplicated > 0);
+    // One worker: a message dropped or doubled there is so for all 5 members of its room.
+    assert_eq!(
+        u(&r["deliveries"]["lost"]),
+        dropped * 5,
+        "{}",
+        r["deliveries"]
+    );
+    assert_eq!(
+        u(&r["deliveries"]["duplicated"]),
+        duplicated * 5,
+        "{}",
+        r["deliveries"]
+    );
+    assert_eq!(r["verdict"], "fail");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn works_against_the_original_node_design() {
+    let modules = repo().join("peers/node-seed/node_modules/socket.io");
+    assert!(
+        modules.exists(),
+        "run `npm ci --prefix peers/node-seed` first"
+    );
+    let redis_port = chat_server::stack::free_port().expect("port");
+    let mut redis = tokio::process::Command::new(
+        chat_server::stack::require("redis-server", "redis-server").expect("redis-server"),
+    )
+    .args([
+        "--port",
+        &redis_port.to_string(),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ])
+    .stdout(Stdio::null())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("start redis");
+    let base = chat_server::stack::free_port().expect("port");
+    let mut peer = tokio::process::Command::new("node")
+        .arg(repo().join("peers/node-seed/cluster.js"))
+        .args(["--workers", "1", "--base-port", &base.to_string()])
+        .args(["--redis", &format!("redis://127.0.0.1:{redis_port}")])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the node peer");
+    let stdout = peer.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("node peer ready within 20 s")
+            .expect("read node output")
+            .expect("node peer exited early");
+        if line.contains("ready") {
+            break;
+        }
+    }
+    let dir = scratch("node");
+    let text = SMALL.replace(
+        "local = { workers = 2, nginx_workers = 1 }",
+        &format!("url = \"http://127.0.0.1:{base}\"\nclient_address = \"none\""),
+    );
+    let scenario = write_scenario(&dir, &text);
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = results(&dir);
+    assert!(u(&r["deliveries"]["delivered"]) > 0);
+    assert_eq!(r["deliveries"]["delivered"], r["deliveries"]["expected"]);
+    let _ = peer.kill().await;
+    let _ = redis.kill().await;
+}
+
+#[tokio::test]
+async fn a_bad_scenario_is_refused_with_file_line_and_key() {
+    let dir = scratch("bad");
+    let text = SMALL.replace(
+        "deadline = \"2s\"",
+        "deadline = \"2s\"\ntransports = { websokt = 1.0 }",
+    );
+    let scenario = write_scenario(&dir, &text);
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("scenario.toml:"), "{stderr}");
+    assert!(stderr.contains("websokt"), "{stderr}");
+    assert!(stderr.contains("websocket, polling, upgrade"), "{stderr}");
+    assert!(!dir.join("results.json").exists());
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_a_setup_error() {
+    let dir = scratch("unreachable");
+    let port = chat_server::stack::free_port().expect("port");
+    let text = SMALL.replace(
+        "local = { workers = 2, nginx_workers = 1 }",
+        &format!("url = \"http://127.0.0.1:{port}\""),
+    );
+    let scenario = write_scenario(&dir, &text);
+    let output = loadgen(&[
+        "run",
+        scenario.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unreachable"));
+}
