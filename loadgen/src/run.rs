@@ -103,12 +103,26 @@ async fn start_target(scenario: &Scenario, out: &Path) -> anyhow::Result<Target>
             Ok(Target::Url(url.clone()))
         }
         Endpoint::Local(local) => {
-            eprintln!(
-                "starting the local stack: redis, {} workers, nginx (logs in {})",
-                local.workers,
-                out.join("stack").display()
-            );
-            Target::start_local(local, out).await
+            let missing = chat_server::stack::missing_parts(false);
+            match crate::target::local_mode(missing) {
+                crate::target::LocalMode::FullStack => {
+                    eprintln!(
+                        "starting the local stack: redis, {} workers, nginx (logs in {})",
+                        local.workers,
+                        out.join("stack").display()
+                    );
+                    Target::start_local(local, out).await
+                }
+                crate::target::LocalMode::Embedded { missing } => {
+                    eprintln!(
+                        "{missing} not installed: running against ONE embedded worker (--bus local, \
+                         no Redis, no nginx) instead of the {}-worker cluster.\n\
+                         For the full cluster: apt-get install -y {missing}",
+                        local.workers
+                    );
+                    Target::start_embedded().await
+                }
+            }
         }
     }
 }
@@ -234,7 +248,7 @@ fn worker_addrs(target: &Target) -> Vec<std::net::SocketAddr> {
             .try_lock()
             .map(|s| s.info().workers.clone())
             .unwrap_or_default(),
-        Target::Url(_) => Vec::new(),
+        Target::Url(_) | Target::Embedded { .. } => Vec::new(),
     }
 }
 

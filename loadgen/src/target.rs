@@ -12,10 +12,33 @@ use tokio::sync::Mutex;
 use crate::clock::now_us;
 use crate::scenario::{Fault, FaultAction, LocalStack};
 
-/// A running target; `Local` owns the stack and stops it in [`Target::shutdown`].
+/// A running target; `Local` and `Embedded` are ours, stopped in [`Target::shutdown`].
 pub enum Target {
     Url(String),
     Local(Box<Mutex<Stack>>),
+    /// One in-process worker (`--bus local`): the fallback without redis-server and nginx.
+    Embedded {
+        url: String,
+        stop: tokio::sync::oneshot::Sender<()>,
+        serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+    },
+}
+
+/// How a `local` target runs on this machine.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LocalMode {
+    /// Redis, the cluster and nginx.
+    FullStack,
+    /// One embedded worker, because these programs are missing.
+    Embedded { missing: String },
+}
+
+/// The full stack when redis-server and nginx are installed, else the embedded worker.
+pub fn local_mode(missing: Option<String>) -> LocalMode {
+    match missing {
+        None => LocalMode::FullStack,
+        Some(missing) => LocalMode::Embedded { missing },
+    }
 }
 
 impl Target {
@@ -37,9 +60,24 @@ impl Target {
         Ok(Target::Local(Box::new(Mutex::new(stack))))
     }
 
+    /// Starts one worker inside this process, on a free loopback port, without Redis.
+    pub async fn start_embedded() -> anyhow::Result<Target> {
+        let mut config =
+            <chat_server::cli::WorkerOnly as clap::Parser>::try_parse_from(["worker"])?.config;
+        config.listen = "127.0.0.1:0".parse()?;
+        config.bus = chat_server::config::BusKind::Local;
+        let worker = chat_server::worker::Worker::bind(config).await?;
+        let url = format!("http://{}", worker.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(worker.serve(async move {
+            let _ = stopped.await;
+        }));
+        Ok(Target::Embedded { url, stop, serving })
+    }
+
     pub async fn url(&self) -> String {
         match self {
-            Target::Url(url) => url.clone(),
+            Target::Url(url) | Target::Embedded { url, .. } => url.clone(),
             Target::Local(stack) => stack.lock().await.info().url.clone(),
         }
     }
@@ -65,8 +103,13 @@ impl Target {
     }
 
     pub async fn shutdown(self) {
-        if let Target::Local(stack) = self {
-            stack.into_inner().stop().await;
+        match self {
+            Target::Local(stack) => stack.into_inner().stop().await,
+            Target::Embedded { stop, serving, .. } => {
+                let _ = stop.send(());
+                let _ = serving.await;
+            }
+            Target::Url(_) => {}
         }
     }
 }
@@ -84,6 +127,9 @@ pub struct FaultRecord {
 /// Injects each fault at its time (counted from `start_us`); returns what happened.
 pub async fn inject_faults(target: &Target, faults: &[Fault], start_us: u64) -> Vec<FaultRecord> {
     let Target::Local(stack) = target else {
+        if !faults.is_empty() {
+            eprintln!("faults skipped: they need the full local stack (redis-server and nginx)");
+        }
         return Vec::new();
     };
     let mut records = Vec::new();
@@ -140,5 +186,21 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Re
             .await;
             (format!("pause_worker {worker} for {duration:?}"), result)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn falls_back_to_the_embedded_worker_only_when_something_is_missing() {
+        assert_eq!(local_mode(None), LocalMode::FullStack);
+        assert_eq!(
+            local_mode(Some("nginx".into())),
+            LocalMode::Embedded {
+                missing: "nginx".into()
+            }
+        );
     }
 }
