@@ -32,6 +32,8 @@ struct MemberState {
     /// Reconnect attempts since the last successful join.
     attempts: u32,
     retry_at: Option<Instant>,
+    /// When this member next leaves and rejoins (churn), if the scenario churns.
+    next_churn: Option<Instant>,
 }
 
 /// Runs the attack to the end of `test_plan`; members are `ctx.plan.members` in order.
@@ -88,6 +90,7 @@ fn start(
             schedule,
             attempts: 0,
             retry_at: None,
+            next_churn: next_churn(ctx.scenario.traffic.churn_per_min),
         };
         let outcome = connect(&ctx, index, &mut state).await;
         user.set_session_data(MemberHandle(Arc::new(tokio::sync::Mutex::new(state))));
@@ -222,6 +225,9 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     if state.session.is_none() {
         return reconnect_when_due(ctx, state).await;
     }
+    if let Some(outcome) = churn_when_due(ctx, state).await {
+        return outcome;
+    }
     let now = now_us();
     let Some(schedule) = state.schedule.as_mut() else {
         return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
@@ -262,6 +268,34 @@ async fn reconnect_when_due(ctx: &Arc<RunContext>, state: &mut MemberState) -> S
         ctx.counters.reconnects.fetch_add(1, Relaxed);
     }
     StepOutcome::Reconnected(outcome)
+}
+
+/// Leaves and rejoins at once when this member's churn time has come (sending phase only).
+async fn churn_when_due(ctx: &Arc<RunContext>, state: &mut MemberState) -> Option<StepOutcome> {
+    let due = state.next_churn?;
+    let now = now_us();
+    if Instant::now() < due || now < ctx.send_from_us || now >= ctx.send_until_us {
+        return None;
+    }
+    state.next_churn = next_churn(ctx.scenario.traffic.churn_per_min);
+    let session = state.session.take()?;
+    session.close().await;
+    ctx.counters.members.fetch_sub(1, Relaxed);
+    let outcome = connect(ctx, state.index, state).await;
+    if matches!(outcome, ConnectOutcome::Joined { .. }) {
+        ctx.counters.reconnects.fetch_add(1, Relaxed);
+    }
+    Some(StepOutcome::Reconnected(outcome))
+}
+
+/// The next churn time: a Poisson process of `per_min` events per member per minute.
+fn next_churn(per_min: f64) -> Option<Instant> {
+    if per_min <= 0.0 {
+        return None;
+    }
+    let uniform: f64 = rand::random_range(f64::EPSILON..1.0);
+    let seconds = -uniform.ln() * 60.0 / per_min;
+    Some(Instant::now() + Duration::from_secs_f64(seconds.min(86_400.0)))
 }
 
 async fn sleep_until_us(target_us: u64) -> StepOutcome {
