@@ -1,7 +1,9 @@
-//! The `loadgen` command line: `run` a scenario, `merge` partial results.
+//! The `loadgen` command line: `run` a scenario, `merge` partial results, `report` and
+//! `compare` results as HTML.
 //!
 //! Exit status: 0 when every threshold holds, 1 when one fails, 2 on a setup error (bad
 //! scenario, unreachable target, missing program), with a message that says what to do.
+//! `compare`: 0 no regression, 1 a regression, 2 bad input.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,10 @@ pub enum Command {
     Run(RunArgs),
     /// Merge partial results.json files exactly (histograms added, counters summed).
     Merge(MergeArgs),
+    /// Render the HTML report of a results.json (one self-contained file).
+    Report(ReportArgs),
+    /// Compare two results.json: HTML overlay, exit status 1 when the new run regressed.
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -91,6 +97,29 @@ pub struct MergeArgs {
     pub output: PathBuf,
 }
 
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The results to render.
+    pub results: PathBuf,
+    /// Where to write the page (default: report.html beside the results).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The reference run's results.json.
+    pub base: PathBuf,
+    /// The run to judge against it.
+    pub new: PathBuf,
+    /// Where to write the page (default: compare.html beside the new results).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// How much worse tail latency and error rates may get: `10%` or `0.1`.
+    #[arg(long, default_value = "10%", value_parser = crate::render::parse_tolerance)]
+    pub tolerance: f64,
+}
+
 /// A failure before any measurement: exit status 2.
 #[derive(Debug)]
 pub struct SetupError(pub anyhow::Error);
@@ -120,6 +149,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => crate::run::run(args).await,
             Command::Merge(args) => crate::run::merge(args).await,
+            Command::Report(args) => crate::render::report(args),
+            Command::Compare(args) => crate::render::compare(args),
         }
     });
     match result {

@@ -14,7 +14,12 @@ pub mod context;
 pub mod measure;
 pub mod member;
 pub mod progress;
-pub mod results;
+pub mod render;
+/// results.json: the `roomstorm-results` crate, so that reports can read it without loadgen.
+pub use roomstorm_results as results;
 pub mod run;
 pub mod scenario;
 pub mod target;
+
+#[cfg(test)]
+mod results_tests;

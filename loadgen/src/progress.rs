@@ -12,7 +12,9 @@ use std::time::Duration;
 use crate::clock::now_us;
 use crate::context::RunContext;
 
-pub async fn show(ctx: Arc<RunContext>, total: Duration, target_members: usize) {
+/// Samples the members gauge into the timeline every second, and prints the progress line
+/// when `print` is set.
+pub async fn show(ctx: Arc<RunContext>, total: Duration, target_members: usize, print: bool) {
     let tty = std::io::stderr().is_terminal();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -34,7 +36,8 @@ pub async fn show(ctx: Arc<RunContext>, total: Duration, target_members: usize) 
             p99.map_or("-".to_string(), format_us),
             now.errors,
         );
-        if tty {
+        if !print {
+        } else if tty {
             eprint!("\r{line}\x1b[K");
             let _ = std::io::stderr().flush();
         } else if seconds.is_multiple_of(5) {

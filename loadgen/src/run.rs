@@ -16,6 +16,7 @@ use crate::clock::now_us;
 use crate::context::{RunContext, RunTiming};
 use crate::measure::histograms;
 use crate::measure::ledger::{DeliveryTotals, finalize, lost_between};
+use crate::results::timeline::SecondStats;
 use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
@@ -55,6 +56,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     target.shutdown().await;
     let results = outcome?;
     print_summary(&results, &out);
+    // The HTML report of the whole run (merged, for a split run) beside results.json.
+    match crate::render::write_report(&results, &out) {
+        Ok(path) => println!("  report: {}", path.display()),
+        Err(e) => eprintln!("loadgen: the report could not be written: {e:#}"),
+    }
     Ok(results.verdict == Verdict::Pass)
 }
 
@@ -204,10 +210,14 @@ async fn run_against(
     let started_at = SystemTime::now();
     let ctx = RunContext::new(scenario.clone(), plan, url, start_us, timing);
 
-    let progress =
-        (!quiet).then(|| tokio::spawn(crate::progress::show(ctx.clone(), timing.total, members)));
+    let progress = tokio::spawn(crate::progress::show(
+        ctx.clone(),
+        timing.total,
+        members,
+        !quiet,
+    ));
     let quiet_at = quiet_point(&ctx);
-    let quiet = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
+    let at_quiet_sample = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
     let received = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -220,17 +230,17 @@ async fn run_against(
     let (attack, faults) = tokio::select! {
         both = async { tokio::join!(attack, faults) } => both,
         _ = chat_server::signals::terminated() => {
-            if let Some(p) = progress { p.abort(); }
+            progress.abort();
             bail!("interrupted: the run was stopped before its end; nothing written");
         }
     };
-    if let Some(p) = progress {
-        p.abort();
+    progress.abort();
+    if !quiet {
         crate::progress::finish();
     }
     attack.context("the attack failed")?;
     let end_us = now_us();
-    let at_quiet = quiet.await.unwrap_or_default();
+    let at_quiet = at_quiet_sample.await.unwrap_or_default();
     let received_at_quiet = received.await.unwrap_or_default();
 
     let mut results = settle(&ctx, scenario, started_at, end_us, &faults)?;
@@ -445,7 +455,16 @@ fn settle(
     results.counters = counters(ctx);
     results.faults = faults
         .iter()
-        .map(|f| fault_result(f, &rooms, deadline_us, end_us))
+        .map(|f| {
+            fault_result(
+                f,
+                &rooms,
+                &results.timeline,
+                ctx.start_us,
+                deadline_us,
+                end_us,
+            )
+        })
         .collect();
     Ok(results)
 }
@@ -475,11 +494,14 @@ type SettledRoom = (
     )>,
 );
 
-/// Messages lost around a fault, and when delivery was whole again: the first full second
-/// after the fault's end whose messages were all delivered.
+/// Messages lost around a fault, and when delivery was back to normal: the first whole second
+/// from the fault's end in which nothing sent was lost and the fan-out p99 of what arrived was
+/// back near its level before the fault (at most twice it, or 10 ms above it).
 fn fault_result(
     fault: &FaultRecord,
     rooms: &[SettledRoom],
+    timeline: &[SecondStats],
+    start_us: u64,
     deadline_us: u64,
     end_us: u64,
 ) -> results::FaultRecord {
@@ -491,19 +513,25 @@ fn fault_result(
             })
             .sum()
     };
+    let second_of = |us: u64| (us.saturating_sub(start_us) / 1_000_000) as usize;
+    let normal_p99 = baseline_p99(timeline, second_of(fault.injected_us));
+    let p99_normal = |second: usize| {
+        timeline
+            .iter()
+            .find(|s| s.t as usize == second)
+            .is_none_or(|s| s.deliveries == 0 || s.fanout_p99_us <= normal_p99)
+    };
     let ended = fault.ended_us.unwrap_or(fault.injected_us);
+    let last = end_us.saturating_sub(deadline_us);
     let mut recovered_at = None;
-    let mut window_start = ended;
-    while window_start + 1_000_000 <= end_us.saturating_sub(deadline_us)
-        && window_start < ended + 120_000_000
-    {
-        if lost(window_start, window_start + 1_000_000) == 0 {
-            recovered_at = Some(window_start);
+    let mut from = ended;
+    while from + 1_000_000 <= last && from < ended + 300_000_000 {
+        if lost(from, from + 1_000_000) == 0 && p99_normal(second_of(from + 1_000_000)) {
+            recovered_at = Some(from + 1_000_000);
             break;
         }
-        window_start += 1_000_000;
+        from += 1_000_000;
     }
-    let window_end = recovered_at.unwrap_or(end_us);
     results::FaultRecord {
         at_s: fault.at_s,
         action: match &fault.error {
@@ -511,8 +539,21 @@ fn fault_result(
             None => fault.action.clone(),
         },
         recovered_after_ms: recovered_at.map(|at| at.saturating_sub(fault.injected_us) / 1_000),
-        lost_in_window: lost(fault.injected_us, window_end),
+        lost_in_window: lost(fault.injected_us, recovered_at.unwrap_or(end_us)),
     }
+}
+
+/// The fan-out p99 considered normal: from the (up to) five seconds before `second`, with
+/// deliveries, their median p99; allowed twice that or 10 ms more, whichever is larger.
+fn baseline_p99(timeline: &[SecondStats], second: usize) -> u64 {
+    let mut before: Vec<u64> = timeline
+        .iter()
+        .filter(|s| (s.t as usize) < second && s.t as usize + 5 >= second && s.deliveries > 0)
+        .map(|s| s.fanout_p99_us)
+        .collect();
+    before.sort_unstable();
+    let median = before.get(before.len() / 2).copied().unwrap_or(10_000);
+    (median * 2).max(median + 10_000)
 }
 
 /// Judges every threshold of the scenario against the results.

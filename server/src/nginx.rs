@@ -76,7 +76,7 @@ impl NginxConfig {
         for upstream in &self.upstreams {
             let _ = writeln!(
                 upstreams,
-                "        server {upstream} max_fails=1 fail_timeout=2s;"
+                "        server {upstream} max_fails=3 fail_timeout=5s;"
             );
         }
         let mut real_ip = String::new();
@@ -124,7 +124,7 @@ mod tests {
         let text = config().render();
         assert!(!text.contains("{{"), "unfilled placeholder in:\n{text}");
         assert!(text.contains("ip_hash;"));
-        assert!(text.contains("server 127.0.0.1:6002 max_fails=1"));
+        assert!(text.contains("server 127.0.0.1:6002 max_fails=3"));
         assert!(text.contains("set_real_ip_from 10.0.0.0/8;"));
         assert!(text.contains("listen 127.0.0.1:8080 reuseport"));
         assert!(text.contains("pid /run/x/nginx.pid;"));

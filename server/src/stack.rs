@@ -397,7 +397,10 @@ fn spawn_logged(command: &mut tokio::process::Command, log: &Path) -> anyhow::Re
     command
         .stdout(Stdio::from(file.try_clone()?))
         .stderr(Stdio::from(file))
-        .kill_on_drop(true)
+        // Not kill_on_drop: a SIGKILLed nginx master leaves its workers running. Dropping the
+        // stack sends SIGTERM instead (see `Drop for Stack`), and every child also gets SIGTERM
+        // from the kernel when this process dies.
+        .kill_on_drop(false)
         .spawn()
         .with_context(|| format!("cannot start {program}"))
 }

@@ -90,8 +90,7 @@ impl Worker {
         };
         io.ns("/", (async || {}).with(on_connect));
         let router = crate::http::router(app.clone(), layer);
-        let listener = TcpListener::bind(app.config.listen)
-            .await
+        let listener = listen(app.config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
         Ok(Worker {
             app,
@@ -149,6 +148,22 @@ impl Worker {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Pending connections the kernel queues for us. A connect burst (thousands of members per
+/// second through nginx) overflows the default of 1024 while the CPU is busy, and nginx then
+/// times out connecting and takes the worker out of rotation.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Runs a worker until SIGTERM or SIGINT.

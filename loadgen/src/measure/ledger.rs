@@ -403,50 +403,8 @@ impl SessionLedger {
     }
 }
 
-/// The outcome of a room (or, added up, of a run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeliveryTotals {
-    /// Deliveries owed: Σ over tracked sent messages of the sessions they were owed to.
-    pub expected: u64,
-    pub delivered: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    pub extra: u64,
-    /// First receipts of messages beyond the ledger's capacity.
-    pub untracked: u64,
-    /// Sends beyond the ledger's capacity.
-    pub untracked_sends: u64,
-    /// Tracked sent messages.
-    pub messages: u64,
-    /// Tracked sent messages that some owed session never got.
-    pub incomplete: u64,
-}
-
-impl DeliveryTotals {
-    /// Adds another room's totals.
-    pub fn add(&mut self, other: &DeliveryTotals) {
-        self.expected += other.expected;
-        self.delivered += other.delivered;
-        self.lost += other.lost;
-        self.duplicated += other.duplicated;
-        self.reordered += other.reordered;
-        self.extra += other.extra;
-        self.untracked += other.untracked;
-        self.untracked_sends += other.untracked_sends;
-        self.messages += other.messages;
-        self.incomplete += other.incomplete;
-    }
-
-    /// delivered / expected; 1 when nothing was owed (nothing could be lost).
-    pub fn delivery_ratio(&self) -> f64 {
-        if self.expected == 0 {
-            1.0
-        } else {
-            self.delivered as f64 / self.expected as f64
-        }
-    }
-}
+/// The outcome of a room (or, added up, of a run): defined with the results schema.
+pub use roomstorm_results::DeliveryTotals;
 
 /// One sender's tracked sent messages, ascending by seq.
 struct SentLog {

@@ -12,24 +12,23 @@
 //! into their serialized form when the runtime sets the member gauge, so a long run does not
 //! hold an hour of open histograms.
 //!
-//! Seconds count from `start_us` (same clock as every other time of the process).
+//! Seconds count from `start_us` (same clock as every other time of the process). The written
+//! form of a second ([`SecondStats`]) and timeline merges belong to the results schema and live
+//! in `roomstorm_results::timeline`, re-exported here.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use anyhow::Context;
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+
+pub use roomstorm_results::timeline::{SecondStats, TIMELINE_SIGFIG, merge_timelines};
 
 use super::histograms::{
     add_histogram, decode_histogram, encode_histogram, new_histogram, record_clamped,
 };
 use super::ledger::ReceiptKind;
 use super::per_thread::{PerThread, lock};
-
-/// Significant digits of the per-second fan-out histograms.
-pub const TIMELINE_SIGFIG: u8 = 2;
 
 /// Seconds kept as open histograms behind the current one before being packed.
 pub const LIVE_SECONDS: usize = 5;
@@ -77,81 +76,6 @@ impl ErrorKind {
 }
 
 const ERROR_KINDS: usize = ErrorKind::ALL.len();
-
-/// One second as results.json keeps it.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct SecondStats {
-    /// Seconds since the run's start.
-    pub t: u32,
-    /// Members connected (the gauge's last value in that second; summed across parts).
-    pub members: u64,
-    pub sends: u64,
-    /// First receipts (in order or not).
-    pub deliveries: u64,
-    pub duplicates: u64,
-    /// Errors by kind name; only kinds that happened.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<String, u64>,
-    pub fanout_p50_us: u64,
-    pub fanout_p99_us: u64,
-    pub fanout_max_us: u64,
-    /// The second's fan-out histogram (base64 HdrHistogram V2 deflate, 2 significant digits),
-    /// `""` when nothing was delivered; kept so merged percentiles stay exact.
-    #[serde(default)]
-    pub fanout_hist: String,
-}
-
-impl SecondStats {
-    /// Sets the percentile fields from the second's histogram.
-    fn set_fanout(&mut self, hist: &Histogram<u64>) -> anyhow::Result<()> {
-        if hist.is_empty() {
-            (self.fanout_p50_us, self.fanout_p99_us, self.fanout_max_us) = (0, 0, 0);
-            self.fanout_hist.clear();
-            return Ok(());
-        }
-        self.fanout_p50_us = hist.value_at_quantile(0.5);
-        self.fanout_p99_us = hist.value_at_quantile(0.99);
-        self.fanout_max_us = hist.max();
-        self.fanout_hist = encode_histogram(hist)?;
-        Ok(())
-    }
-
-    /// Adds another part's same second: counters and errors summed, histograms added and the
-    /// percentiles recomputed from the sum.
-    pub fn add(&mut self, other: &SecondStats) -> anyhow::Result<()> {
-        self.members += other.members;
-        self.sends += other.sends;
-        self.deliveries += other.deliveries;
-        self.duplicates += other.duplicates;
-        for (kind, n) in &other.errors {
-            *self.errors.entry(kind.clone()).or_default() += n;
-        }
-        let mut hist = decode_histogram(&self.fanout_hist, TIMELINE_SIGFIG)
-            .with_context(|| format!("timeline second {}", self.t))?;
-        let theirs = decode_histogram(&other.fanout_hist, TIMELINE_SIGFIG)
-            .with_context(|| format!("timeline second {}", other.t))?;
-        add_histogram(&mut hist, &theirs);
-        self.set_fanout(&hist)
-    }
-}
-
-/// Adds timelines second by second (aligned on `t`); the result covers every second of any.
-pub fn merge_timelines<'a>(
-    parts: impl IntoIterator<Item = &'a [SecondStats]>,
-) -> anyhow::Result<Vec<SecondStats>> {
-    let mut by_second: BTreeMap<u32, SecondStats> = BTreeMap::new();
-    for part in parts {
-        for second in part {
-            match by_second.get_mut(&second.t) {
-                Some(sum) => sum.add(second)?,
-                None => {
-                    by_second.insert(second.t, second.clone());
-                }
-            }
-        }
-    }
-    Ok(by_second.into_values().collect())
-}
 
 /// A second's shared fan-out histogram in one of its lives.
 enum SecondHist {
@@ -549,15 +473,5 @@ mod tests {
         let (sa, sb) = (a.stats().expect("a"), b.stats().expect("b"));
         let merged = merge_timelines([sa.as_slice(), sb.as_slice()]).expect("merges");
         assert_eq!(merged, whole.stats().expect("whole"));
-    }
-
-    #[test]
-    fn a_corrupt_histogram_fails_the_merge_with_context() {
-        let bad = [SecondStats {
-            fanout_hist: "not base64!".into(),
-            ..SecondStats::default()
-        }];
-        let err = merge_timelines([bad.as_slice(), bad.as_slice()]).expect_err("corrupt");
-        assert!(format!("{err:#}").contains("timeline second 0"), "{err:#}");
     }
 }

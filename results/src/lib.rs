@@ -7,6 +7,12 @@
 //! recomputed after a merge, per-second histograms for the timeline, and plain counters.
 //! Every field is documented in `docs/results-schema.md`; the schema is versioned
 //! ([`SCHEMA`]) and merges refuse anything else.
+//!
+//! A crate of its own so that readers of results (reports, comparisons, merges on another
+//! machine) need not build the load generator; `loadgen::results` re-exports it.
+
+pub mod histograms;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,9 +21,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::histograms::{EncodedHistograms, Histograms, Metric, Percentiles};
-use crate::measure::ledger::DeliveryTotals;
-use crate::measure::timeline::{SecondStats, merge_timelines};
+pub use crate::histograms::{EncodedHistograms, Histograms, Metric, Percentiles};
+pub use crate::timeline::{SecondStats, merge_timelines};
 
 /// The schema this code writes and merges. Change it with any incompatible change.
 pub const SCHEMA: &str = "roomstorm.results/1";
@@ -87,6 +92,7 @@ impl Environment {
             host,
             cores,
             os,
+            // The workspace's version: this crate and loadgen share it (`version.workspace`).
             loadgen_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_revision,
         }
@@ -221,6 +227,52 @@ impl Counters {
         self.reconnects += o.reconnects;
         self.heartbeats += o.heartbeats;
         self.received_at_quiet_point += o.received_at_quiet_point;
+    }
+}
+
+/// The delivery ledger's outcome of a room (or, added up, of a run), as the ledger computes it
+/// (`loadgen::measure::ledger`); [`Deliveries`] is its written form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryTotals {
+    /// Deliveries owed: Σ over tracked sent messages of the sessions they were owed to.
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub extra: u64,
+    /// First receipts of messages beyond the ledger's capacity.
+    pub untracked: u64,
+    /// Sends beyond the ledger's capacity.
+    pub untracked_sends: u64,
+    /// Tracked sent messages.
+    pub messages: u64,
+    /// Tracked sent messages that some owed session never got.
+    pub incomplete: u64,
+}
+
+impl DeliveryTotals {
+    /// Adds another room's totals.
+    pub fn add(&mut self, other: &DeliveryTotals) {
+        self.expected += other.expected;
+        self.delivered += other.delivered;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
+        self.extra += other.extra;
+        self.untracked += other.untracked;
+        self.untracked_sends += other.untracked_sends;
+        self.messages += other.messages;
+        self.incomplete += other.incomplete;
+    }
+
+    /// delivered / expected; 1 when nothing was owed (nothing could be lost).
+    pub fn delivery_ratio(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.delivered as f64 / self.expected as f64
+        }
     }
 }
 
@@ -581,246 +633,7 @@ fn merge_errors(parts: &[Results]) -> BTreeMap<String, u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use rand::rngs::SmallRng;
-    use rand::{Rng, SeedableRng};
-    use serde_json::json;
-
     use super::*;
-    use crate::measure::histograms::Recorder;
-    use crate::measure::ledger::ReceiptKind;
-    use crate::measure::timeline::{ErrorKind, Timeline};
-
-    const S: u64 = 1_000_000;
-
-    /// What one process measured: the raw material of a `Results`.
-    struct Process {
-        recorder: Arc<Recorder>,
-        timeline: Timeline,
-        counters: Counters,
-        deliveries: DeliveryTotals,
-        workers: Vec<WorkerStats>,
-        faults: Vec<FaultRecord>,
-    }
-
-    impl Process {
-        fn new() -> Self {
-            Process {
-                recorder: Arc::new(Recorder::new()),
-                timeline: Timeline::new(0, 60),
-                counters: Counters::default(),
-                deliveries: DeliveryTotals::default(),
-                workers: Vec::new(),
-                faults: Vec::new(),
-            }
-        }
-
-        fn results(&self, host: &str, start: SystemTime, verdict: Verdict) -> Results {
-            let env = Environment::of_machine(host.into(), 2, "linux".into(), "abc1234".into());
-            let mut r = Results::new(
-                json!({"name": "synthetic", "seed": 1}),
-                env,
-                start,
-                Duration::from_secs(30),
-            );
-            r.counters = self.counters;
-            r.set_deliveries(&self.deliveries);
-            r.set_histograms(&self.recorder.merged())
-                .expect("histograms encode");
-            r.timeline = self.timeline.stats().expect("timeline");
-            r.errors = self.timeline.error_totals();
-            r.workers = self.workers.clone();
-            r.faults = self.faults.clone();
-            r.verdict = verdict;
-            r
-        }
-    }
-
-    /// One synthetic event, applied to the whole and to one half.
-    fn event(rng: &mut SmallRng, targets: [&mut Process; 2]) {
-        let at = rng.random_range(0..30 * S);
-        let value = rng.random_range(0..2_000_000u64);
-        let kind = rng.random_range(0..6);
-        let metric = Metric::ALL[rng.random_range(0..Metric::ALL.len())];
-        let worker = rng.random_range(0..3);
-        for p in targets {
-            match kind {
-                0 => {
-                    p.timeline.send(at);
-                    p.counters.sends += 1;
-                }
-                1 => {
-                    p.timeline
-                        .receipt(at, at.saturating_sub(value), ReceiptKind::First);
-                    p.recorder.record(Metric::Fanout, value);
-                    p.counters.received_messages_total += 1;
-                }
-                2 => p.timeline.receipt(at, 0, ReceiptKind::Duplicate),
-                3 => {
-                    p.timeline.error(at, ErrorKind::ALL[(value % 7) as usize]);
-                    p.counters.connect_errors += 1;
-                }
-                4 => p.recorder.record(metric, value),
-                _ => p.workers.push(WorkerStats {
-                    index: worker,
-                    members: 1,
-                    delivered: value,
-                    connections: 1,
-                }),
-            }
-        }
-    }
-
-    fn whole_and_halves() -> (Results, Results, Results) {
-        let mut rng = SmallRng::seed_from_u64(3);
-        let (mut whole, mut a, mut b) = (Process::new(), Process::new(), Process::new());
-        for i in 0..20_000 {
-            let half = if i % 3 == 0 { &mut a } else { &mut b };
-            event(&mut rng, [&mut whole, half]);
-        }
-        let da = DeliveryTotals {
-            expected: 10,
-            delivered: 9,
-            lost: 1,
-            messages: 3,
-            incomplete: 1,
-            ..Default::default()
-        };
-        let db = DeliveryTotals {
-            expected: 20,
-            delivered: 20,
-            duplicated: 2,
-            reordered: 1,
-            extra: 4,
-            untracked: 1,
-            messages: 5,
-            ..Default::default()
-        };
-        (a.deliveries, b.deliveries) = (da, db);
-        whole.deliveries = da;
-        whole.deliveries.add(&db);
-        let fault = FaultRecord {
-            at_s: 10.0,
-            action: "kill worker 1".into(),
-            recovered_after_ms: Some(1500),
-            lost_in_window: 3,
-        };
-        a.faults.push(fault.clone());
-        whole.faults.push(fault);
-        let t0 = UNIX_EPOCH + Duration::from_secs(1_732_580_000);
-        (
-            whole.results("h1", t0, Verdict::Pass),
-            a.results("h1", t0, Verdict::Pass),
-            b.results("h2", t0 + Duration::from_millis(3), Verdict::Pass),
-        )
-    }
-
-    #[test]
-    fn two_merged_halves_equal_the_whole() {
-        let (whole, a, b) = whole_and_halves();
-        let merged = merge(&[a, b]).expect("merges");
-        assert_eq!(merged.counters, whole.counters);
-        assert_eq!(merged.deliveries, whole.deliveries);
-        assert_eq!(merged.histograms, whole.histograms);
-        assert_eq!(
-            merged.decode_histograms().expect("decodes"),
-            whole.decode_histograms().expect("decodes")
-        );
-        assert_eq!(merged.latency, whole.latency);
-        assert_eq!(merged.timeline, whole.timeline);
-        assert_eq!(merged.errors, whole.errors);
-        assert_eq!(merged.faults, whole.faults);
-        assert_eq!(merged.parts, 2);
-        assert_eq!(merged.environment.host, "h1,h2");
-        assert_eq!(merged.environment.cores, 4);
-        assert_eq!(merged.started_at, whole.started_at);
-        assert_eq!(merged.threshold_inputs(), whole.threshold_inputs());
-        // Workers are summed by index (the whole recorded them one event at a time).
-        assert_eq!(merged.workers, merge_workers(std::slice::from_ref(&whole)));
-        assert!(merged.latency.fanout.count > 1000);
-        assert!(merged.timeline.len() == 30);
-    }
-
-    #[test]
-    fn merging_is_associative_and_counts_parts() {
-        let (_, a, b) = whole_and_halves();
-        let ab = merge(&[a.clone(), b.clone()]).expect("merges");
-        let aab = merge(&[a.clone(), ab]).expect("merges");
-        let flat = merge(&[a.clone(), a, b]).expect("merges");
-        assert_eq!(aab.parts, 3);
-        assert_eq!(aab, flat);
-    }
-
-    #[test]
-    fn round_trips_through_json() {
-        let (whole, _, _) = whole_and_halves();
-        let text = whole.to_json().expect("serializes");
-        let back = Results::from_json(&text).expect("parses");
-        assert_eq!(back, whole);
-        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
-        assert_eq!(value["schema"], SCHEMA);
-        assert_eq!(value["verdict"], "pass");
-        assert!(
-            value["histograms"]["fanout"]
-                .as_str()
-                .is_some_and(|s| s.starts_with("HISTF"))
-        );
-    }
-
-    #[test]
-    fn refuses_other_schemas_and_other_scenarios() {
-        let (_, a, b) = whole_and_halves();
-        let mut old = b.clone();
-        old.schema = "roomstorm.results/0".into();
-        let err = merge(&[a.clone(), old.clone()]).expect_err("schema");
-        assert!(
-            err.to_string()
-                .contains("part 2 has results schema \"roomstorm.results/0\""),
-            "{err}"
-        );
-        let text = serde_json::to_string(&old).expect("json");
-        assert!(Results::from_json(&text).is_err());
-        let mut other = b;
-        other.scenario = json!({"name": "other"});
-        let err = merge(&[a, other]).expect_err("scenario");
-        assert!(err.to_string().contains("scenario \"other\""), "{err}");
-        assert!(merge(&[]).is_err());
-    }
-
-    #[test]
-    fn a_failed_part_fails_the_merge_until_rejudged() {
-        let (_, a, mut b) = whole_and_halves();
-        b.apply_thresholds(vec![ThresholdResult {
-            rule: "lost == 0".into(),
-            measured: 1.0,
-            passed: false,
-        }]);
-        assert_eq!(b.verdict, Verdict::Fail);
-        let mut merged = merge(&[a, b]).expect("merges");
-        assert_eq!(
-            (merged.verdict, merged.thresholds.len()),
-            (Verdict::Fail, 0)
-        );
-        let lost = merged.threshold_inputs()["lost"];
-        merged.apply_thresholds(vec![ThresholdResult {
-            rule: "lost < 5".into(),
-            measured: lost,
-            passed: lost < 5.0,
-        }]);
-        assert_eq!(merged.verdict, Verdict::Pass);
-    }
-
-    #[test]
-    fn threshold_inputs_cover_every_scenario_metric() {
-        let (whole, _, _) = whole_and_halves();
-        let inputs = whole.threshold_inputs();
-        for metric in crate::scenario::Metric::ALL {
-            assert!(inputs.contains_key(metric.as_str()), "{metric}");
-        }
-        assert_eq!(inputs["connect.error_rate"], 1.0);
-        assert_eq!(inputs["delivery_ratio"], 29.0 / 30.0);
-    }
 
     #[test]
     fn rfc3339_is_utc_with_milliseconds() {

@@ -1,0 +1,1063 @@
+//! The charts of a report, drawn with plotters' SVG backend into strings that the page inlines.
+//!
+//! Every chart has the same frame (so a page of them reads as one dashboard): a legend strip on
+//! top (drawn here, so it never hides data), then axes with labelled ticks and units, and a
+//! "no data" note instead of an error when results lack what the chart needs. Latency axes are
+//! logarithmic with 1-2-5 ticks in µs/ms/s, since one run can hold 2 ms deliveries and a
+//! 20-minute stall; the percentile chart uses HdrHistogram's "nines" axis. The SVG comes out
+//! without fixed width and height (only a `viewBox`), with a `<title>`, so that the page can
+//! scale it from a phone to a wide screen.
+
+use std::ops::Range;
+
+use anyhow::anyhow;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::data::{Bin, Bucket, latency_ticks, linear_ticks, time_ticks};
+use crate::format;
+
+/// The drawing size of a chart, in SVG user units (the page scales it to its column). Each
+/// chart is drawn twice: [`Size::WIDE`] for screens and paper, [`Size::NARROW`] for phones,
+/// where a wide chart scaled down to 360 px would have 6 px text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Size {
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Size {
+    pub const WIDE: Size = Size { w: 720, h: 400 };
+    pub const NARROW: Size = Size { w: 420, h: 380 };
+
+    fn narrow(self) -> bool {
+        self.w < 600
+    }
+
+    /// How many ticks an axis of this chart gets at most.
+    fn ticks(self) -> usize {
+        if self.narrow() { 5 } else { 7 }
+    }
+
+    fn y_label_area(self) -> u32 {
+        if self.narrow() { 72 } else { 84 }
+    }
+}
+
+/// Font sizes as plotters takes them (it writes `size / 1.24` px into the SVG).
+const TICK_FONT: f64 = 16.0;
+const DESC_FONT: f64 = 17.0;
+const LEGEND_FONT: f64 = 16.0;
+const NOTE_FONT: f64 = 20.0;
+const FONT: &str = "sans-serif";
+
+pub const INK: RGBColor = RGBColor(0x1f, 0x29, 0x37);
+pub const MUTED: RGBColor = RGBColor(0x6b, 0x72, 0x80);
+const GRID: RGBColor = RGBColor(0xe5, 0xe7, 0xeb);
+const AXIS: RGBColor = RGBColor(0x9c, 0xa3, 0xaf);
+pub const BLUE: RGBColor = RGBColor(0x25, 0x63, 0xeb);
+pub const ORANGE: RGBColor = RGBColor(0xea, 0x58, 0x0c);
+pub const GREEN: RGBColor = RGBColor(0x16, 0xa3, 0x4a);
+pub const PURPLE: RGBColor = RGBColor(0x93, 0x33, 0xea);
+pub const RED: RGBColor = RGBColor(0xdc, 0x26, 0x26);
+pub const TEAL: RGBColor = RGBColor(0x0d, 0x94, 0x88);
+pub const SLATE: RGBColor = RGBColor(0x47, 0x55, 0x69);
+pub const AMBER: RGBColor = RGBColor(0xd9, 0x77, 0x06);
+pub const PINK: RGBColor = RGBColor(0xdb, 0x27, 0x77);
+
+/// Colors of error kinds, in order of frequency.
+pub const KIND_COLORS: [RGBColor; 8] = [RED, ORANGE, PURPLE, AMBER, PINK, TEAL, SLATE, BLUE];
+
+/// One drawn chart: its anchor id, title, one-line caption, and its SVG markup at both sizes.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub id: &'static str,
+    pub title: String,
+    pub caption: String,
+    /// The SVG drawn at [`Size::WIDE`] and at [`Size::NARROW`].
+    pub svg: (String, String),
+}
+
+/// Draws a chart at both sizes.
+pub fn both(draw: impl Fn(Size) -> anyhow::Result<String>) -> anyhow::Result<(String, String)> {
+    Ok((draw(Size::WIDE)?, draw(Size::NARROW)?))
+}
+
+/// How a legend entry is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Line,
+    Dashed,
+    Box,
+    Band,
+}
+
+/// A legend entry.
+#[derive(Debug, Clone)]
+pub struct Legend {
+    pub label: String,
+    pub color: RGBColor,
+    pub mark: Mark,
+}
+
+impl Legend {
+    pub fn new(label: impl Into<String>, color: RGBColor, mark: Mark) -> Self {
+        Legend {
+            label: label.into(),
+            color,
+            mark,
+        }
+    }
+}
+
+/// A series of a line chart: points, color, and whether dashed.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub label: String,
+    pub color: RGBColor,
+    pub dashed: bool,
+    /// Runs of points; a gap (a second without data) separates runs.
+    pub runs: Vec<Vec<(f64, f64)>>,
+}
+
+/// An axis: range, tick values, description, tick formatter.
+struct Axis {
+    range: Range<f64>,
+    ticks: Vec<f64>,
+    desc: String,
+    fmt: Box<dyn Fn(f64) -> String>,
+}
+
+impl Axis {
+    /// A log axis of µs values, in log10 space.
+    fn latency(size: Size, lo_us: f64, hi_us: f64, desc: &str) -> Axis {
+        let (lo, hi) = log_range(lo_us, hi_us);
+        let ticks = latency_ticks(10f64.powf(lo), 10f64.powf(hi), size.ticks());
+        Axis {
+            range: lo..hi,
+            ticks: ticks.iter().map(|t| t.log10()).collect(),
+            desc: desc.to_owned(),
+            fmt: Box::new(|x| format::us_tick(10f64.powf(x))),
+        }
+    }
+
+    /// A linear axis from 0 (or `lo`) to a little above `hi`.
+    fn linear(size: Size, lo: f64, hi: f64, desc: &str, fmt: Box<dyn Fn(f64) -> String>) -> Axis {
+        let hi = if hi > lo { hi } else { lo + 1.0 };
+        let ticks = linear_ticks(lo, hi, size.ticks() - 1);
+        let top = ticks.last().copied().unwrap_or(hi).max(hi);
+        Axis {
+            range: lo..top,
+            ticks,
+            desc: desc.to_owned(),
+            fmt,
+        }
+    }
+
+    /// Seconds since the start.
+    fn time(size: Size, span: f64) -> Axis {
+        let span = span.max(1.0);
+        Axis {
+            range: 0.0..span,
+            // Clock labels (1:00:00) are wide: fewer of them on a phone.
+            ticks: time_ticks(span, if size.narrow() { 4 } else { 8 }),
+            desc: if span <= 120.0 {
+                "time since start (s)".to_owned()
+            } else if span < 3600.0 {
+                "time since start (min:s)".to_owned()
+            } else {
+                "time since start (h:min:s)".to_owned()
+            },
+            fmt: Box::new(move |s| format::clock(s, span)),
+        }
+    }
+
+    /// Keeps whole-number ticks only (for counts).
+    fn integer(mut self) -> Axis {
+        self.ticks.retain(|t| t.fract() == 0.0);
+        self
+    }
+
+    fn clamp(&self, v: f64) -> f64 {
+        v.clamp(self.range.start, self.range.end)
+    }
+}
+
+/// A log10 range around `lo..hi` µs (values below 1 µs count as 1 µs), at least half a decade
+/// wide, padded a little on each side.
+fn log_range(lo: f64, hi: f64) -> (f64, f64) {
+    let lo = lo.max(1.0).log10();
+    let hi = hi.max(1.0).log10().max(lo);
+    let pad = ((0.5 - (hi - lo)) / 2.0).max(0.0) + 0.05;
+    ((lo - pad).max(0.0), hi + pad)
+}
+
+/// A linear f64 coordinate whose grid lines and labels are exactly the ticks we chose (1-2-5
+/// steps in log space, whole minutes, nines), formatted by the axis' own formatter.
+#[derive(Debug, Clone)]
+struct Ticked {
+    range: Range<f64>,
+    ticks: Vec<f64>,
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, v: &f64, limit: (i32, i32)) -> i32 {
+        let span = self.range.end - self.range.start;
+        if span <= 0.0 || !v.is_finite() {
+            return (limit.0 + limit.1) / 2;
+        }
+        let f = (v - self.range.start) / span;
+        limit.0 + ((limit.1 - limit.0) as f64 * f).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.range.clone()
+    }
+}
+
+impl Axis {
+    fn coord(&self) -> Ticked {
+        Ticked {
+            range: self.range.clone(),
+            ticks: self
+                .ticks
+                .iter()
+                .copied()
+                .filter(|t| self.range.contains(t) || *t == self.range.end)
+                .collect(),
+        }
+    }
+}
+
+type Area<'b> = DrawingArea<SVGBackend<'b>, Shift>;
+type Coords = Cartesian2d<Ticked, Ticked>;
+type Ctx<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Coords>;
+
+fn err(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("drawing a chart: {e}")
+}
+
+/// Draws a chart into an SVG string: white background, the legend strip, then `draw` on the
+/// rest; returns the SVG made responsive and titled.
+fn render(
+    size: Size,
+    title: &str,
+    legend: &[Legend],
+    draw: impl FnOnce(&Area<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (size.w, size.h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let rows = legend_rows(size, legend);
+        let strip = 10 + 24 * rows.len() as u32;
+        let (top, body) = root.split_vertically(strip);
+        draw_legend(&top, &rows)?;
+        draw(&body)?;
+        root.present().map_err(err)?;
+    }
+    Ok(finish_svg(size, &buf, title))
+}
+
+/// Removes the fixed size (the page sizes it through CSS and the `viewBox`), adds a role and
+/// a `<title>`.
+fn finish_svg(size: Size, svg: &str, title: &str) -> String {
+    let fixed = format!("width=\"{}\" height=\"{}\" ", size.w, size.h);
+    let svg = svg.replacen(&fixed, "role=\"img\" ", 1);
+    match svg.find('>') {
+        Some(end) => format!(
+            "{}\n<title>{}</title>{}",
+            &svg[..=end],
+            format::esc(title),
+            &svg[end + 1..]
+        ),
+        None => svg,
+    }
+}
+
+/// Approximate width of legend text at [`LEGEND_FONT`], SVG units.
+fn text_width(text: &str) -> i32 {
+    (text.chars().count() as f64 * 7.4) as i32
+}
+
+/// Legend entries laid out in rows that fit the width.
+fn legend_rows(size: Size, legend: &[Legend]) -> Vec<Vec<(i32, &Legend)>> {
+    let mut rows: Vec<Vec<(i32, &Legend)>> = Vec::new();
+    let mut x = 0;
+    for item in legend {
+        let w = 26 + text_width(&item.label) + 22;
+        if rows.is_empty() || x + w > size.w as i32 - 24 {
+            rows.push(Vec::new());
+            x = 0;
+        }
+        rows.last_mut().expect("a row").push((x, item));
+        x += w;
+    }
+    rows
+}
+
+fn draw_legend(area: &Area<'_>, rows: &[Vec<(i32, &Legend)>]) -> anyhow::Result<()> {
+    let style = TextStyle::from((FONT, LEGEND_FONT).into_font())
+        .color(&INK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (r, row) in rows.iter().enumerate() {
+        let y = 16 + 24 * r as i32;
+        for &(x0, item) in row {
+            let x = 16 + x0;
+            let c = item.color;
+            match item.mark {
+                Mark::Line => area
+                    .draw(&PathElement::new(
+                        vec![(x, y), (x + 20, y)],
+                        c.stroke_width(3),
+                    ))
+                    .map_err(err)?,
+                Mark::Dashed => {
+                    for dx in [0, 8, 16] {
+                        area.draw(&PathElement::new(
+                            vec![(x + dx, y), (x + dx + 5, y)],
+                            c.stroke_width(3),
+                        ))
+                        .map_err(err)?;
+                    }
+                }
+                Mark::Box => area
+                    .draw(&Rectangle::new(
+                        [(x + 3, y - 7), (x + 17, y + 7)],
+                        c.filled(),
+                    ))
+                    .map_err(err)?,
+                Mark::Band => area
+                    .draw(&Rectangle::new(
+                        [(x, y - 7), (x + 20, y + 7)],
+                        c.mix(0.18).filled(),
+                    ))
+                    .map_err(err)?,
+            }
+            area.draw_text(&item.label, &style, (x + 26, y))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Axes, grid and ticks on `area`.
+fn frame<'a, 'b>(
+    size: Size,
+    area: &'a Area<'b>,
+    x: &Axis,
+    y: &Axis,
+) -> anyhow::Result<Ctx<'a, 'b>> {
+    let mut chart = ChartBuilder::on(area)
+        .margin_left(8)
+        .margin_right(34)
+        .margin_top(6)
+        .margin_bottom(4)
+        .x_label_area_size(52)
+        .y_label_area_size(size.y_label_area())
+        .build_cartesian_2d(x.coord(), y.coord())
+        .map_err(err)?;
+    let tick_style = TextStyle::from((FONT, TICK_FONT).into_font()).color(&MUTED);
+    let desc_style = TextStyle::from((FONT, DESC_FONT).into_font()).color(&INK);
+    let xf = |v: &f64| (x.fmt)(*v);
+    let yf = |v: &f64| (y.fmt)(*v);
+    chart
+        .configure_mesh()
+        .bold_line_style(GRID.stroke_width(1))
+        .light_line_style(TRANSPARENT)
+        .axis_style(AXIS.stroke_width(1))
+        .label_style(tick_style)
+        .axis_desc_style(desc_style)
+        .x_desc(x.desc.as_str())
+        .y_desc(y.desc.as_str())
+        .x_label_formatter(&xf)
+        .y_label_formatter(&yf)
+        .set_tick_mark_size(LabelAreaPosition::Left, 4)
+        .set_tick_mark_size(LabelAreaPosition::Bottom, 4)
+        .draw()
+        .map_err(err)?;
+    Ok(chart)
+}
+
+/// A note in the middle of the plotting area ("no data", "no errors").
+fn note(chart: &Ctx<'_, '_>, text: &str, color: RGBColor) -> anyhow::Result<()> {
+    let area = chart.plotting_area();
+    let (w, h) = area.dim_in_pixel();
+    let style = TextStyle::from((FONT, NOTE_FONT).into_font())
+        .color(&color)
+        .pos(Pos::new(HPos::Center, VPos::Center));
+    area.strip_coord_spec()
+        .draw_text(text, &style, (w as i32 / 2, h as i32 / 2))
+        .map_err(err)
+}
+
+/// An empty frame with a note: what a chart shows when results lack its data.
+fn empty(
+    size: Size,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    message: &str,
+    legend: &[Legend],
+) -> anyhow::Result<String> {
+    let x = Axis::linear(size, 0.0, 1.0, x_desc, Box::new(|_| String::new()));
+    let y = Axis::linear(size, 0.0, 1.0, y_desc, Box::new(|_| String::new()));
+    render(size, title, legend, |area| {
+        let chart = frame(size, area, &x, &y)?;
+        note(&chart, message, MUTED)
+    })
+}
+
+/// A vertical dashed line over the whole y range.
+fn vline(chart: &mut Ctx<'_, '_>, x: f64, y: &Axis, color: RGBColor) -> anyhow::Result<()> {
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(x, y.range.start), (x, y.range.end)],
+            6,
+            5,
+            color.stroke_width(2),
+        ))
+        .map_err(err)?;
+    Ok(())
+}
+
+/// One run's latency histogram for the log-spaced histogram charts.
+#[derive(Debug, Clone)]
+pub struct HistSeries {
+    pub label: String,
+    pub color: RGBColor,
+    pub bins: Vec<Bin>,
+}
+
+/// A latency histogram on log-spaced bins: bars for one run, outlines for several (a
+/// comparison), and dashed markers (e.g. p50/p99/p99.9).
+pub fn latency_histogram(
+    size: Size,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[HistSeries],
+    markers: &[(String, f64, RGBColor)],
+) -> anyhow::Result<String> {
+    let mut legend: Vec<Legend> = series
+        .iter()
+        .map(|s| {
+            let mark = if series.len() == 1 {
+                Mark::Box
+            } else {
+                Mark::Line
+            };
+            Legend::new(s.label.clone(), s.color, mark)
+        })
+        .collect();
+    legend.extend(
+        markers
+            .iter()
+            .map(|(label, _, color)| Legend::new(label.clone(), *color, Mark::Dashed)),
+    );
+    let bins = || series.iter().flat_map(|s| s.bins.iter());
+    let (Some(lo), Some(hi)) = (
+        bins().map(|b| b.lo).reduce(f64::min),
+        bins().map(|b| b.hi).reduce(f64::max),
+    ) else {
+        return empty(size, title, x_desc, y_desc, "no data", &legend);
+    };
+    let top = bins().map(|b| b.share * 100.0).fold(0.0, f64::max) * 1.12;
+    let x = Axis::latency(size, lo, hi, x_desc);
+    let y = Axis::linear(size, 0.0, top.max(1.0), y_desc, Box::new(pct_tick));
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        if let [only] = series {
+            let gap = 0.1 / f64::from(crate::data::BINS_PER_DECADE) * 0.5;
+            chart
+                .draw_series(only.bins.iter().filter(|b| b.count > 0).map(|b| {
+                    let (x0, x1) = (b.lo.max(1.0).log10() + gap, b.hi.log10() - gap);
+                    Rectangle::new(
+                        [(x.clamp(x0), 0.0), (x.clamp(x1), b.share * 100.0)],
+                        only.color.mix(0.85).filled(),
+                    )
+                }))
+                .map_err(err)?;
+        } else {
+            for s in series {
+                let mut points = Vec::new();
+                for b in &s.bins {
+                    let (x0, x1) = (x.clamp(b.lo.max(1.0).log10()), x.clamp(b.hi.log10()));
+                    points.push((x0, b.share * 100.0));
+                    points.push((x1, b.share * 100.0));
+                }
+                if let (Some(first), Some(last)) = (points.first().copied(), points.last().copied())
+                {
+                    points.insert(0, (first.0, 0.0));
+                    points.push((last.0, 0.0));
+                }
+                chart
+                    .draw_series(LineSeries::new(points, s.color.stroke_width(2)))
+                    .map_err(err)?;
+            }
+        }
+        for (_, value, color) in markers {
+            vline(&mut chart, x.clamp(value.max(1.0).log10()), &y, *color)?;
+        }
+        Ok(())
+    })
+}
+
+fn pct_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_owned()
+    } else if v < 1.0 {
+        format!("{v:.1}%")
+    } else {
+        format!("{}%", format::rate(v))
+    }
+}
+
+/// Latency by percentile on a "nines" axis (0%, 90%, 99%, 99.9%, ...), log latency.
+pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Result<String> {
+    let legend: Vec<Legend> = lines
+        .iter()
+        .map(|l| {
+            let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
+            Legend::new(l.label.clone(), l.color, mark)
+        })
+        .collect();
+    let x_desc = "percentile (log scale of 1 − p: “nines”)";
+    let y_desc = "latency (log scale)";
+    let points = || lines.iter().flat_map(|l| l.runs.iter().flatten());
+    let (Some(lo), Some(hi), Some(right)) = (
+        points().map(|p| p.1).reduce(f64::min),
+        points().map(|p| p.1).reduce(f64::max),
+        points().map(|p| p.0).reduce(f64::max),
+    ) else {
+        return empty(size, title, x_desc, y_desc, "no data", &legend);
+    };
+    let nines = right.ceil().max(2.0);
+    let x = Axis {
+        range: 0.0..nines,
+        ticks: (0..=nines as i64).map(|n| n as f64).collect(),
+        desc: x_desc.to_owned(),
+        fmt: Box::new(nines_label),
+    };
+    let y = Axis::latency(size, lo, hi, y_desc);
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        for line in lines {
+            draw_line(&mut chart, line, |(a, b)| {
+                (x.clamp(a), y.clamp(b.max(1.0).log10()))
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// `0%`, `90%`, `99%`, `99.9%`, ... for 0, 1, 2, 3 nines.
+pub fn nines_label(n: f64) -> String {
+    let n = n.round() as i64;
+    match n {
+        i64::MIN..=0 => "0%".to_owned(),
+        1 => "90%".to_owned(),
+        n => format!("99.{}%", "9".repeat((n - 2) as usize)).replace("99.%", "99%"),
+    }
+}
+
+fn draw_line(
+    chart: &mut Ctx<'_, '_>,
+    line: &Line,
+    map: impl Fn((f64, f64)) -> (f64, f64),
+) -> anyhow::Result<()> {
+    for run in &line.runs {
+        let points: Vec<(f64, f64)> = run.iter().map(|&p| map(p)).collect();
+        if points.len() == 1 {
+            chart
+                .draw_series(std::iter::once(Circle::new(
+                    points[0],
+                    3,
+                    line.color.filled(),
+                )))
+                .map_err(err)?;
+        } else if line.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    points,
+                    8,
+                    5,
+                    line.color.stroke_width(2),
+                ))
+                .map_err(err)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(points, line.color.stroke_width(2)))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// A bar histogram of integer values (recipients per message).
+pub fn count_histogram(
+    size: Size,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    label: &str,
+    bins: &[Bin],
+) -> anyhow::Result<String> {
+    let legend = [Legend::new(label, TEAL, Mark::Box)];
+    let (Some(first), Some(last)) = (bins.first(), bins.last()) else {
+        return empty(size, title, x_desc, y_desc, "no data", &legend);
+    };
+    // Bins cover integer values lo..hi; value v is drawn from v - 0.5 to v + 0.5.
+    let (lo, hi) = (first.lo - 0.5, last.hi - 0.5);
+    let pad = ((10.0 - (hi - lo)) / 2.0).max(0.0) + (hi - lo) * 0.03;
+    let top = bins.iter().map(|b| b.share * 100.0).fold(0.0, f64::max) * 1.12;
+    let lo_axis = (lo - pad).max(-0.5);
+    let ticks: Vec<f64> = linear_ticks(lo_axis.max(0.0), hi + pad, size.ticks())
+        .into_iter()
+        .filter(|t| t.fract() == 0.0)
+        .collect();
+    let x = Axis {
+        range: lo_axis..hi + pad,
+        ticks,
+        desc: x_desc.to_owned(),
+        fmt: Box::new(|v| format::count(v.max(0.0) as u64)),
+    };
+    let y = Axis::linear(size, 0.0, top.max(1.0), y_desc, Box::new(pct_tick));
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        chart
+            .draw_series(bins.iter().filter(|b| b.count > 0).map(|b| {
+                let (x0, x1) = (b.lo - 0.5, b.hi - 0.5);
+                let gap = (x1 - x0) * 0.08;
+                Rectangle::new(
+                    [(x0 + gap, 0.0), (x1 - gap, b.share * 100.0)],
+                    TEAL.mix(0.85).filled(),
+                )
+            }))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Members connected (left axis) and sends and deliveries per second (right axis).
+pub fn throughput_timeline(
+    size: Size,
+    title: &str,
+    buckets: &[Bucket],
+    span: f64,
+    members_note: Option<&str>,
+) -> anyhow::Result<String> {
+    let legend = [
+        Legend::new("members connected (left)", SLATE, Mark::Band),
+        Legend::new("sends/s (right)", ORANGE, Mark::Line),
+        Legend::new("deliveries/s (right)", BLUE, Mark::Line),
+    ];
+    let y_desc = "members connected";
+    let y2_desc = "messages per second";
+    if buckets.is_empty() {
+        return empty(
+            size,
+            title,
+            "time since start (s)",
+            y_desc,
+            "no data",
+            &legend,
+        );
+    }
+    let x = Axis::time(size, span);
+    let members_max = buckets.iter().map(|b| b.members).max().unwrap_or(0) as f64;
+    let rate_max = buckets
+        .iter()
+        .map(|b| b.sends_per_s.max(b.deliveries_per_s))
+        .fold(0.0, f64::max);
+    let y = Axis::linear(
+        size,
+        0.0,
+        (members_max * 1.1).max(1.0),
+        y_desc,
+        Box::new(format::rate),
+    )
+    .integer();
+    let y2 = Axis::linear(
+        size,
+        0.0,
+        (rate_max * 1.1).max(1.0),
+        y2_desc,
+        Box::new(format::rate),
+    );
+    render(size, title, &legend, |area| {
+        let mut chart = ChartBuilder::on(area)
+            .margin_left(8)
+            .margin_right(8)
+            .margin_top(6)
+            .margin_bottom(4)
+            .x_label_area_size(52)
+            .y_label_area_size(size.y_label_area())
+            .right_y_label_area_size(size.y_label_area())
+            .build_cartesian_2d(x.coord(), y.coord())
+            .map_err(err)?
+            .set_secondary_coord(x.coord(), y2.coord());
+        let tick_style = TextStyle::from((FONT, TICK_FONT).into_font()).color(&MUTED);
+        let desc_style = TextStyle::from((FONT, DESC_FONT).into_font()).color(&INK);
+        let xf = |v: &f64| (x.fmt)(*v);
+        let yf = |v: &f64| (y.fmt)(*v);
+        let y2f = |v: &f64| (y2.fmt)(*v);
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(TRANSPARENT)
+            .axis_style(AXIS.stroke_width(1))
+            .label_style(tick_style.clone())
+            .axis_desc_style(desc_style.clone())
+            .x_desc(x.desc.as_str())
+            .y_desc(y.desc.as_str())
+            .x_label_formatter(&xf)
+            .y_label_formatter(&yf)
+            .draw()
+            .map_err(err)?;
+        chart
+            .configure_secondary_axes()
+            .axis_style(AXIS.stroke_width(1))
+            .label_style(tick_style)
+            .axis_desc_style(desc_style)
+            .y_desc(y2_desc)
+            .y_label_formatter(&y2f)
+            .draw()
+            .map_err(err)?;
+        let step = |b: &Bucket, v: f64| [(b.t, v), (b.t + b.width, v)];
+        let members: Vec<(f64, f64)> = buckets
+            .iter()
+            .flat_map(|b| step(b, b.members as f64))
+            .map(|(t, v)| (x.clamp(t), v))
+            .collect();
+        chart
+            .draw_series(AreaSeries::new(members, 0.0, SLATE.mix(0.16)))
+            .map_err(err)?;
+        let mid = |b: &Bucket| x.clamp(b.t + b.width / 2.0);
+        chart
+            .draw_secondary_series(LineSeries::new(
+                buckets.iter().map(|b| (mid(b), b.sends_per_s)),
+                ORANGE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        chart
+            .draw_secondary_series(LineSeries::new(
+                buckets.iter().map(|b| (mid(b), b.deliveries_per_s)),
+                BLUE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        if let Some(text) = members_note {
+            let area = chart.plotting_area();
+            let style = TextStyle::from((FONT, TICK_FONT).into_font())
+                .color(&MUTED)
+                .pos(Pos::new(HPos::Left, VPos::Top));
+            area.strip_coord_spec()
+                .draw_text(text, &style, (8, 8))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+/// A fault for the latency timeline: when, how long until recovery (if it recovered), what.
+#[derive(Debug, Clone)]
+pub struct FaultMark {
+    pub at_s: f64,
+    pub recovered_after_s: Option<f64>,
+    pub label: String,
+}
+
+/// Fan-out percentiles over time on a log axis, with faults marked (a dashed line at the
+/// injection, a band until recovery).
+pub fn latency_timeline(
+    size: Size,
+    title: &str,
+    lines: &[Line],
+    span: f64,
+    faults: &[FaultMark],
+) -> anyhow::Result<String> {
+    let mut legend: Vec<Legend> = lines
+        .iter()
+        .map(|l| {
+            let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
+            Legend::new(l.label.clone(), l.color, mark)
+        })
+        .collect();
+    if !faults.is_empty() {
+        legend.push(Legend::new("fault injected", RED, Mark::Dashed));
+        if faults.iter().any(|f| f.recovered_after_s.is_some()) {
+            legend.push(Legend::new("until recovered", RED, Mark::Band));
+        }
+    }
+    let y_desc = "fan-out latency (log scale)";
+    let values = || {
+        lines
+            .iter()
+            .flat_map(|l| l.runs.iter().flatten().map(|p| p.1))
+    };
+    let (Some(lo), Some(hi)) = (values().reduce(f64::min), values().reduce(f64::max)) else {
+        let x = Axis::time(size, span);
+        let y = Axis::linear(size, 0.0, 1.0, y_desc, Box::new(|_| String::new()));
+        return render(size, title, &legend, |area| {
+            let mut chart = frame(size, area, &x, &y)?;
+            draw_faults(&mut chart, faults, &x, &y)?;
+            note(&chart, "no deliveries", MUTED)
+        });
+    };
+    let x = Axis::time(size, span);
+    let y = Axis::latency(size, lo, hi, y_desc);
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        draw_faults(&mut chart, faults, &x, &y)?;
+        for line in lines {
+            draw_line(&mut chart, line, |(t, v)| {
+                (x.clamp(t), y.clamp(v.max(1.0).log10()))
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn draw_faults(
+    chart: &mut Ctx<'_, '_>,
+    faults: &[FaultMark],
+    x: &Axis,
+    y: &Axis,
+) -> anyhow::Result<()> {
+    for f in faults {
+        let at = x.clamp(f.at_s);
+        if let Some(after) = f.recovered_after_s {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(at, y.range.start), (x.clamp(f.at_s + after), y.range.end)],
+                    RED.mix(0.12).filled(),
+                )))
+                .map_err(err)?;
+        }
+        vline(chart, at, y, RED)?;
+        let style = TextStyle::from((FONT, TICK_FONT).into_font())
+            .color(&RED)
+            .pos(Pos::new(HPos::Left, VPos::Top));
+        let (px, _) = chart.backend_coord(&(at, y.range.end));
+        let area = chart.plotting_area();
+        let (left, _) = area.get_pixel_range();
+        let (w, _) = area.dim_in_pixel();
+        let rel = px - left.start + 5;
+        let width = text_width(&f.label) * 13 / 15;
+        let x0 = rel.min((w as i32 - width - 4).max(0));
+        let plain = area.strip_coord_spec();
+        plain
+            .draw(&Rectangle::new(
+                [(x0 - 3, 3), (x0 + width + 3, 23)],
+                WHITE.mix(0.85).filled(),
+            ))
+            .map_err(err)?;
+        plain.draw_text(&f.label, &style, (x0, 6)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// One worker's share of members and of deliveries, in percent of the totals.
+#[derive(Debug, Clone)]
+pub struct WorkerShare {
+    pub index: u32,
+    pub members_pct: f64,
+    pub deliveries_pct: f64,
+}
+
+/// Grouped bars per worker (share of members, share of deliveries) against the even share.
+pub fn worker_balance(size: Size, title: &str, workers: &[WorkerShare]) -> anyhow::Result<String> {
+    let legend = [
+        Legend::new("share of members", BLUE, Mark::Box),
+        Legend::new("share of deliveries", ORANGE, Mark::Box),
+        Legend::new("even share", MUTED, Mark::Dashed),
+    ];
+    let y_desc = "share of the total (%)";
+    if workers.is_empty() {
+        return empty(
+            size,
+            title,
+            "worker",
+            y_desc,
+            "no per-worker counts (target not run by loadgen)",
+            &legend,
+        );
+    }
+    let n = workers.len();
+    let even = 100.0 / n as f64;
+    let top = workers
+        .iter()
+        .map(|w| w.members_pct.max(w.deliveries_pct))
+        .fold(even, f64::max)
+        * 1.15;
+    // "worker 3" while they fit under the plot, else the bare index, every `step`-th one.
+    let room = size.w as usize - 120;
+    let long = n * 72 <= room;
+    let step = (n * 28).div_ceil(room).max(1);
+    let labels: Vec<String> = workers
+        .iter()
+        .map(|w| {
+            if long {
+                format!("worker {}", w.index)
+            } else {
+                w.index.to_string()
+            }
+        })
+        .collect();
+    let x = Axis {
+        range: -0.5..n as f64 - 0.5,
+        ticks: (0..n).step_by(step).map(|i| i as f64).collect(),
+        desc: if long {
+            "chat worker".to_owned()
+        } else {
+            "chat worker (index)".to_owned()
+        },
+        fmt: Box::new(move |v| {
+            let i = v.round();
+            if i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }),
+    };
+    let y = Axis::linear(
+        size,
+        0.0,
+        top.min(100.0).max(even * 1.15),
+        y_desc,
+        Box::new(pct_tick),
+    );
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        let half = 0.38;
+        for (i, w) in workers.iter().enumerate() {
+            let c = i as f64;
+            let bars = [
+                (c - half, c - 0.02, w.members_pct, BLUE),
+                (c + 0.02, c + half, w.deliveries_pct, ORANGE),
+            ];
+            chart
+                .draw_series(bars.into_iter().map(|(x0, x1, v, color)| {
+                    Rectangle::new([(x0, 0.0), (x1, y.clamp(v))], color.mix(0.85).filled())
+                }))
+                .map_err(err)?;
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x.range.start, even), (x.range.end, even)],
+                8,
+                5,
+                MUTED.stroke_width(2),
+            ))
+            .map_err(err)?;
+        Ok(())
+    })
+}
+
+/// Errors per bucket by kind, stacked.
+pub fn errors_timeline(
+    size: Size,
+    title: &str,
+    buckets: &[Bucket],
+    kinds: &[(String, u64)],
+    span: f64,
+) -> anyhow::Result<String> {
+    let legend: Vec<Legend> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, (k, n))| {
+            Legend::new(
+                format!("{k} ({})", format::count(*n)),
+                KIND_COLORS[i % KIND_COLORS.len()],
+                Mark::Box,
+            )
+        })
+        .collect();
+    let width = buckets.first().map_or(1.0, |b| b.width);
+    let y_desc = if width <= 1.0 {
+        "errors per second".to_owned()
+    } else {
+        format!("errors per {} s", width as u64)
+    };
+    let x = Axis::time(size, span);
+    let top = buckets
+        .iter()
+        .map(|b| b.errors.values().sum::<u64>())
+        .max()
+        .unwrap_or(0) as f64;
+    let y = Axis::linear(
+        size,
+        0.0,
+        (top * 1.1).max(1.0),
+        &y_desc,
+        Box::new(format::rate),
+    )
+    .integer();
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        if kinds.is_empty() {
+            let message = if buckets.is_empty() {
+                "no data"
+            } else {
+                "no errors"
+            };
+            let color = if buckets.is_empty() { MUTED } else { GREEN };
+            return note(&chart, message, color);
+        }
+        for b in buckets {
+            let mut base = 0.0;
+            let mut rects = Vec::new();
+            for (i, (kind, _)) in kinds.iter().enumerate() {
+                let n = b.errors.get(kind).copied().unwrap_or(0) as f64;
+                if n == 0.0 {
+                    continue;
+                }
+                let color = KIND_COLORS[i % KIND_COLORS.len()];
+                let x0 = x.clamp(b.t + b.width * 0.08);
+                let x1 = x.clamp(b.t + b.width * 0.92);
+                rects.push(Rectangle::new(
+                    [(x0, base), (x1, base + n)],
+                    color.mix(0.9).filled(),
+                ));
+                base += n;
+            }
+            chart.draw_series(rects).map_err(err)?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nines_are_labelled_like_hdrhistogram() {
+        let labels: Vec<String> = (0..5).map(|n| nines_label(n as f64)).collect();
+        assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
+    }
+
+    #[test]
+    fn svg_is_titled_and_scalable() {
+        let svg = empty(Size::WIDE, "A title <&>", "x", "y", "no data", &[]).expect("renders");
+        assert!(svg.contains("<title>A title &lt;&amp;&gt;</title>"));
+        assert!(svg.contains("viewBox=\"0 0 720 400\""));
+        let open = &svg[..svg.find('>').expect("a tag")];
+        assert!(!open.contains("width="), "{open}");
+        assert!(svg.contains("no data"));
+    }
+}

@@ -1,0 +1,628 @@
+//! Comparing two runs: did the new one get worse than the base beyond a tolerance?
+//!
+//! Used as a CI gate (`loadgen compare base.json new.json`, exit 1 on a regression), so the
+//! rules are few, explicit and shown on the page: tail latency (fan-out p99 and p99.9,
+//! completion p99) may not grow by more than the tolerance, and neither may the share of
+//! deliveries lost or of connection attempts failed; going from none to some is always a
+//! regression. The page overlays both runs' distributions and timelines so a reader can see
+//! where the difference is.
+
+use std::fmt::Write as _;
+
+use roomstorm_results::histograms::Metric;
+use roomstorm_results::{Percentiles, Results, Verdict};
+
+use crate::charts::{self, Chart, HistSeries, Line};
+use crate::data;
+use crate::format::{self, count, esc, us};
+use crate::page::{self, badge, num, text};
+use crate::report::{Decoded, footer, peak_members, target};
+
+/// How one compared metric came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    /// Within the tolerance.
+    Same,
+    /// Better by more than the tolerance.
+    Improved,
+    /// Worse by more than the tolerance: fails the comparison.
+    Regressed,
+    /// One of the runs has no data for it (nothing to compare).
+    NoData,
+}
+
+impl CheckStatus {
+    pub fn word(self) -> &'static str {
+        match self {
+            CheckStatus::Same => "same",
+            CheckStatus::Improved => "improved",
+            CheckStatus::Regressed => "REGRESSED",
+            CheckStatus::NoData => "no data",
+        }
+    }
+}
+
+/// One compared metric.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    /// The metric, named like a threshold (`fanout.p99`, `lost`, ...).
+    pub metric: &'static str,
+    /// The compared values: µs for latencies, fractions for rates.
+    pub base: f64,
+    pub new: f64,
+    /// The values as shown (with counts for rates).
+    pub base_text: String,
+    pub new_text: String,
+    pub status: CheckStatus,
+    /// The rule applied, in words.
+    pub rule: String,
+}
+
+/// The outcome of a comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComparisonVerdict {
+    /// True when any check regressed.
+    pub regressed: bool,
+    /// The tolerance applied, as a fraction (0.1 = 10%).
+    pub tolerance: f64,
+    pub checks: Vec<Check>,
+}
+
+impl ComparisonVerdict {
+    /// The checks that regressed.
+    pub fn regressions(&self) -> impl Iterator<Item = &Check> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Regressed)
+    }
+}
+
+/// Judges `new` against `base`: every check of the module doc, with `tolerance` a fraction.
+pub fn judge(base: &Results, new: &Results, tolerance: f64) -> anyhow::Result<ComparisonVerdict> {
+    anyhow::ensure!(
+        tolerance.is_finite() && tolerance >= 0.0,
+        "the tolerance must be a fraction of 0 or more, not {tolerance}"
+    );
+    let tol_text = format!("{}%", format::rate(tolerance * 100.0));
+    let latency =
+        |metric: &'static str, b: &Percentiles, n: &Percentiles, pick: fn(&Percentiles) -> u64| {
+            let (bv, nv) = (pick(b) as f64, pick(n) as f64);
+            let status = if b.count == 0 || n.count == 0 {
+                CheckStatus::NoData
+            } else if nv > bv * (1.0 + tolerance) {
+                CheckStatus::Regressed
+            } else if nv < bv * (1.0 - tolerance) {
+                CheckStatus::Improved
+            } else {
+                CheckStatus::Same
+            };
+            let show = |p: &Percentiles, v: f64| {
+                if p.count == 0 {
+                    "no data".to_owned()
+                } else {
+                    format::us_f(v)
+                }
+            };
+            Check {
+                metric,
+                base: bv,
+                new: nv,
+                base_text: show(b, bv),
+                new_text: show(n, nv),
+                status,
+                rule: format!("may grow by at most {tol_text}"),
+            }
+        };
+    // A rate of bad events (lost deliveries, failed connects): worse when the count grew and
+    // the rate grew beyond the tolerance (from zero, any growth).
+    let rate = |metric: &'static str, (bn, bd): (u64, u64), (nn, nd): (u64, u64), rule: &str| {
+        let r = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
+        let (br, nr) = (r(bn, bd), r(nn, nd));
+        let status = if nn > bn && nr > br * (1.0 + tolerance) {
+            CheckStatus::Regressed
+        } else if nr < br * (1.0 - tolerance) {
+            CheckStatus::Improved
+        } else {
+            CheckStatus::Same
+        };
+        Check {
+            metric,
+            base: br,
+            new: nr,
+            base_text: format!("{} ({})", count(bn), format::pct(br)),
+            new_text: format!("{} ({})", count(nn), format::pct(nr)),
+            status,
+            rule: rule.replace("{tol}", &tol_text),
+        }
+    };
+    let (bl, nl) = (&base.latency, &new.latency);
+    let (bd, nd) = (&base.deliveries, &new.deliveries);
+    let (bc, nc) = (&base.counters, &new.counters);
+    let mut ratio = rate(
+        "delivery_ratio",
+        (bd.expected - bd.delivered.min(bd.expected), bd.expected),
+        (nd.expected - nd.delivered.min(nd.expected), nd.expected),
+        "may drop by at most {tol} of the base's shortfall (any drop from 100%)",
+    );
+    (ratio.base, ratio.new) = (bd.delivery_ratio, nd.delivery_ratio);
+    (ratio.base_text, ratio.new_text) = (
+        format::pct(bd.delivery_ratio),
+        format::pct(nd.delivery_ratio),
+    );
+    let checks = vec![
+        latency("fanout.p99", &bl.fanout, &nl.fanout, |p| p.p99_us),
+        latency("fanout.p999", &bl.fanout, &nl.fanout, |p| p.p999_us),
+        latency("completion.p99", &bl.completion, &nl.completion, |p| {
+            p.p99_us
+        }),
+        rate(
+            "lost",
+            (bd.lost, bd.expected),
+            (nd.lost, nd.expected),
+            "share of owed deliveries lost may grow by at most {tol} (any loss after none)",
+        ),
+        ratio,
+        rate(
+            "connect errors",
+            (bc.connect_errors, bc.connects + bc.connect_errors),
+            (nc.connect_errors, nc.connects + nc.connect_errors),
+            "share of failed attempts may grow by at most {tol} (any after none)",
+        ),
+    ];
+    let regressed = checks.iter().any(|c| c.status == CheckStatus::Regressed);
+    Ok(ComparisonVerdict {
+        regressed,
+        tolerance,
+        checks,
+    })
+}
+
+/// The comparison page and its verdict.
+pub fn render(
+    base: &Results,
+    new: &Results,
+    tolerance: f64,
+) -> anyhow::Result<(String, ComparisonVerdict)> {
+    let verdict = judge(base, new, tolerance)?;
+    let (db, dn) = (Decoded::of(base), Decoded::of(new));
+    let mut body = String::new();
+    body.push_str(&banner(base, new, &verdict));
+    body.push_str(&page::toc(&[
+        ("checks", "Checks"),
+        ("side-by-side", "Side by side"),
+        ("charts", "Charts"),
+        ("runs", "The runs"),
+    ]));
+    for (which, d) in [("base", &db), ("new", &dn)] {
+        if let Some(e) = &d.histogram_error {
+            let _ = writeln!(
+                body,
+                "<div class=\"alert\">The {which} run's histograms do not decode ({}).</div>",
+                esc(e)
+            );
+        }
+    }
+    body.push_str(&page::section("checks", "Checks", &checks_table(&verdict)));
+    body.push_str(&page::section(
+        "side-by-side",
+        "Side by side",
+        &side_by_side(base, new),
+    ));
+    let charts = charts(base, new, &db, &dn)?;
+    body.push_str(&page::section("charts", "Charts", &page::charts(&charts)));
+    body.push_str(&page::section("runs", "The runs", &runs(base, new)));
+    body.push_str(&footer(new));
+    let word = if verdict.regressed {
+        "REGRESSION"
+    } else {
+        "no regression"
+    };
+    let name = new.scenario_name().unwrap_or("unnamed scenario");
+    Ok((
+        page::document(&format!("{name} · compare · {word} · roomstorm"), &body),
+        verdict,
+    ))
+}
+
+fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
+    let (class, word) = if v.regressed {
+        ("fail", "REGRESSION")
+    } else {
+        ("pass", "OK")
+    };
+    let regressions: Vec<&str> = v.regressions().map(|c| c.metric).collect();
+    let why = if regressions.is_empty() {
+        format!("no check worse than {}%", format::rate(v.tolerance * 100.0))
+    } else {
+        format!("worse: {}", regressions.join(", "))
+    };
+    let name = new.scenario_name().unwrap_or("unnamed scenario");
+    let mut note = String::new();
+    if base.scenario_name() != new.scenario_name() {
+        note = format!(
+            "<p class=\"desc\">Different scenarios: base is {}, new is {}.</p>",
+            esc(&format!("{:?}", base.scenario_name().unwrap_or("unnamed"))),
+            esc(&format!("{name:?}"))
+        );
+    }
+    let meta = [
+        (
+            "base",
+            format!(
+                "{} · rev {}",
+                format::timestamp(&base.started_at),
+                base.environment.git_revision
+            ),
+        ),
+        (
+            "new",
+            format!(
+                "{} · rev {}",
+                format::timestamp(&new.started_at),
+                new.environment.git_revision
+            ),
+        ),
+        (
+            "tolerance",
+            format!("{}%", format::rate(v.tolerance * 100.0)),
+        ),
+        ("target", target(new)),
+    ];
+    let mut dl = String::new();
+    for (k, v) in meta {
+        let _ = write!(dl, "<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v));
+    }
+    format!(
+        "<header class=\"card banner {class}\" id=\"top\">\n\
+         <div class=\"verdict\"><span class=\"word\">{word}</span><span class=\"why\">{}</span></div>\n\
+         <div class=\"about\"><div class=\"kind\">roomstorm comparison</div><h1>{}</h1>{}\
+         <dl class=\"meta\">{dl}</dl></div>\n</header>\n",
+        esc(&why),
+        esc(name),
+        note,
+    )
+}
+
+fn checks_table(v: &ComparisonVerdict) -> String {
+    let rows = v
+        .checks
+        .iter()
+        .map(|c| {
+            let status = match c.status {
+                CheckStatus::Regressed => badge(Some(false)),
+                CheckStatus::NoData => badge(None),
+                _ => page::raw(
+                    format!("<span class=\"badge pass\">{}</span>", c.status.word()),
+                    "",
+                ),
+            };
+            vec![
+                page::raw(
+                    format!(
+                        "<code>{}</code><div class=\"rule\">{}</div>",
+                        esc(c.metric),
+                        esc(&c.rule)
+                    ),
+                    "",
+                ),
+                num(&c.base_text),
+                num(&c.new_text),
+                page::raw(
+                    esc(&format::change(c.base, c.new)),
+                    match c.status {
+                        CheckStatus::Regressed => "num worse",
+                        CheckStatus::Improved => "num better",
+                        _ => "num",
+                    },
+                ),
+                status,
+            ]
+        })
+        .collect();
+    page::table(
+        &["metric and rule", "base#", "new#", "change#", "verdict"],
+        rows,
+        "",
+    )
+}
+
+/// Which way a side-by-side metric improves (for coloring its change).
+#[derive(Clone, Copy)]
+enum Better {
+    Lower,
+    Higher,
+    Neither,
+}
+
+fn side_by_side(base: &Results, new: &Results) -> String {
+    type Row = (&'static str, fn(&Results) -> (f64, String), Better);
+    let rows: [Row; 16] = [
+        (
+            "peak members",
+            |r| {
+                let (n, _) = peak_members(r);
+                (n as f64, count(n))
+            },
+            Better::Neither,
+        ),
+        (
+            "messages sent",
+            |r| (r.counters.sends as f64, count(r.counters.sends)),
+            Better::Neither,
+        ),
+        (
+            "deliveries owed",
+            |r| (r.deliveries.expected as f64, count(r.deliveries.expected)),
+            Better::Neither,
+        ),
+        (
+            "deliveries made",
+            |r| (r.deliveries.delivered as f64, count(r.deliveries.delivered)),
+            Better::Higher,
+        ),
+        (
+            "delivery ratio",
+            |r| {
+                (
+                    r.deliveries.delivery_ratio,
+                    format::pct(r.deliveries.delivery_ratio),
+                )
+            },
+            Better::Higher,
+        ),
+        (
+            "lost",
+            |r| (r.deliveries.lost as f64, count(r.deliveries.lost)),
+            Better::Lower,
+        ),
+        (
+            "duplicated",
+            |r| {
+                (
+                    r.deliveries.duplicated as f64,
+                    count(r.deliveries.duplicated),
+                )
+            },
+            Better::Lower,
+        ),
+        (
+            "reordered",
+            |r| (r.deliveries.reordered as f64, count(r.deliveries.reordered)),
+            Better::Lower,
+        ),
+        (
+            "fan-out p50",
+            |r| pl(&r.latency.fanout, r.latency.fanout.p50_us),
+            Better::Lower,
+        ),
+        (
+            "fan-out p99",
+            |r| pl(&r.latency.fanout, r.latency.fanout.p99_us),
+            Better::Lower,
+        ),
+        (
+            "fan-out p99.9",
+            |r| pl(&r.latency.fanout, r.latency.fanout.p999_us),
+            Better::Lower,
+        ),
+        (
+            "fan-out max",
+            |r| pl(&r.latency.fanout, r.latency.fanout.max_us),
+            Better::Lower,
+        ),
+        (
+            "completion p99",
+            |r| pl(&r.latency.completion, r.latency.completion.p99_us),
+            Better::Lower,
+        ),
+        (
+            "connect p99",
+            |r| pl(&r.latency.connect, r.latency.connect.p99_us),
+            Better::Lower,
+        ),
+        (
+            "join p99",
+            |r| pl(&r.latency.join, r.latency.join.p99_us),
+            Better::Lower,
+        ),
+        (
+            "errors",
+            |r| {
+                let n: u64 = r.errors.values().sum();
+                (n as f64, count(n))
+            },
+            Better::Lower,
+        ),
+    ];
+    let rows = rows
+        .into_iter()
+        .map(|(name, get, better)| {
+            let (bv, bt) = get(base);
+            let (nv, nt) = get(new);
+            let class = match better {
+                _ if bv == nv => "num",
+                Better::Lower if nv > bv => "num worse",
+                Better::Higher if nv < bv => "num worse",
+                Better::Neither => "num",
+                _ => "num better",
+            };
+            vec![
+                text(name),
+                num(&bt),
+                num(&nt),
+                page::raw(esc(&format::change(bv, nv)), class),
+            ]
+        })
+        .collect();
+    page::table(&["metric", "base#", "new#", "change#"], rows, "")
+}
+
+fn pl(p: &Percentiles, v: u64) -> (f64, String) {
+    if p.count == 0 {
+        (0.0, "–".to_owned())
+    } else {
+        (v as f64, us(v))
+    }
+}
+
+fn charts(base: &Results, new: &Results, db: &Decoded, dn: &Decoded) -> anyhow::Result<Vec<Chart>> {
+    const BASE: plotters::style::RGBColor = charts::SLATE;
+    const NEW: plotters::style::RGBColor = charts::ORANGE;
+    let curve = |d: &Decoded, metric: Metric, label: &str, color, dashed| -> Line {
+        let hist = d.hist(metric);
+        let points = hist.map(data::percentile_curve).unwrap_or_default();
+        Line {
+            label: format!("{label} ({})", count(hist.map_or(0, |h| h.len()))),
+            color,
+            dashed,
+            runs: if points.is_empty() {
+                Vec::new()
+            } else {
+                vec![points]
+            },
+        }
+    };
+    let t1 = "Fan-out and completion by percentile";
+    let c1 = Chart {
+        id: "compare-percentiles",
+        title: t1.to_owned(),
+        caption: "Both runs on HdrHistogram's nines axis; completion dashed.".to_owned(),
+        svg: charts::both(|size| {
+            charts::percentile_chart(
+                size,
+                t1,
+                &[
+                    curve(db, Metric::Fanout, "base fan-out", BASE, false),
+                    curve(dn, Metric::Fanout, "new fan-out", NEW, false),
+                    curve(db, Metric::Completion, "base completion", BASE, true),
+                    curve(dn, Metric::Completion, "new completion", NEW, true),
+                ],
+            )
+        })?,
+    };
+    let t2 = "Fan-out latency histogram";
+    let bins = |d: &Decoded| {
+        d.hist(Metric::Fanout)
+            .map(data::log_bins)
+            .unwrap_or_default()
+    };
+    let c2 = Chart {
+        id: "compare-fanout-histogram",
+        title: t2.to_owned(),
+        caption: "Share of each run's deliveries per log-spaced latency bucket.".to_owned(),
+        svg: charts::both(|size| {
+            charts::latency_histogram(
+                size,
+                t2,
+                "fan-out latency (log scale)",
+                "share of deliveries (%)",
+                &[
+                    HistSeries {
+                        label: format!("base ({})", count(base.latency.fanout.count)),
+                        color: BASE,
+                        bins: bins(db),
+                    },
+                    HistSeries {
+                        label: format!("new ({})", count(new.latency.fanout.count)),
+                        color: NEW,
+                        bins: bins(dn),
+                    },
+                ],
+                &[],
+            )
+        })?,
+    };
+    let t3 = "Fan-out p99 over time";
+    let runs = |d: &Decoded| -> Vec<Vec<(f64, f64)>> {
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for b in &d.buckets {
+            match b.fanout_p99_us {
+                Some(v) => runs
+                    .last_mut()
+                    .expect("a run")
+                    .push((b.t + b.width / 2.0, v as f64)),
+                None => runs.push(Vec::new()),
+            }
+        }
+        runs.retain(|r| !r.is_empty());
+        runs
+    };
+    let c3 = Chart {
+        id: "compare-latency-timeline",
+        title: t3.to_owned(),
+        caption: "Each run's per-second fan-out p99, aligned on the time since its start."
+            .to_owned(),
+        svg: charts::both(|size| {
+            charts::latency_timeline(
+                size,
+                t3,
+                &[
+                    Line {
+                        label: "base p99".to_owned(),
+                        color: BASE,
+                        dashed: false,
+                        runs: runs(db),
+                    },
+                    Line {
+                        label: "new p99".to_owned(),
+                        color: NEW,
+                        dashed: false,
+                        runs: runs(dn),
+                    },
+                ],
+                db.span.max(dn.span),
+                &[],
+            )
+        })?,
+    };
+    let t4 = "Connect and join by percentile";
+    let c4 = Chart {
+        id: "compare-connect-join",
+        title: t4.to_owned(),
+        caption: "Connect solid, join dashed.".to_owned(),
+        svg: charts::both(|size| {
+            charts::percentile_chart(
+                size,
+                t4,
+                &[
+                    curve(db, Metric::Connect, "base connect", BASE, false),
+                    curve(dn, Metric::Connect, "new connect", NEW, false),
+                    curve(db, Metric::Join, "base join", BASE, true),
+                    curve(dn, Metric::Join, "new join", NEW, true),
+                ],
+            )
+        })?,
+    };
+    Ok(vec![c1, c2, c3, c4])
+}
+
+fn runs(base: &Results, new: &Results) -> String {
+    let row = |name: &str, r: &Results| {
+        vec![
+            text(name),
+            text(r.scenario_name().unwrap_or("unnamed")),
+            text(&format::timestamp(&r.started_at)),
+            num(&format::seconds(r.duration_s)),
+            text(&r.environment.git_revision),
+            text(&r.environment.host),
+            if r.verdict == Verdict::Pass {
+                badge(Some(true))
+            } else {
+                badge(Some(false))
+            },
+        ]
+    };
+    page::table(
+        &[
+            "run",
+            "scenario",
+            "started",
+            "duration#",
+            "revision",
+            "host",
+            "own verdict",
+        ],
+        vec![row("base", base), row("new", new)],
+        "",
+    )
+}

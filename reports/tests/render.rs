@@ -1,0 +1,325 @@
+//! The run report rendered from every kind of fixture results (issue 4's acceptance): a normal
+//! run, zero traffic, a single sample, a failed threshold, faults, hour-long latencies. Each
+//! page is parsed to check that the sections and the eight charts are there, titled, with
+//! axes and legends, that nothing points to the network, and that an hour-long run stays light.
+
+mod support;
+
+use roomstorm_reports::render_report;
+use roomstorm_results::Results;
+use scraper::Html;
+use support::*;
+
+const SECTIONS: [&str; 8] = [
+    "summary",
+    "thresholds",
+    "charts",
+    "percentiles",
+    "errors",
+    "faults",
+    "scenario",
+    "environment",
+];
+
+const CHARTS: [(&str, &str); 8] = [
+    ("chart-fanout-histogram", "Fan-out latency histogram"),
+    ("chart-percentiles", "Latency by percentile"),
+    ("chart-completion-histogram", "Fan-out completion time"),
+    ("chart-fanout-size", "Fan-out size"),
+    (
+        "chart-throughput-timeline",
+        "Members and throughput over time",
+    ),
+    ("chart-latency-timeline", "Fan-out latency over time"),
+    ("chart-worker-balance", "Per-worker balance"),
+    ("chart-errors-timeline", "Errors over time"),
+];
+
+/// Renders and checks what every report must have; returns the parsed page. With
+/// `REPORTS_DUMP=DIR` the page is also written to `DIR/<scenario>-<verdict>.html`, to look at.
+fn render_and_check(results: &Results) -> (String, Html) {
+    let html = render_report(results).expect("renders");
+    if let Ok(dir) = std::env::var("REPORTS_DUMP") {
+        let name = format!(
+            "{}-{:?}-{}.html",
+            results.scenario_name().unwrap_or("unnamed"),
+            results.verdict,
+            results.thresholds.len()
+        );
+        std::fs::write(std::path::Path::new(&dir).join(name), &html).expect("dump");
+    }
+    let doc = Html::parse_document(&html);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for id in SECTIONS {
+        let found = select(&doc, &format!("section#{id} > h2"));
+        assert_eq!(found.len(), 1, "section {id}");
+    }
+    let banner = select(&doc, "header.banner");
+    assert_eq!(banner.len(), 1);
+    let banner_text = text_of(&banner[0]);
+    let name = results.scenario_name().unwrap_or("unnamed scenario");
+    assert!(banner_text.contains(name), "{banner_text}");
+    for field in ["started", "duration", "git revision", "target"] {
+        assert!(banner_text.contains(field), "banner lacks {field}");
+    }
+    assert!(banner_text.contains(&results.environment.git_revision));
+    let figures = select(&doc, "section#charts figure.chart");
+    assert_eq!(figures.len(), CHARTS.len());
+    for (id, title) in CHARTS {
+        let figure = select(&doc, &format!("figure#{id}"));
+        assert_eq!(figure.len(), 1, "{id}");
+        let h3 = select(&doc, &format!("figure#{id} h3"));
+        assert_eq!(text_of(&h3[0]), title);
+        let svgs = select(&doc, &format!("figure#{id} svg"));
+        assert_eq!(svgs.len(), 2, "{id}: a wide and a narrow drawing");
+        for svg in &svgs {
+            assert!(svg.value().attr("viewBox").is_some(), "{id} scales");
+            assert!(
+                svg.value().attr("width").is_none(),
+                "{id} has no fixed width"
+            );
+            let titles: Vec<String> = svg
+                .children()
+                .filter_map(scraper::ElementRef::wrap)
+                .filter(|e| e.value().name() == "title")
+                .map(|e| text_of(&e))
+                .collect();
+            assert_eq!(titles, [title], "{id}");
+            let texts: Vec<String> = svg
+                .descendants()
+                .filter_map(scraper::ElementRef::wrap)
+                .filter(|e| e.value().name() == "text")
+                .map(|e| text_of(&e).trim().to_owned())
+                .collect();
+            // Axis descriptions (with units or scale), and at least a legend or a note.
+            assert!(texts.len() >= 4, "{id}: {texts:?}");
+        }
+    }
+    // Self-contained: no script, stylesheet link, image or frame; no network URL anywhere.
+    for tag in ["script", "link", "img", "iframe", "object", "embed"] {
+        assert!(select(&doc, tag).is_empty(), "<{tag}> in the report");
+    }
+    for link in links(&doc) {
+        assert!(!is_network(&link), "network link {link:?}");
+    }
+    let style = select(&doc, "style");
+    assert_eq!(style.len(), 1);
+    let css = text_of(&style[0]);
+    assert!(
+        !css.contains("url(") && !css.contains("@import"),
+        "CSS fetches nothing"
+    );
+    (html, doc)
+}
+
+fn chart_texts(doc: &Html, id: &str) -> String {
+    select(doc, &format!("figure#{id} .wide svg"))
+        .iter()
+        .map(text_of)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn a_normal_run() {
+    let r = normal();
+    let (html, doc) = render_and_check(&r);
+    assert!(select(&doc, "header.banner.pass").len() == 1);
+    let summary = text_of(&select(&doc, "section#summary")[0]);
+    for label in [
+        "Peak members",
+        "Messages sent",
+        "Deliveries owed",
+        "Deliveries made",
+        "Delivery ratio",
+        "Lost",
+        "Duplicated",
+        "Reordered",
+        "Fan-out p50",
+        "Fan-out p99",
+        "Fan-out p99.9",
+        "Fan-out max",
+        "Connect p99",
+        "Join p99",
+        "Errors",
+    ] {
+        assert!(summary.contains(label), "summary lacks {label}");
+    }
+    assert!(summary.contains("5,970"), "thousands separators: {summary}");
+    assert!(summary.contains("100%"));
+    // Thresholds table: every rule, its measured value with units, and PASS.
+    let rows = select(&doc, "section#thresholds tbody tr");
+    assert_eq!(rows.len(), r.thresholds.len());
+    let thresholds = text_of(&select(&doc, "section#thresholds")[0]);
+    assert!(thresholds.contains("fanout.p99 < 250ms") && thresholds.contains(" ms"));
+    // Axis labels with units, legends.
+    let histogram = chart_texts(&doc, "chart-fanout-histogram");
+    assert!(histogram.contains("fan-out latency (log scale)"));
+    assert!(histogram.contains("share of deliveries (%)"));
+    assert!(histogram.contains(" ms"), "ticks carry units: {histogram}");
+    assert!(histogram.contains("p99 "));
+    let percentiles = chart_texts(&doc, "chart-percentiles");
+    for label in ["99%", "99.9%", "fan-out", "connect", "join"] {
+        assert!(percentiles.contains(label), "{label}: {percentiles}");
+    }
+    let workers = chart_texts(&doc, "chart-worker-balance");
+    assert!(workers.contains("worker 0") && workers.contains("worker 1"));
+    assert!(chart_texts(&doc, "chart-errors-timeline").contains("no errors"));
+    // Tables.
+    assert_eq!(select(&doc, "section#percentiles tbody tr").len(), 5);
+    let scenario = text_of(&select(&doc, "section#scenario")[0]);
+    assert!(scenario.contains("traffic.rate_per_member"));
+    let env = text_of(&select(&doc, "section#environment")[0]);
+    assert!(env.contains(&r.environment.os));
+    assert!(html.len() < 400_000, "{} bytes", html.len());
+}
+
+#[test]
+fn a_run_without_traffic() {
+    let (_, doc) = render_and_check(&zero_traffic());
+    for id in [
+        "chart-fanout-histogram",
+        "chart-percentiles",
+        "chart-completion-histogram",
+        "chart-fanout-size",
+        "chart-throughput-timeline",
+    ] {
+        assert!(chart_texts(&doc, id).contains("no data"), "{id}");
+    }
+    assert!(chart_texts(&doc, "chart-latency-timeline").contains("no deliveries"));
+    assert!(chart_texts(&doc, "chart-worker-balance").contains("no per-worker counts"));
+    let summary = text_of(&select(&doc, "section#summary")[0]);
+    assert!(
+        summary.contains("–"),
+        "no latency shown as a dash: {summary}"
+    );
+    let target = text_of(&select(&doc, "header.banner")[0]);
+    assert!(
+        target.contains("http://127.0.0.1:9"),
+        "target shown as text"
+    );
+    assert!(
+        text_of(&select(&doc, "section#thresholds")[0]).contains("no thresholds"),
+        "says there are none"
+    );
+}
+
+#[test]
+fn a_single_sample() {
+    let (_, doc) = render_and_check(&single_sample());
+    let percentiles = chart_texts(&doc, "chart-percentiles");
+    assert!(!percentiles.contains("no data"));
+    assert!(percentiles.contains("fan-out (1)"));
+    assert!(!chart_texts(&doc, "chart-fanout-histogram").contains("no data"));
+    assert!(chart_texts(&doc, "chart-fanout-size").contains("messages (1)"));
+    let table = text_of(&select(&doc, "section#percentiles")[0]);
+    assert!(table.contains("1.23 ms"), "{table}");
+}
+
+#[test]
+fn a_failed_threshold() {
+    let (html, doc) = render_and_check(&failed_threshold());
+    assert_eq!(select(&doc, "header.banner.fail").len(), 1);
+    let banner = text_of(&select(&doc, "header.banner")[0]);
+    assert!(banner.contains("FAIL") && banner.contains("1 of 3 thresholds failed"));
+    let rows = select(&doc, "section#thresholds tbody tr");
+    let failed: Vec<String> = rows
+        .iter()
+        .map(text_of)
+        .filter(|t| t.contains("FAIL"))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(failed[0].contains("fanout.p99 < 1ms"));
+    assert!(html.contains("<title>smoke · FAIL · roomstorm</title>"));
+    let ratio = rows
+        .iter()
+        .map(text_of)
+        .find(|t| t.contains("delivery_ratio"));
+    assert!(ratio.expect("ratio row").contains("100%"));
+}
+
+#[test]
+fn a_run_with_faults() {
+    let r = faults();
+    assert!(!r.faults.is_empty(), "the fixture has faults");
+    let (_, doc) = render_and_check(&r);
+    let rows = select(&doc, "section#faults tbody tr");
+    assert_eq!(rows.len(), r.faults.len());
+    let timeline = chart_texts(&doc, "chart-latency-timeline");
+    assert!(timeline.contains("fault injected"), "{timeline}");
+    assert!(timeline.contains(&r.faults[0].action), "{timeline}");
+}
+
+#[test]
+fn hour_long_latencies_over_an_hour() {
+    let r = extreme();
+    let (html, doc) = render_and_check(&r);
+    // Light enough to open: 3,600 seconds thinned, twice (wide and narrow).
+    assert!(html.len() < 2_000_000, "{} bytes", html.len());
+    let summary = text_of(&select(&doc, "section#summary")[0]);
+    assert!(summary.contains("1 h 00 min"), "{summary}");
+    assert!(summary.contains("above 1 h (clamped)"));
+    let timeline = chart_texts(&doc, "chart-latency-timeline");
+    assert!(
+        timeline.contains("h:min:s"),
+        "hour-long axes read as clocks"
+    );
+    assert!(timeline.contains("1:00:00"));
+    assert!(timeline.contains("kill worker 3") && timeline.contains("restart redis"));
+    let histogram = chart_texts(&doc, "chart-fanout-histogram");
+    assert!(
+        histogram.contains(" h") || histogram.contains(" min"),
+        "{histogram}"
+    );
+    let errors = chart_texts(&doc, "chart-errors-timeline");
+    assert!(errors.contains("errors per 6 s"), "{errors}");
+    assert!(errors.contains("connect_failed"));
+    assert!(chart_texts(&doc, "chart-worker-balance").contains("worker 7"));
+    // On a phone, eight "worker N" labels would overlap: bare indices.
+    let narrow: String = select(&doc, "figure#chart-worker-balance .narrow svg")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert!(narrow.contains("chat worker (index)"), "{narrow}");
+    // Each timeline series is one polyline of at most 600 points, not 3,600.
+    let throughput = select(&doc, "figure#chart-throughput-timeline .wide polyline");
+    assert!(!throughput.is_empty());
+    for line in throughput {
+        let points = line.value().attr("points").unwrap_or("");
+        assert!(
+            points.split_whitespace().count() <= 1_300,
+            "{}",
+            points.len()
+        );
+    }
+    let faults = text_of(&select(&doc, "section#faults")[0]);
+    assert!(faults.contains("not within the run") && faults.contains("1 min 30 s"));
+}
+
+#[test]
+fn text_from_results_is_escaped() {
+    let mut r = single_sample();
+    r.scenario["description"] = "<script>alert(1)</script> & <a href=\"https://x\">".into();
+    r.errors.insert("<img src=https://x>".into(), 1);
+    let (html, doc) = render_and_check(&r);
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(select(&doc, "a[href^='https']").is_empty());
+}
+
+#[test]
+fn corrupt_histograms_still_render() {
+    let mut r = normal();
+    r.histograms.fanout = "not a histogram".into();
+    r.timeline[3].fanout_hist = "nor this".into();
+    let (_, doc) = render_and_check(&r);
+    assert!(text_of(&select(&doc, ".alert")[0]).contains("do not decode"));
+    assert!(chart_texts(&doc, "chart-fanout-histogram").contains("no data"));
+}
+
+#[test]
+fn the_network_check_catches_urls() {
+    assert!(is_network("https://cdn.example/chart.js"));
+    assert!(is_network("//cdn.example/x.css"));
+    assert!(is_network("http://127.0.0.1/"));
+    assert!(!is_network("#summary"));
+}
