@@ -26,7 +26,10 @@ fn rss_kib() -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<(), GooseError> {
-    let users: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let users: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     let before = rss_kib();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -37,10 +40,15 @@ async fn main() -> Result<(), GooseError> {
         );
     });
     GooseAttack::initialize_with_config(GooseConfiguration::default())?
-        .set_client_builder_without_cookies(goose::client::GooseClientBuilder::new().without_cookies())?
+        .set_client_builder_without_cookies(
+            goose::client::GooseClientBuilder::new().without_cookies(),
+        )?
         .register_scenario(scenario!("idle").register_transaction(transaction!(idle)))
         .set_default(GooseDefault::Host, "http://127.0.0.1:1")?
-        .set_default(GooseDefault::TestPlan, format!("{users},1s;{users},5s;0,0").as_str())?
+        .set_default(
+            GooseDefault::TestPlan,
+            format!("{users},1s;{users},5s;0,0").as_str(),
+        )?
         .set_default(GooseDefault::NoTelnet, true)?
         .set_default(GooseDefault::NoWebSocket, true)?
         .set_default(GooseDefault::NoPrintMetrics, true)?

@@ -8,21 +8,13 @@ use std::process::Output;
 use loadgen::results::Results;
 use loadgen::results::histograms::{Histograms, Metric};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{explain, repo, scratch};
 
 fn fixture(name: &str) -> PathBuf {
     repo()
         .join("reports/tests/fixtures")
         .join(format!("{name}.json"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-reports-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
 }
 
 fn loadgen(args: &[&str]) -> Output {
@@ -31,15 +23,6 @@ fn loadgen(args: &[&str]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("loadgen runs")
-}
-
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn s(p: &Path) -> &str {

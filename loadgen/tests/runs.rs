@@ -11,16 +11,8 @@ use std::time::Duration;
 use chat_server::stack::{Stack, StackConfig};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("loadgen-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
+mod common;
+use common::{explain, repo, scratch};
 
 async fn loadgen(args: &[&str]) -> Output {
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
@@ -39,13 +31,10 @@ fn results(dir: &Path) -> Value {
     serde_json::from_str(&text).expect("results.json is JSON")
 }
 
-fn explain(output: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// `loadgen run SCENARIO --out DIR -q`.
+async fn run_scenario(scenario: &Path, dir: &Path) -> Output {
+    let (scenario, dir) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    loadgen(&["run", scenario, "--out", dir, "-q"]).await
 }
 
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
@@ -79,14 +68,7 @@ fn u(v: &Value) -> u64 {
 async fn smoke_delivers_everything_and_agrees_with_the_workers() {
     let dir = scratch("smoke");
     let scenario = repo().join("scenarios/smoke.toml");
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ])
-    .await;
+    let output = run_scenario(&scenario, &dir).await;
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
     let r = results(&dir);
     let d = &r["deliveries"];
@@ -190,14 +172,7 @@ async fn a_paused_worker_shows_in_the_maximum_and_in_that_seconds_p99() {
     let text = SMALL.replace("rate_per_member = 2.0", "rate_per_member = 5.0")
         + "\n[[faults]]\nat = \"4s\"\npause_worker = { worker = 0, for = \"500ms\" }\n";
     let scenario = write_scenario(&dir, &text);
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ])
-    .await;
+    let output = run_scenario(&scenario, &dir).await;
     assert!(
         matches!(output.status.code(), Some(0 | 1)),
         "{}",
@@ -253,14 +228,7 @@ async fn dropped_and_duplicated_messages_are_counted_exactly() {
         &format!("url = \"{}\"", stack.info().url),
     );
     let scenario = write_scenario(&dir, &text);
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ])
-    .await;
+    let output = run_scenario(&scenario, &dir).await;
     assert_eq!(
         output.status.code(),
         Some(1),
@@ -340,14 +308,7 @@ async fn works_against_the_original_node_design() {
         &format!("url = \"http://127.0.0.1:{base}\"\nclient_address = \"none\""),
     );
     let scenario = write_scenario(&dir, &text);
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-        "-q",
-    ])
-    .await;
+    let output = run_scenario(&scenario, &dir).await;
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
     let r = results(&dir);
     assert!(u(&r["deliveries"]["delivered"]) > 0);
