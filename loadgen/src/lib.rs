@@ -15,6 +15,7 @@ pub mod measure;
 pub mod member;
 pub mod progress;
 pub mod render;
+pub mod resources;
 /// results.json: the `roomstorm-results` crate, so that reports can read it without loadgen.
 pub use roomstorm_results as results;
 pub mod run;

@@ -16,6 +16,7 @@ use crate::clock::now_us;
 use crate::context::{RunContext, RunTiming};
 use crate::measure::histograms;
 use crate::measure::ledger::{DeliveryTotals, finalize, lost_between};
+use crate::resources::{self, Sampler, Sources};
 use crate::results::timeline::SecondStats;
 use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
@@ -39,6 +40,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             true,
             Some(part),
             start_us,
+            Sources::generator_only(resources::GENERATOR),
         )
         .await?;
         return Ok(results.verdict == Verdict::Pass);
@@ -51,7 +53,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let outcome = if processes > 1 {
         run_split(&args, &scenario, &target, &out, processes).await
     } else {
-        run_against(&scenario, &target, &out, args.quiet, None, now_us()).await
+        let sources = sources(&target, Vec::new()).await;
+        run_against(
+            &scenario,
+            &target,
+            &out,
+            args.quiet,
+            None,
+            now_us(),
+            sources,
+        )
+        .await
     };
     target.shutdown().await;
     let results = outcome?;
@@ -190,6 +202,22 @@ fn timing(scenario: &Scenario, members: usize) -> (RunTiming, String) {
     (timing, plan)
 }
 
+/// The processes whose CPU and memory the run samples: this one (and `parts`), and the local
+/// stack's, when it is ours.
+async fn sources(target: &Target, parts: Vec<u32>) -> Sources {
+    let mut sources = match target {
+        Target::Local(stack) => Sources {
+            generator_name: resources::GENERATOR.to_owned(),
+            generator_pids: vec![std::process::id()],
+            master: stack.lock().await.master_pid(),
+        },
+        Target::Embedded { .. } => Sources::generator_only(resources::GENERATOR_WITH_EMBEDDED),
+        Target::Url(_) => Sources::generator_only(resources::GENERATOR),
+    };
+    sources.generator_pids.extend(parts);
+    sources
+}
+
 async fn run_against(
     scenario: &Scenario,
     target: &Target,
@@ -197,6 +225,7 @@ async fn run_against(
     quiet: bool,
     part: Option<(u32, u32)>,
     start_us: u64,
+    sources: Sources,
 ) -> anyhow::Result<Results> {
     let mut plan = plan(scenario);
     if let Some((i, n)) = part {
@@ -225,6 +254,7 @@ async fn run_against(
             ctx.counters.received_messages.load(Relaxed)
         })
     };
+    let sampler = Sampler::start(sources);
     let faults = inject_faults(target, &scenario.faults, start_us);
     let attack = crate::attack::run(ctx.clone(), &test_plan);
     let (attack, faults) = tokio::select! {
@@ -238,6 +268,7 @@ async fn run_against(
     if !quiet {
         crate::progress::finish();
     }
+    let resources = sampler.stop();
     attack.context("the attack failed")?;
     let end_us = now_us();
     let at_quiet = at_quiet_sample.await.unwrap_or_default();
@@ -246,6 +277,7 @@ async fn run_against(
     let mut results = settle(&ctx, scenario, started_at, end_us, &faults)?;
     results.counters.received_at_quiet_point = received_at_quiet;
     results.workers = worker_counts(&before, &at_quiet);
+    results.resources = resources;
     judge(&mut results, scenario);
     results.write(&out.join("results.json"))?;
     Ok(results)
@@ -340,6 +372,8 @@ async fn run_split(
         "running {members} members in {n} processes (logs in {}/part-*)",
         out.display()
     );
+    let part_pids = children.iter().filter_map(|(_, _, c)| c.id()).collect();
+    let sampler = Sampler::start(sources(target, part_pids).await);
     let before = target.worker_stats().await;
     let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
     let quiet_at = send_until + scenario.traffic.deadline.as_micros() as u64 * 9 / 10;
@@ -354,6 +388,7 @@ async fn run_split(
         done
     };
     let (done, faults) = tokio::join!(waits, faults);
+    let resources = sampler.stop();
     let mut parts = Vec::new();
     for (i, dir, status) in done {
         let code = status.ok().and_then(|s| s.code());
@@ -367,6 +402,8 @@ async fn run_split(
     }
     let mut merged = results::merge(&parts)?;
     merged.workers = worker_counts(&before, &quiet.await.unwrap_or_default());
+    // This process sampled every process of the run, the parts included.
+    merged.resources = resources;
     // The ledgers live in the parts; losses around faults are in the merged totals.
     merged.faults = faults
         .iter()
@@ -600,6 +637,26 @@ fn print_summary(results: &Results, out: &Path) {
         println!(
             "  worker {}: members {}  delivered {}",
             w.index, w.members, w.delivered
+        );
+    }
+    if let Some(r) = &results.resources {
+        let cpu = |generator: bool| -> f64 {
+            r.components
+                .iter()
+                .filter(|c| results::is_generator(&c.name) == generator)
+                .map(|c| c.cpu_seconds)
+                .sum()
+        };
+        println!(
+            "  cpu seconds: load generator {:.1}  server {:.1}{}",
+            cpu(true),
+            cpu(false),
+            if r.generator_bound {
+                "   WARNING: the load generator used more CPU than the server: the generator, \
+                 not the server, was measured"
+            } else {
+                ""
+            }
         );
     }
     for fault in &results.faults {

@@ -93,6 +93,34 @@ async fn smoke_delivers_everything_and_agrees_with_the_workers() {
     for key in ["p50_us", "p90_us", "p99_us", "p999_us", "max_us"] {
         assert!(r["latency"]["fanout"][key].is_u64(), "latency.fanout.{key}");
     }
+    // CPU and memory of every local component, sampled while the run lasted.
+    let resources = &r["resources"];
+    assert_eq!(resources["interval_s"], 1.0, "{resources}");
+    assert!(resources["generator_bound"].is_boolean());
+    let components = resources["components"].as_array().expect("components");
+    for name in [
+        "loadgen",
+        "chat worker 0",
+        "chat worker 1",
+        "master",
+        "nginx",
+        "redis",
+    ] {
+        let c = components
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no component {name}: {components:?}"));
+        let cpu = c["cpu_seconds"].as_f64().expect("cpu_seconds");
+        assert!(cpu >= 0.0, "{name}: {c}");
+        assert!(u(&c["peak_rss_kib"]) > 0, "{name}: {c}");
+        assert!(
+            c["series"].as_array().is_some_and(|s| s.len() >= 10),
+            "{name}"
+        );
+    }
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html written");
+    assert!(report.contains("id=\"resources\"") && report.contains("CPU and memory by component"));
+    assert!(report.contains("chat worker 1"));
 }
 
 const SMALL: &str = r#"
@@ -131,6 +159,14 @@ async fn two_processes_merge_to_the_same_totals_as_one() {
     assert_eq!(b.status.code(), Some(0), "{}", explain(&b));
     let (r1, r2) = (results(&one), results(&two));
     assert_eq!(r2["parts"], 2);
+    // The parent sampled every process, its parts included, as one load generator.
+    let loadgen_cpu = |r: &Value| {
+        let components = r["resources"]["components"].as_array().expect("resources");
+        let c = components.iter().find(|c| c["name"] == "loadgen");
+        c.and_then(|c| c["cpu_seconds"].as_f64())
+            .expect("loadgen sampled")
+    };
+    assert!(loadgen_cpu(&r1) > 0.0 && loadgen_cpu(&r2) > 0.0);
     for key in ["messages", "expected", "delivered", "lost", "duplicated"] {
         assert_eq!(
             r1["deliveries"][key], r2["deliveries"][key],

@@ -564,6 +564,42 @@ pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Resu
     })
 }
 
+/// CPU use over time, one line per component, percent of one core.
+pub fn cpu_timeline(size: Size, title: &str, lines: &[Line], span: f64) -> anyhow::Result<String> {
+    let legend: Vec<Legend> = lines
+        .iter()
+        .map(|l| {
+            let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
+            Legend::new(l.label.clone(), l.color, mark)
+        })
+        .collect();
+    let x_desc = "time since start (s)";
+    let y_desc = "CPU (% of one core)";
+    let Some(hi) = lines
+        .iter()
+        .flat_map(|l| l.runs.iter().flatten())
+        .map(|p| p.1)
+        .reduce(f64::max)
+    else {
+        return empty(size, title, x_desc, y_desc, "no data", &legend);
+    };
+    let x = Axis::time(size, span);
+    let y = Axis::linear(
+        size,
+        0.0,
+        (hi * 1.1).max(10.0),
+        y_desc,
+        Box::new(|v| format!("{}%", format::rate(v))),
+    );
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        for line in lines {
+            draw_line(&mut chart, line, |(a, b)| (x.clamp(a), y.clamp(b)))?;
+        }
+        Ok(())
+    })
+}
+
 /// `0%`, `90%`, `99%`, `99.9%`, ... for 0, 1, 2, 3 nines.
 pub fn nines_label(n: f64) -> String {
     let n = n.round() as i64;

@@ -69,6 +69,7 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         ("percentiles", "Percentiles"),
         ("errors", "Errors"),
         ("faults", "Faults"),
+        ("resources", "Resources"),
         ("scenario", "Scenario"),
         ("environment", "Environment"),
     ]));
@@ -78,6 +79,9 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
              need them show no data, and the percentiles below are the ones stored.</div>\n",
             esc(e)
         ));
+    }
+    if r.resources.as_ref().is_some_and(|x| x.generator_bound) {
+        body.push_str(GENERATOR_BOUND);
     }
     body.push_str(&page::section("summary", "Summary", &summary(r)));
     body.push_str(&page::section("thresholds", "Thresholds", &thresholds(r)));
@@ -90,6 +94,11 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
     ));
     body.push_str(&page::section("errors", "Errors and counters", &errors(r)));
     body.push_str(&page::section("faults", "Faults and recovery", &faults(r)));
+    body.push_str(&page::section(
+        "resources",
+        "CPU and memory by component",
+        &resources(r, &d)?,
+    ));
     body.push_str(&page::section(
         "scenario",
         "The scenario as run",
@@ -766,6 +775,96 @@ fn faults(r: &Results) -> String {
         rows,
         "No faults were injected in this run.",
     )
+}
+
+/// The warning of a result where the load generator used more CPU than the server.
+const GENERATOR_BOUND: &str = "<div class=\"alert\"><strong>Warning: the load generator used more CPU \
+     than the server: the generator, not the server, was measured.</strong> See \
+     <a href=\"#resources\">CPU and memory by component</a>.</div>\n";
+
+const COMPONENT_COLORS: [plotters::style::RGBColor; 9] = [
+    charts::RED,
+    charts::BLUE,
+    charts::GREEN,
+    charts::PURPLE,
+    charts::SLATE,
+    charts::TEAL,
+    charts::AMBER,
+    charts::PINK,
+    charts::ORANGE,
+];
+
+/// CPU over time and peak memory of each local component, sampled from `/proc`.
+fn resources(r: &Results, d: &Decoded) -> anyhow::Result<String> {
+    let Some(res) = &r.resources else {
+        return Ok(
+            "<p class=\"empty\">No resource data: these results were written without \
+                   CPU and memory sampling (older loadgen).</p>\n"
+                .to_owned(),
+        );
+    };
+    let mut out = String::new();
+    if res.generator_bound {
+        out.push_str(GENERATOR_BOUND);
+    }
+    let lines: Vec<Line> = res
+        .components
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Line {
+            label: c.name.clone(),
+            color: COMPONENT_COLORS[i % COMPONENT_COLORS.len()],
+            dashed: roomstorm_results::is_generator(&c.name),
+            runs: vec![c.series.iter().map(|s| (s.t, s.cpu_percent)).collect()],
+        })
+        .collect();
+    let end = res
+        .components
+        .iter()
+        .filter_map(|c| c.series.last())
+        .map(|s| s.t)
+        .fold(0.0, f64::max);
+    let title = "CPU by component";
+    let chart = Chart {
+        id: "resources-cpu",
+        title: title.to_owned(),
+        caption: format!(
+            "CPU of each component (its processes summed) in each {} s sample, percent of one \
+             core; the load generator dashed.",
+            res.interval_s
+        ),
+        svg: charts::both(|size| charts::cpu_timeline(size, title, &lines, d.span.max(end)))?,
+    };
+    out.push_str(&page::charts(&[chart]));
+    let (members, _) = peak_members(r);
+    let rows = res
+        .components
+        .iter()
+        .map(|c| {
+            let per_member = if members > 0 {
+                format!("{:.1} KiB", c.peak_rss_kib as f64 / members as f64)
+            } else {
+                "–".to_owned()
+            };
+            vec![
+                text(&c.name),
+                num(&format!("{:.2} s", c.cpu_seconds)),
+                num(&format!("{} KiB", count(c.peak_rss_kib))),
+                num(&per_member),
+            ]
+        })
+        .collect();
+    out.push_str(&page::table(
+        &[
+            "component",
+            "CPU seconds#",
+            "peak RSS#",
+            &format!("peak RSS per member ({} members)#", count(members)),
+        ],
+        rows,
+        "No component was sampled.",
+    ));
+    Ok(out)
 }
 
 fn scenario(r: &Results) -> String {

@@ -10,13 +10,14 @@ use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "summary",
     "thresholds",
     "charts",
     "percentiles",
     "errors",
     "faults",
+    "resources",
     "scenario",
     "environment",
 ];
@@ -322,4 +323,81 @@ fn the_network_check_catches_urls() {
     assert!(is_network("//cdn.example/x.css"));
     assert!(is_network("http://127.0.0.1/"));
     assert!(!is_network("#summary"));
+}
+
+fn resources(loadgen_cpu: f64) -> roomstorm_results::Resources {
+    use roomstorm_results::{Component, ResourceSample, Resources};
+    let component = |name: &str, cpu_seconds: f64, peak_rss_kib: u64| Component {
+        name: name.into(),
+        cpu_seconds,
+        peak_rss_kib,
+        series: (0..15)
+            .map(|t| ResourceSample {
+                t: t as f64,
+                cpu_percent: cpu_seconds / 15.0 * 100.0,
+                rss_kib: peak_rss_kib - 15 + t,
+            })
+            .collect(),
+    };
+    Resources::new(
+        1.0,
+        vec![
+            component("loadgen", loadgen_cpu, 40_000),
+            component("chat worker 0", 1.5, 20_000),
+            component("chat worker 1", 1.25, 21_000),
+            component("master", 0.1, 5_000),
+            component("nginx", 0.5, 9_000),
+            component("redis", 0.25, 4_000),
+        ],
+    )
+}
+
+const GENERATOR_BOUND: &str = "the load generator used more CPU than the server: the generator, \
+                               not the server, was measured";
+
+#[test]
+fn resources_by_component() {
+    let mut r = normal();
+    r.resources = Some(resources(2.0));
+    let (html, doc) = render_and_check(&r);
+    let section = text_of(&select(&doc, "section#resources")[0]);
+    assert!(section.contains("CPU and memory by component"));
+    let rows = select(&doc, "section#resources tbody tr");
+    assert_eq!(rows.len(), 6);
+    let first = text_of(&rows[0]);
+    assert!(
+        first.contains("loadgen") && first.contains("2.00 s") && first.contains("40,000 KiB"),
+        "{first}"
+    );
+    assert!(section.contains("per member"), "{section}");
+    let chart = chart_texts(&doc, "chart-resources-cpu");
+    for label in ["CPU (% of one core)", "chat worker 1", "nginx", "redis"] {
+        assert!(chart.contains(label), "{label}: {chart}");
+    }
+    assert!(
+        !html.contains(GENERATOR_BOUND),
+        "3.6 s of server against 2 s"
+    );
+
+    r.resources = Some(resources(9.0));
+    let (html, doc) = render_and_check(&r);
+    assert!(html.contains(GENERATOR_BOUND));
+    // Prominent: above the summary, and again in the section.
+    assert!(html.find(GENERATOR_BOUND) < html.find("id=\"summary\""));
+    assert!(text_of(&select(&doc, "section#resources")[0]).contains(GENERATOR_BOUND));
+}
+
+#[test]
+fn results_without_resources_say_so() {
+    let mut r = normal();
+    r.resources = None;
+    let (html, doc) = render_and_check(&r);
+    let section = text_of(&select(&doc, "section#resources")[0]);
+    assert!(section.contains("No resource data"), "{section}");
+    assert!(select(&doc, "figure#chart-resources-cpu").is_empty());
+    assert!(!html.contains(GENERATOR_BOUND));
+    // Old results files (no `resources` key) still read.
+    let json = r.to_json().expect("serializes");
+    assert!(!json.contains("\"resources\""));
+    assert_eq!(Results::from_json(&json).expect("reads").resources, None);
 }

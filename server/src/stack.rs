@@ -19,7 +19,9 @@ use crate::nginx::NginxConfig;
 use crate::probe::{http_get, wait_until_ok};
 use crate::process::{find_executable, send_signal, stop_child, tied_command};
 
-const READY_DEADLINE: Duration = Duration::from_secs(20);
+/// How long each part may take to come up (generous: tests start several stacks at once on a
+/// 2-core machine).
+const READY_DEADLINE: Duration = Duration::from_secs(45);
 const STOP_GRACE: Duration = Duration::from_secs(8);
 
 #[derive(Debug, Clone, Args)]
@@ -434,7 +436,25 @@ async fn wait_for_redis(port: u16) -> anyhow::Result<()> {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if reserve(&[port]) {
+            return Ok(port);
+        }
+    }
+    bail!("no free port found")
+}
+
+/// Ports this process has handed out: stacks started side by side (tests run in parallel)
+/// must not pick the same free port before either has bound it.
+fn reserve(ports: &[u16]) -> bool {
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    if ports.iter().any(|p| taken.contains(p)) {
+        return false;
+    }
+    taken.extend_from_slice(ports);
+    true
 }
 
 fn resolve_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
@@ -449,9 +469,11 @@ fn free_port_range(count: usize) -> anyhow::Result<u16> {
     let seed = (std::process::id() as usize).wrapping_mul(7919) + unique_suffix() as usize;
     for attempt in 0..200 {
         let base = 20_000 + (seed + attempt * 97) % 10_000;
-        let all_free =
-            (0..count).all(|i| TcpListener::bind(("127.0.0.1", (base + i) as u16)).is_ok());
-        if all_free {
+        let ports: Vec<u16> = (0..count).map(|i| (base + i) as u16).collect();
+        let all_free = ports
+            .iter()
+            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        if all_free && reserve(&ports) {
             return Ok(base as u16);
         }
     }
