@@ -47,14 +47,29 @@ pub struct Session {
 }
 
 /// The source identity of member `id`: its own /24, so nginx `ip_hash` tells members apart.
+///
+/// The /24 is a hash of the id, not the id itself: members of one room have ids in an
+/// arithmetic progression (rooms fill up together), and nginx's ip_hash over consecutive
+/// octets follows their parity, which would put every member of a room on the same worker and
+/// never exercise cross-worker fan-out.
 fn member_ip(id: u32, mode: ClientAddress) -> Option<std::net::IpAddr> {
-    let k = id % 250 + 1;
-    let b = (id / 250) % 250;
+    let h = mix(u64::from(id));
+    let k = (h % 250) as u8 + 1;
+    let b = ((h / 250) % 250) as u8;
     match mode {
         ClientAddress::None => None,
-        ClientAddress::Spread => Some(std::net::Ipv4Addr::new(127, 0, k as u8, 1).into()),
-        ClientAddress::Forwarded => Some(std::net::Ipv4Addr::new(10, b as u8, k as u8, 1).into()),
+        ClientAddress::Spread => Some(std::net::Ipv4Addr::new(127, 0, k, 1).into()),
+        ClientAddress::Forwarded => Some(std::net::Ipv4Addr::new(10, b, k, 1).into()),
     }
+}
+
+/// splitmix64's finalizer: every input bit moves every output bit (a plain multiplicative hash
+/// keeps the low bits of arithmetic progressions in step).
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn client_config(ctx: &RunContext, member: &MemberPlan) -> ClientConfig {
@@ -319,13 +334,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn member_addresses_have_distinct_slash_24s() {
+    fn member_addresses_spread_over_slash_24s_of_both_parities() {
         let a = member_ip(0, ClientAddress::Spread).unwrap();
         let b = member_ip(1, ClientAddress::Spread).unwrap();
         assert_ne!(a, b);
-        assert_eq!(a.to_string(), "127.0.1.1");
-        let f = member_ip(300, ClientAddress::Forwarded).unwrap();
-        assert_eq!(f.to_string(), "10.1.51.1");
+        assert!(a.to_string().starts_with("127.0.") && a.to_string().ends_with(".1"));
+        assert!(
+            member_ip(300, ClientAddress::Forwarded)
+                .unwrap()
+                .to_string()
+                .starts_with("10.")
+        );
         assert!(member_ip(3, ClientAddress::None).is_none());
+        // Members of one room (ids r, r + R, r + 2R, ...) must not share the /24's parity,
+        // which is what nginx's ip_hash follows between two workers.
+        for rooms in [2u32, 4, 20, 100] {
+            let parities: std::collections::HashSet<u8> = (0..10)
+                .map(|j| match member_ip(3 + j * rooms, ClientAddress::Spread) {
+                    Some(std::net::IpAddr::V4(ip)) => ip.octets()[2] % 2,
+                    _ => unreachable!(),
+                })
+                .collect();
+            assert_eq!(parities.len(), 2, "rooms of {rooms}: one parity only");
+        }
     }
 }

@@ -93,6 +93,7 @@ fn event(rng: &mut SmallRng, targets: [&mut Process; 2]) {
                 members: 1,
                 delivered: value,
                 connections: 1,
+                rooms: 1,
             }),
         }
     }

@@ -457,6 +457,7 @@ fn worker_counts(
                 members: q.members.max(0) as u64,
                 connections: q.sockets.max(0) as u64,
                 delivered,
+                rooms: q.rooms.max(0) as u64,
             }
         })
         .collect()

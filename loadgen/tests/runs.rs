@@ -81,6 +81,12 @@ async fn smoke_delivers_everything_and_agrees_with_the_workers() {
     let workers = r["workers"].as_array().expect("workers");
     assert_eq!(workers.len(), 2);
     assert!(workers.iter().all(|w| u(&w["members"]) > 0), "{workers:?}");
+    // Rooms span workers: their fan-out crosses Redis (4 rooms; counted once per worker).
+    let rooms: u64 = workers.iter().map(|w| u(&w["rooms"])).sum();
+    assert!(
+        rooms > 4,
+        "no room has members on both workers: {workers:?}"
+    );
     // What members received equals what the workers say they delivered.
     let delivered: u64 = workers.iter().map(|w| u(&w["delivered"])).sum();
     assert_eq!(u(&r["counters"]["received_at_quiet_point"]), delivered);

@@ -419,13 +419,18 @@ impl Latency {
     }
 }
 
-/// One load-generator worker's share (filled by the runtime); summed by index on merge.
+/// One chat worker's share, scraped from its `/stats` at the quiet point (local targets only);
+/// summed by index on merge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerStats {
     pub index: u32,
     pub members: u64,
     pub delivered: u64,
     pub connections: u64,
+    /// Rooms with members on this worker: summed over workers, more than the scenario's rooms
+    /// means rooms span workers (fan-out crosses Redis).
+    #[serde(default)]
+    pub rooms: u64,
 }
 
 /// An injected fault and what it did.
@@ -685,6 +690,7 @@ fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
         sum.members += w.members;
         sum.delivered += w.delivered;
         sum.connections += w.connections;
+        sum.rooms += w.rooms;
     }
     by_index.into_values().collect()
 }

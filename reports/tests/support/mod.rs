@@ -79,6 +79,7 @@ pub fn single_sample() -> Results {
         members: 1,
         delivered: 1,
         connections: 1,
+        rooms: 1,
     }];
     r
 }
@@ -208,6 +209,7 @@ pub fn extreme() -> Results {
             members: 1_000 + u64::from(i) * 100,
             delivered: 1_000_000 + u64::from(i) * 5_000,
             connections: 1_000,
+            rooms: 1,
         })
         .collect();
     r.faults = vec![
