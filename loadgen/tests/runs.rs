@@ -37,6 +37,12 @@ async fn run_scenario(scenario: &Path, dir: &Path) -> Output {
     loadgen(&["run", scenario, "--out", dir, "-q"]).await
 }
 
+/// `loadgen run SCENARIO --out DIR`, with progress: for runs that fail before starting.
+async fn run_scenario_loud(scenario: &Path, dir: &Path) -> Output {
+    let (scenario, dir) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    loadgen(&["run", scenario, "--out", dir]).await
+}
+
 fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("scenario.toml");
     std::fs::write(&path, text).expect("write scenario");
@@ -367,13 +373,7 @@ async fn a_bad_scenario_is_refused_with_file_line_and_key() {
         "deadline = \"2s\"\ntransports = { websokt = 1.0 }",
     );
     let scenario = write_scenario(&dir, &text);
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ])
-    .await;
+    let output = run_scenario_loud(&scenario, &dir).await;
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("scenario.toml:"), "{stderr}");
@@ -391,13 +391,7 @@ async fn an_unreachable_target_is_a_setup_error() {
         &format!("url = \"http://127.0.0.1:{port}\""),
     );
     let scenario = write_scenario(&dir, &text);
-    let output = loadgen(&[
-        "run",
-        scenario.to_str().unwrap(),
-        "--out",
-        dir.to_str().unwrap(),
-    ])
-    .await;
+    let output = run_scenario_loud(&scenario, &dir).await;
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unreachable"));
 }
