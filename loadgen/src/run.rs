@@ -18,7 +18,9 @@ use crate::measure::histograms;
 use crate::measure::ledger::{DeliveryTotals, finalize, lost_between};
 use crate::resources::{self, Sampler, Sources};
 use crate::results::timeline::SecondStats;
-use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
+use crate::results::{
+    self, Environment, Results, StepResult, ThresholdResult, Verdict, WorkerStats,
+};
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
 
@@ -504,6 +506,8 @@ fn settle(
             )
         })
         .collect();
+    results.steps = judge_steps(ctx, &rooms, &results.timeline, deadline_us, end_us);
+    results.highest_step_held = highest_held(&results.steps);
     Ok(results)
 }
 
@@ -594,6 +598,94 @@ fn baseline_p99(timeline: &[SecondStats], second: usize) -> u64 {
     (median * 2).max(median + 10_000)
 }
 
+/// For a rate-stepping scenario: each step judged on its own messages (sent in the step), by
+/// the scenario's fan-out latency and `lost` thresholds.
+fn judge_steps(
+    ctx: &RunContext,
+    rooms: &[SettledRoom],
+    timeline: &[SecondStats],
+    deadline_us: u64,
+    end_us: u64,
+) -> Vec<StepResult> {
+    let Some(steps) = ctx.scenario.traffic.steps else {
+        return Vec::new();
+    };
+    let step_us = steps.step.as_micros() as u64;
+    let mut out = Vec::new();
+    for index in 0..steps.max_steps {
+        let from = ctx.send_from_us + u64::from(index) * step_us;
+        if from >= ctx.send_until_us {
+            break;
+        }
+        let last = index + 1 == steps.max_steps;
+        let to = if last {
+            ctx.send_until_us
+        } else {
+            (from + step_us).min(ctx.send_until_us)
+        };
+        let lost: u64 = rooms
+            .iter()
+            .map(|(room, sessions)| {
+                lost_between(&room.ledger, sessions, deadline_us, end_us, from, to - 1)
+            })
+            .sum();
+        let in_window = |s: &&SecondStats| {
+            let at = ctx.start_us + u64::from(s.t) * 1_000_000;
+            at >= from && at < to
+        };
+        let in_step: Vec<&SecondStats> = timeline.iter().filter(in_window).collect();
+        let (p99, max) = step_fanout(&in_step);
+        let span_s = (to - from) as f64 / 1e6;
+        let mut result = StepResult {
+            index,
+            multiplier: steps.multiplier_at(Duration::from_micros(from - ctx.send_from_us)),
+            from_s: (from - ctx.start_us) as f64 / 1e6,
+            to_s: (to - ctx.start_us) as f64 / 1e6,
+            sends: in_step.iter().map(|s| s.sends).sum(),
+            deliveries_per_s: in_step.iter().map(|s| s.deliveries).sum::<u64>() as f64 / span_s,
+            fanout_p99_us: p99,
+            fanout_max_us: max,
+            lost,
+            held: true,
+        };
+        result.held = step_holds(&ctx.scenario, &result);
+        out.push(result);
+    }
+    out
+}
+
+/// Fan-out p99 and maximum of the receipts in these seconds (their histograms added).
+fn step_fanout(seconds: &[&SecondStats]) -> (u64, u64) {
+    use crate::results::histograms::{add_histogram, decode_histogram, new_histogram};
+    use crate::results::timeline::TIMELINE_SIGFIG;
+    let mut sum = new_histogram(TIMELINE_SIGFIG);
+    for second in seconds.iter().filter(|s| !s.fanout_hist.is_empty()) {
+        if let Ok(h) = decode_histogram(&second.fanout_hist, TIMELINE_SIGFIG) {
+            add_histogram(&mut sum, &h);
+        }
+    }
+    if sum.is_empty() {
+        return (0, 0);
+    }
+    (sum.value_at_quantile(0.99), sum.max())
+}
+
+/// The scenario's thresholds that can be judged per step: fan-out p99 and maximum, and lost.
+fn step_holds(scenario: &Scenario, step: &StepResult) -> bool {
+    use crate::scenario::Metric;
+    scenario.thresholds.iter().all(|t| match t.metric {
+        Metric::FanoutP99 => t.holds(step.fanout_p99_us as f64),
+        Metric::FanoutMax => t.holds(step.fanout_max_us as f64),
+        Metric::Lost => t.holds(step.lost as f64),
+        _ => true,
+    })
+}
+
+/// The last step of the unbroken run of held steps from the first.
+fn highest_held(steps: &[StepResult]) -> Option<u32> {
+    steps.iter().take_while(|s| s.held).last().map(|s| s.index)
+}
+
 /// Judges every threshold of the scenario against the results.
 pub fn judge(results: &mut Results, scenario: &Scenario) {
     let inputs = results.threshold_inputs();
@@ -669,6 +761,29 @@ fn print_summary(results: &Results, out: &Path) {
             fault.at_s, fault.action, fault.lost_in_window
         );
     }
+    for step in &results.steps {
+        println!(
+            "  step {} (rate x{}): {:.0} deliveries/s, fan-out p99 {}, lost {} -> {}",
+            step.index,
+            step.multiplier,
+            step.deliveries_per_s,
+            fmt(step.fanout_p99_us),
+            step.lost,
+            if step.held { "held" } else { "broke" }
+        );
+    }
+    if !results.steps.is_empty() {
+        match results
+            .highest_step_held
+            .and_then(|i| results.steps.get(i as usize))
+        {
+            Some(step) => println!(
+                "  highest step held: {} ({:.0} deliveries/s)",
+                step.index, step.deliveries_per_s
+            ),
+            None => println!("  highest step held: none (the first step already broke)"),
+        }
+    }
     for t in &results.thresholds {
         println!(
             "  {} {}  (measured {})",
@@ -735,4 +850,32 @@ fn judge_from_echo(results: &mut Results, thresholds: &[(String, String)]) {
         })
         .collect();
     results.apply_thresholds(judged);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(index: u32, held: bool) -> StepResult {
+        StepResult {
+            index,
+            multiplier: f64::from(1 << index),
+            from_s: 0.0,
+            to_s: 1.0,
+            sends: 1,
+            deliveries_per_s: 1.0,
+            fanout_p99_us: 1,
+            fanout_max_us: 1,
+            lost: 0,
+            held,
+        }
+    }
+
+    #[test]
+    fn the_highest_step_held_is_the_end_of_the_first_unbroken_run() {
+        assert_eq!(highest_held(&[]), None);
+        assert_eq!(highest_held(&[step(0, false), step(1, true)]), None);
+        let steps = [step(0, true), step(1, true), step(2, false), step(3, true)];
+        assert_eq!(highest_held(&steps), Some(1));
+    }
 }

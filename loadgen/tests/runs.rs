@@ -395,3 +395,33 @@ async fn an_unreachable_target_is_a_setup_error() {
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unreachable"));
 }
+
+#[tokio::test]
+async fn a_rate_stepping_run_judges_every_step() {
+    let dir = scratch("steps");
+    let text = SMALL
+        .replace("duration = \"5s\"", "duration = \"6s\"")
+        .replace(
+            "deadline = \"2s\"",
+            "deadline = \"2s\"\nsteps = { start = 1.0, factor = 2.0, step = \"2s\", max_steps = 3 }",
+        );
+    let scenario = write_scenario(&dir, &text);
+    let output = run_scenario(&scenario, &dir).await;
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        explain(&output)
+    );
+    let r = results(&dir);
+    let steps = r["steps"].as_array().expect("steps in results.json");
+    assert_eq!(steps.len(), 3);
+    let multipliers: Vec<f64> = steps
+        .iter()
+        .map(|s| s["multiplier"].as_f64().unwrap())
+        .collect();
+    assert_eq!(multipliers, [1.0, 2.0, 4.0]);
+    // Twice the rate, about twice the sends: each step measures its own messages.
+    let sends: Vec<u64> = steps.iter().map(|s| u(&s["sends"])).collect();
+    assert!(sends[1] > sends[0] && sends[2] > sends[1], "{sends:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("highest step held"));
+}

@@ -58,6 +58,35 @@ pub struct Results {
     /// `None` in results written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<Resources>,
+    /// For a scenario with `traffic.steps`: each step of the message rate and whether it held
+    /// the scenario's fan-out and loss thresholds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepResult>,
+    /// The highest step that held (and every step before it held too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub highest_step_held: Option<u32>,
+}
+
+/// One step of a rate-stepping run, judged on the messages meant to be sent in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub index: u32,
+    /// The base rate's multiplier in this step.
+    pub multiplier: f64,
+    /// Seconds since the run's start.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Messages meant to be sent in the step.
+    pub sends: u64,
+    /// First receipts per second while the step lasted.
+    pub deliveries_per_s: f64,
+    /// Fan-out percentiles of the receipts while the step lasted.
+    pub fanout_p99_us: u64,
+    pub fanout_max_us: u64,
+    /// Owed deliveries of the step's messages that never arrived.
+    pub lost: u64,
+    /// Every fan-out latency and `lost` threshold of the scenario held in this step.
+    pub held: bool,
 }
 
 /// CPU and memory of the run's local processes, grouped by component.
@@ -489,6 +518,8 @@ impl Results {
             verdict: Verdict::Pass,
             parts: 1,
             resources: None,
+            steps: Vec::new(),
+            highest_step_held: None,
         }
     }
 
