@@ -7,13 +7,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
-    let program = args.next().unwrap_or_default();
+    let _program = args.next();
     let rest: Vec<_> = args.collect();
     if rest.first().is_some_and(|a| a == "chat-server") {
         chat_server::process::set_self_prefix(vec!["chat-server".into()]);
-        return match chat_server::cli::main_from(
-            std::iter::once(program).chain(rest.into_iter().skip(1)),
-        ) {
+        // `chat-server` is the embedded server's own name in its usage lines.
+        let argv = std::iter::once("chat-server".into()).chain(rest.into_iter().skip(1));
+        return match chat_server::cli::main_from::<_, std::ffi::OsString>(argv) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("chat-server: {e:#}");
