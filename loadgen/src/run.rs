@@ -740,10 +740,14 @@ fn print_summary(results: &Results, out: &Path) {
                 .map(|c| c.cpu_seconds)
                 .sum()
         };
+        let server = if r.components.iter().any(|c| !results::is_generator(&c.name)) {
+            format!("{:.1}", cpu(false))
+        } else {
+            "not sampled (not a local target)".to_string()
+        };
         println!(
-            "  cpu seconds: load generator {:.1}  server {:.1}{}",
+            "  cpu seconds: load generator {:.1}  server {server}{}",
             cpu(true),
-            cpu(false),
             if r.generator_bound {
                 "   WARNING: the load generator used more CPU than the server: the generator, \
                  not the server, was measured"
