@@ -50,7 +50,6 @@ async fn main() -> Result<(), GooseError> {
             format!("{users},1s;{users},5s;0,0").as_str(),
         )?
         .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::NoWebSocket, true)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::Quiet, 1)?
         .execute()

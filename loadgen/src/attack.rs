@@ -51,7 +51,6 @@ pub async fn run(ctx: Arc<RunContext>, test_plan: &str) -> anyhow::Result<GooseM
         .set_default(GooseDefault::Host, ctx.target_url.as_str())?
         .set_default(GooseDefault::TestPlan, test_plan)?
         .set_default(GooseDefault::NoTelnet, true)?
-        .set_default(GooseDefault::NoWebSocket, true)?
         .set_default(GooseDefault::NoPrintMetrics, true)?
         .set_default(GooseDefault::NoTransactionMetrics, true)?
         .set_default(GooseDefault::Quiet, 1)?
