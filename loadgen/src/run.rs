@@ -767,7 +767,7 @@ fn print_summary(results: &Results, out: &Path) {
     }
     for step in &results.steps {
         println!(
-            "  step {} (rate x{}): {:.0} deliveries/s, fan-out p99 {}, lost {} -> {}",
+            "  step {} (rate x{:.2}): {:.0} deliveries/s, fan-out p99 {}, lost {} -> {}",
             step.index,
             step.multiplier,
             step.deliveries_per_s,
