@@ -526,15 +526,20 @@ fn pct_tick(v: f64) -> String {
     }
 }
 
-/// Latency by percentile on a "nines" axis (0%, 90%, 99%, 99.9%, ...), log latency.
-pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Result<String> {
-    let legend: Vec<Legend> = lines
+/// One legend entry per line, dashed where the line is.
+fn line_legend(lines: &[Line]) -> Vec<Legend> {
+    lines
         .iter()
         .map(|l| {
             let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
             Legend::new(l.label.clone(), l.color, mark)
         })
-        .collect();
+        .collect()
+}
+
+/// Latency by percentile on a "nines" axis (0%, 90%, 99%, 99.9%, ...), log latency.
+pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Result<String> {
+    let legend: Vec<Legend> = line_legend(lines);
     let x_desc = "percentile (log scale of 1 − p: “nines”)";
     let y_desc = "latency (log scale)";
     let points = || lines.iter().flat_map(|l| l.runs.iter().flatten());
@@ -566,13 +571,7 @@ pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Resu
 
 /// CPU use over time, one line per component, percent of one core.
 pub fn cpu_timeline(size: Size, title: &str, lines: &[Line], span: f64) -> anyhow::Result<String> {
-    let legend: Vec<Legend> = lines
-        .iter()
-        .map(|l| {
-            let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
-            Legend::new(l.label.clone(), l.color, mark)
-        })
-        .collect();
+    let legend: Vec<Legend> = line_legend(lines);
     let x_desc = "time since start (s)";
     let y_desc = "CPU (% of one core)";
     let Some(hi) = lines
@@ -825,13 +824,7 @@ pub fn latency_timeline(
     span: f64,
     faults: &[FaultMark],
 ) -> anyhow::Result<String> {
-    let mut legend: Vec<Legend> = lines
-        .iter()
-        .map(|l| {
-            let mark = if l.dashed { Mark::Dashed } else { Mark::Line };
-            Legend::new(l.label.clone(), l.color, mark)
-        })
-        .collect();
+    let mut legend: Vec<Legend> = line_legend(lines);
     if !faults.is_empty() {
         legend.push(Legend::new("fault injected", RED, Mark::Dashed));
         if faults.iter().any(|f| f.recovered_after_s.is_some()) {

@@ -468,19 +468,8 @@ fn pl(p: &Percentiles, v: u64) -> (f64, String) {
 fn charts(base: &Results, new: &Results, db: &Decoded, dn: &Decoded) -> anyhow::Result<Vec<Chart>> {
     const BASE: plotters::style::RGBColor = charts::SLATE;
     const NEW: plotters::style::RGBColor = charts::ORANGE;
-    let curve = |d: &Decoded, metric: Metric, label: &str, color, dashed| -> Line {
-        let hist = d.hist(metric);
-        let points = hist.map(data::percentile_curve).unwrap_or_default();
-        Line {
-            label: format!("{label} ({})", count(hist.map_or(0, |h| h.len()))),
-            color,
-            dashed,
-            runs: if points.is_empty() {
-                Vec::new()
-            } else {
-                vec![points]
-            },
-        }
+    let curve = |d: &Decoded, metric, label: &str, color, dashed| {
+        d.percentile_line(metric, label, color, dashed)
     };
     let t1 = "Fan-out and completion by percentile";
     let c1 = Chart {

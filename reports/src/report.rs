@@ -49,6 +49,58 @@ impl Decoded {
     pub fn hist(&self, metric: Metric) -> Option<&Histogram<u64>> {
         self.histograms.as_ref().map(|h| h.histogram(metric))
     }
+
+    /// The percentile curve of `metric` as a chart line labelled with its sample count.
+    pub fn percentile_line(
+        &self,
+        metric: Metric,
+        label: &str,
+        color: plotters::style::RGBColor,
+        dashed: bool,
+    ) -> Line {
+        let hist = self.hist(metric);
+        let points = hist.map(data::percentile_curve).unwrap_or_default();
+        Line {
+            label: format!("{label} ({})", count(hist.map_or(0, |h| h.len()))),
+            color,
+            dashed,
+            runs: if points.is_empty() {
+                Vec::new()
+            } else {
+                vec![points]
+            },
+        }
+    }
+}
+
+/// Chart markers at p50, p99 and (with `p999`) p99.9 of a latency summary; none without data.
+fn percentile_markers(
+    p: &Percentiles,
+    p999: bool,
+) -> Vec<(String, f64, plotters::style::RGBColor)> {
+    if p.count == 0 {
+        return Vec::new();
+    }
+    let mut marks = vec![
+        (
+            format!("p50 {}", us(p.p50_us)),
+            p.p50_us as f64,
+            charts::GREEN,
+        ),
+        (
+            format!("p99 {}", us(p.p99_us)),
+            p.p99_us as f64,
+            charts::ORANGE,
+        ),
+    ];
+    if p999 {
+        marks.push((
+            format!("p99.9 {}", us(p.p999_us)),
+            p.p999_us as f64,
+            charts::RED,
+        ));
+    }
+    marks
 }
 
 /// The whole page for one run.
@@ -355,24 +407,7 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
         .hist(Metric::Fanout)
         .map(data::log_bins)
         .unwrap_or_default();
-    let mut markers = Vec::new();
-    if f.count > 0 {
-        markers.push((
-            format!("p50 {}", us(f.p50_us)),
-            f.p50_us as f64,
-            charts::GREEN,
-        ));
-        markers.push((
-            format!("p99 {}", us(f.p99_us)),
-            f.p99_us as f64,
-            charts::ORANGE,
-        ));
-        markers.push((
-            format!("p99.9 {}", us(f.p999_us)),
-            f.p999_us as f64,
-            charts::RED,
-        ));
-    }
+    let markers = percentile_markers(f, true);
     let title1 = "Fan-out latency histogram";
     let c1 = Chart {
         id: "fanout-histogram",
@@ -401,21 +436,8 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
     };
 
     let title2 = "Latency by percentile";
-    let curve = |metric: Metric, label: &str, color, dashed| -> Line {
-        let hist = d.hist(metric);
-        let points = hist.map(data::percentile_curve).unwrap_or_default();
-        let n = hist.map_or(0, |h| h.len());
-        Line {
-            label: format!("{label} ({})", count(n)),
-            color,
-            dashed,
-            runs: if points.is_empty() {
-                Vec::new()
-            } else {
-                vec![points]
-            },
-        }
-    };
+    let curve =
+        |metric, label: &str, color, dashed| d.percentile_line(metric, label, color, dashed);
     let c2 = Chart {
         id: "percentiles",
         title: title2.to_owned(),
@@ -441,19 +463,7 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
         .map(data::log_bins)
         .unwrap_or_default();
     let cp = &r.latency.completion;
-    let mut cmarkers = Vec::new();
-    if cp.count > 0 {
-        cmarkers.push((
-            format!("p50 {}", us(cp.p50_us)),
-            cp.p50_us as f64,
-            charts::GREEN,
-        ));
-        cmarkers.push((
-            format!("p99 {}", us(cp.p99_us)),
-            cp.p99_us as f64,
-            charts::ORANGE,
-        ));
-    }
+    let cmarkers = percentile_markers(cp, false);
     let c3 = Chart {
         id: "completion-histogram",
         title: title3.to_owned(),
