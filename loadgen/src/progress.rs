@@ -33,7 +33,7 @@ pub async fn show(ctx: Arc<RunContext>, total: Duration, target_members: usize, 
             target_members,
             now.sends - last.sends,
             now.received - last.received,
-            p99.map_or("-".to_string(), format_us),
+            p99.map_or("-".to_string(), roomstorm_reports::format::us),
             now.errors,
         );
         if !print {
@@ -85,12 +85,4 @@ fn last_second_p99(ctx: &RunContext) -> Option<u64> {
         .timeline
         .peek(usize::try_from(t.checked_sub(1)?).ok()?)?;
     (deliveries > 0 && p99 > 0).then_some(p99)
-}
-
-pub fn format_us(us: u64) -> String {
-    match us {
-        0..1_000 => format!("{us}µs"),
-        1_000..1_000_000 => format!("{:.1}ms", us as f64 / 1e3),
-        _ => format!("{:.2}s", us as f64 / 1e6),
-    }
 }

@@ -21,7 +21,7 @@ use crate::results::timeline::SecondStats;
 use crate::results::{
     self, Environment, Results, StepResult, ThresholdResult, Verdict, WorkerStats,
 };
-use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, parse_duration, plan};
+use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, Threshold, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
 
 /// Members one process holds at most: it may hold 20,000 open files, and a polling member
@@ -248,7 +248,7 @@ async fn run_against(
         !quiet,
     ));
     let quiet_at = quiet_point(&ctx);
-    let at_quiet_sample = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
+    let at_quiet_sample = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
     let received = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -280,20 +280,9 @@ async fn run_against(
     results.counters.received_at_quiet_point = received_at_quiet;
     results.workers = worker_counts(&before, &at_quiet);
     results.resources = resources;
-    judge(&mut results, scenario);
+    judge(&mut results, &scenario.thresholds);
     results.write(&out.join("results.json"))?;
     Ok(results)
-}
-
-/// The local workers' addresses (none for a URL target).
-fn worker_addrs(target: &Target) -> Vec<std::net::SocketAddr> {
-    match target {
-        Target::Local(stack) => stack
-            .try_lock()
-            .map(|s| s.info().workers.clone())
-            .unwrap_or_default(),
-        Target::Url(_) | Target::Embedded { .. } => Vec::new(),
-    }
 }
 
 /// The quiet point: the end of the drain, when every message has arrived and nobody has left
@@ -309,16 +298,7 @@ async fn sample_workers(
     workers: Vec<std::net::SocketAddr>,
 ) -> Vec<chat_server::metrics::StatsSnapshot> {
     tokio::time::sleep_until(crate::clock::instant_at(at_us).into()).await;
-    let mut stats = Vec::new();
-    for worker in workers {
-        let snapshot =
-            match chat_server::probe::http_get(worker, "/stats", Duration::from_secs(2)).await {
-                Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
-                _ => Default::default(),
-            };
-        stats.push(snapshot);
-    }
-    stats
+    crate::target::fetch_worker_stats(&workers).await
 }
 
 /// Keeps only part `i` of `n`: whole rooms (index % n == i), so every fan-out is accounted for
@@ -379,7 +359,7 @@ async fn run_split(
     let before = target.worker_stats().await;
     let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
     let quiet_at = send_until + scenario.traffic.deadline.as_micros() as u64 * 9 / 10;
-    let quiet = tokio::spawn(sample_workers(quiet_at, worker_addrs(target)));
+    let quiet = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
     let faults = inject_faults(target, &scenario.faults, start_us);
     let waits = async {
         let mut done = Vec::new();
@@ -416,7 +396,7 @@ async fn run_split(
             lost_in_window: 0,
         })
         .collect();
-    judge(&mut merged, scenario);
+    judge(&mut merged, &scenario.thresholds);
     merged.write(&out.join("results.json"))?;
     Ok(merged)
 }
@@ -687,10 +667,9 @@ fn highest_held(steps: &[StepResult]) -> Option<u32> {
 }
 
 /// Judges every threshold of the scenario against the results.
-pub fn judge(results: &mut Results, scenario: &Scenario) {
+pub fn judge(results: &mut Results, thresholds: &[Threshold]) {
     let inputs = results.threshold_inputs();
-    let judged = scenario
-        .thresholds
+    let judged = thresholds
         .iter()
         .map(|t| {
             let measured = inputs.get(t.metric.as_str()).copied().unwrap_or(f64::NAN);
@@ -707,7 +686,7 @@ pub fn judge(results: &mut Results, scenario: &Scenario) {
 fn print_summary(results: &Results, out: &Path) {
     let d = &results.deliveries;
     let f = &results.latency.fanout;
-    let fmt = crate::progress::format_us;
+    let fmt = roomstorm_reports::format::us;
     println!("{}", results.scenario_name().unwrap_or("run"));
     println!(
         "  members joined {}  connect errors {}  messages sent {}",
@@ -815,11 +794,8 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
         .map(|p| Results::read(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut merged = results::merge(&parts)?;
-    if let Ok(scenario) = serde_json::from_value::<serde_json::Value>(merged.scenario.clone())
-        && let Some(text) = scenario_thresholds(&scenario)
-    {
-        judge_from_echo(&mut merged, &text);
-    }
+    let thresholds = echoed_thresholds(&merged.scenario);
+    judge(&mut merged, &thresholds);
     merged.write(&args.output)?;
     println!(
         "merged {} parts into {}",
@@ -829,31 +805,18 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
     Ok(merged.verdict == Verdict::Pass)
 }
 
-fn scenario_thresholds(echo: &serde_json::Value) -> Option<Vec<(String, String)>> {
-    let map = echo.get("thresholds")?.as_object()?;
-    Some(
-        map.iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-            .collect(),
-    )
-}
-
-fn judge_from_echo(results: &mut Results, thresholds: &[(String, String)]) {
-    let inputs = results.threshold_inputs();
-    let judged = thresholds
-        .iter()
+/// The thresholds of the scenario echoed in results.json (rules that do not parse are
+/// skipped: they were valid when the run was made).
+fn echoed_thresholds(echo: &serde_json::Value) -> Vec<Threshold> {
+    let Some(map) = echo.get("thresholds").and_then(|t| t.as_object()) else {
+        return Vec::new();
+    };
+    map.iter()
         .filter_map(|(metric, condition)| {
             let metric = crate::scenario::Metric::from_name(metric)?;
-            let threshold = crate::scenario::Threshold::parse(metric, condition).ok()?;
-            let measured = inputs.get(metric.as_str()).copied().unwrap_or(f64::NAN);
-            Some(ThresholdResult {
-                rule: threshold.to_string(),
-                measured,
-                passed: threshold.holds(measured),
-            })
+            Threshold::parse(metric, condition.as_str()?).ok()
         })
-        .collect();
-    results.apply_thresholds(judged);
+        .collect()
 }
 
 #[cfg(test)]

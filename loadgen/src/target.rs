@@ -1,10 +1,12 @@
 //! The system under test: a URL given by the user, or the project's local stack that loadgen
 //! starts itself, logs into the run folder, injects faults into, and always tears down.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use chat_server::metrics::StatsSnapshot;
 use chat_server::stack::{Stack, StackConfig};
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -82,24 +84,17 @@ impl Target {
         }
     }
 
-    /// Per-worker counters, when the target is ours and local.
-    pub async fn worker_stats(&self) -> Vec<chat_server::metrics::StatsSnapshot> {
-        let Target::Local(stack) = self else {
-            return Vec::new();
-        };
-        let workers = stack.lock().await.info().workers.clone();
-        let mut stats = Vec::new();
-        for worker in workers {
-            match chat_server::probe::http_get(worker, "/stats", Duration::from_secs(2)).await {
-                Ok((200, body)) => {
-                    if let Ok(s) = serde_json::from_str(&body) {
-                        stats.push(s);
-                    }
-                }
-                _ => stats.push(chat_server::metrics::StatsSnapshot::default()),
-            }
+    /// The chat workers' addresses, when the target is ours and local.
+    pub async fn worker_addrs(&self) -> Vec<SocketAddr> {
+        match self {
+            Target::Local(stack) => stack.lock().await.info().workers.clone(),
+            Target::Url(_) | Target::Embedded { .. } => Vec::new(),
         }
-        stats
+    }
+
+    /// Per-worker counters, when the target is ours and local.
+    pub async fn worker_stats(&self) -> Vec<StatsSnapshot> {
+        fetch_worker_stats(&self.worker_addrs().await).await
     }
 
     pub async fn shutdown(self) {
@@ -112,6 +107,21 @@ impl Target {
             Target::Url(_) => {}
         }
     }
+}
+
+/// Each worker's `/stats`, by index; a worker that does not answer gets zeros, so indices stay
+/// aligned with the workers.
+pub async fn fetch_worker_stats(workers: &[SocketAddr]) -> Vec<StatsSnapshot> {
+    let mut stats = Vec::with_capacity(workers.len());
+    for worker in workers {
+        let snapshot =
+            match chat_server::probe::http_get(*worker, "/stats", Duration::from_secs(2)).await {
+                Ok((200, body)) => serde_json::from_str(&body).unwrap_or_default(),
+                _ => StatsSnapshot::default(),
+            };
+        stats.push(snapshot);
+    }
+    stats
 }
 
 /// A fault as it happened, for results.json.

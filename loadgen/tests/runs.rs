@@ -37,6 +37,20 @@ async fn run_scenario(scenario: &Path, dir: &Path) -> Output {
     loadgen(&["run", scenario, "--out", dir, "-q"]).await
 }
 
+/// Runs `text` as a scenario in `dir` to its end, passed or failed (the test judges the
+/// measurement itself, not the thresholds); returns its output and results.json.
+async fn measured_run(dir: &Path, text: &str) -> (Output, Value) {
+    let scenario = write_scenario(dir, text);
+    let output = run_scenario(&scenario, dir).await;
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        explain(&output)
+    );
+    let r = results(dir);
+    (output, r)
+}
+
 /// `loadgen run SCENARIO --out DIR`, with progress: for runs that fail before starting.
 async fn run_scenario_loud(scenario: &Path, dir: &Path) -> Output {
     let (scenario, dir) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
@@ -219,14 +233,7 @@ async fn a_paused_worker_shows_in_the_maximum_and_in_that_seconds_p99() {
     let dir = scratch("pause");
     let text = SMALL.replace("rate_per_member = 2.0", "rate_per_member = 5.0")
         + "\n[[faults]]\nat = \"4s\"\npause_worker = { worker = 0, for = \"500ms\" }\n";
-    let scenario = write_scenario(&dir, &text);
-    let output = run_scenario(&scenario, &dir).await;
-    assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "{}",
-        explain(&output)
-    );
-    let r = results(&dir);
+    let (_, r) = measured_run(&dir, &text).await;
     let max = u(&r["latency"]["fanout"]["max_us"]);
     assert!(
         max >= 450_000,
@@ -405,14 +412,7 @@ async fn a_rate_stepping_run_judges_every_step() {
             "deadline = \"2s\"",
             "deadline = \"2s\"\nsteps = { start = 1.0, factor = 2.0, step = \"2s\", max_steps = 3 }",
         );
-    let scenario = write_scenario(&dir, &text);
-    let output = run_scenario(&scenario, &dir).await;
-    assert!(
-        matches!(output.status.code(), Some(0 | 1)),
-        "{}",
-        explain(&output)
-    );
-    let r = results(&dir);
+    let (output, r) = measured_run(&dir, &text).await;
     let steps = r["steps"].as_array().expect("steps in results.json");
     assert_eq!(steps.len(), 3);
     let multipliers: Vec<f64> = steps
