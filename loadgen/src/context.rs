@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
-use crate::scenario::{ClientAddress, Plan, Scenario};
+use crate::scenario::{Plan, Scenario};
 
 /// Process-wide event counters (relaxed atomics: bumped on hot paths, read by the printer).
 #[derive(Default)]
@@ -54,7 +54,6 @@ pub struct RunContext {
     pub scenario: Scenario,
     pub plan: Plan,
     pub target_url: String,
-    pub client_address: ClientAddress,
     pub rooms: Vec<Arc<RoomState>>,
     pub counters: Counters,
     pub timeline: Timeline,
@@ -92,7 +91,6 @@ impl RunContext {
             .collect();
         let seconds = (timing.total.as_secs() + 30) as usize;
         Arc::new(RunContext {
-            client_address: scenario.target.client_address,
             timeline: Timeline::new(start_us, seconds),
             rooms,
             target_url,

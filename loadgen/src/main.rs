@@ -9,8 +9,9 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os();
     let _program = args.next();
     let rest: Vec<_> = args.collect();
+    // Whatever this process starts of the chat server is this binary, as `loadgen chat-server`.
+    chat_server::process::set_self_prefix(vec!["chat-server".into()]);
     if rest.first().is_some_and(|a| a == "chat-server") {
-        chat_server::process::set_self_prefix(vec!["chat-server".into()]);
         // `chat-server` is the embedded server's own name in its usage lines.
         let argv = std::iter::once("chat-server".into()).chain(rest.into_iter().skip(1));
         return match chat_server::cli::main_from::<_, std::ffi::OsString>(argv) {
@@ -21,6 +22,5 @@ fn main() -> ExitCode {
             }
         };
     }
-    chat_server::process::set_self_prefix(vec!["chat-server".into()]);
     loadgen::cli::main()
 }

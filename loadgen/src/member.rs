@@ -78,7 +78,7 @@ fn client_config(ctx: &RunContext, member: &MemberPlan) -> ClientConfig {
         .transport(member.transport)
         .query(roomstorm_protocol::ROOM_QUERY_KEY, room.id.clone());
     config.connect_timeout = ctx.connect_timeout;
-    match ctx.client_address {
+    match ctx.scenario.target.client_address {
         ClientAddress::Spread => config.bind_addr = member_ip(member.id, ClientAddress::Spread),
         ClientAddress::Forwarded => {
             config.forwarded_for = member_ip(member.id, ClientAddress::Forwarded)

@@ -516,6 +516,14 @@ type SettledRoom = (
     )>,
 );
 
+/// Owed deliveries lost, over every room, of the messages meant to be sent in `from..=to`.
+fn lost_in(rooms: &[SettledRoom], deadline_us: u64, end_us: u64, from: u64, to: u64) -> u64 {
+    rooms
+        .iter()
+        .map(|(room, sessions)| lost_between(&room.ledger, sessions, deadline_us, end_us, from, to))
+        .sum()
+}
+
 /// Messages lost around a fault, and when delivery was back to normal: the first whole second
 /// from the fault's end in which nothing sent was lost and the fan-out p99 of what arrived was
 /// back near its level before the fault (at most twice it, or 10 ms above it).
@@ -527,14 +535,7 @@ fn fault_result(
     deadline_us: u64,
     end_us: u64,
 ) -> results::FaultRecord {
-    let lost = |from: u64, to: u64| -> u64 {
-        rooms
-            .iter()
-            .map(|(room, sessions)| {
-                lost_between(&room.ledger, sessions, deadline_us, end_us, from, to)
-            })
-            .sum()
-    };
+    let lost = |from: u64, to: u64| lost_in(rooms, deadline_us, end_us, from, to);
     let second_of = |us: u64| (us.saturating_sub(start_us) / 1_000_000) as usize;
     let normal_p99 = baseline_p99(timeline, second_of(fault.injected_us));
     let p99_normal = |second: usize| {
@@ -603,12 +604,7 @@ fn judge_steps(
         } else {
             (from + step_us).min(ctx.send_until_us)
         };
-        let lost: u64 = rooms
-            .iter()
-            .map(|(room, sessions)| {
-                lost_between(&room.ledger, sessions, deadline_us, end_us, from, to - 1)
-            })
-            .sum();
+        let lost = lost_in(rooms, deadline_us, end_us, from, to - 1);
         let in_window = |s: &&SecondStats| {
             let at = ctx.start_us + u64::from(s.t) * 1_000_000;
             at >= from && at < to
