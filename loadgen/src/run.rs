@@ -247,7 +247,7 @@ async fn run_against(
         members,
         !quiet,
     ));
-    let quiet_at = quiet_point(&ctx);
+    let quiet_at = quiet_point(&ctx.scenario, ctx.send_until_us);
     let at_quiet_sample = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
     let received = {
         let ctx = ctx.clone();
@@ -287,9 +287,9 @@ async fn run_against(
 
 /// The quiet point: the end of the drain, when every message has arrived and nobody has left
 /// yet. Members' receipts and the workers' `delivered` are compared there.
-fn quiet_point(ctx: &RunContext) -> u64 {
-    let drain = ctx.scenario.traffic.deadline.as_micros() as u64;
-    ctx.send_until_us + drain * 9 / 10
+fn quiet_point(scenario: &Scenario, send_until_us: u64) -> u64 {
+    let drain = scenario.traffic.deadline.as_micros() as u64;
+    send_until_us + drain * 9 / 10
 }
 
 /// The workers' stats at `at_us` (members per worker at the peak, deliveries so far).
@@ -358,7 +358,7 @@ async fn run_split(
     let sampler = Sampler::start(sources(target, part_pids).await);
     let before = target.worker_stats().await;
     let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
-    let quiet_at = send_until + scenario.traffic.deadline.as_micros() as u64 * 9 / 10;
+    let quiet_at = quiet_point(scenario, send_until);
     let quiet = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
     let faults = inject_faults(target, &scenario.faults, start_us);
     let waits = async {
