@@ -5,10 +5,16 @@
 //! limit, and handing messages to the bus) therefore runs in [`Inbound`], an extractor that
 //! socketioxide calls synchronously, in arrival order, before it spawns the (empty) handler.
 //! Only the join's subscription wait is async, and `say` is refused until the join finished.
+//!
+//! socketioxide sends the CONNECT ack a moment before it marks the socket connected, and a
+//! socket that is not yet marked connected cannot be emitted to. A client that emits right
+//! after the ack can land in that gap, so events that arrive before the connect handler ran
+//! wait in the member's [`Gate`] and are handled, in order, by that handler.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -34,7 +40,19 @@ pub struct Member {
     room: Arc<str>,
     state: Mutex<State>,
     limiter: Mutex<RateLimiter>,
+    gate: Gate,
 }
+
+/// Holds events that arrived before the socket could be answered (see the module docs).
+struct Gate {
+    /// Fast path: set once the early events were handled; never cleared.
+    open: AtomicBool,
+    early: Mutex<Vec<Value>>,
+}
+
+/// Early events held per socket at most; a client that sends more before its own CONNECT ack
+/// reached it is flooding, and the excess is counted as rate-limited.
+const EARLY_EVENTS_MAX: usize = 16;
 
 enum State {
     Connected,
@@ -58,6 +76,10 @@ pub async fn on_connect(socket: SocketRef, app: Arc<App>) -> Result<(), ConnectR
         app: app.clone(),
         room: room.into(),
         state: Mutex::new(State::Connected),
+        gate: Gate {
+            open: AtomicBool::new(false),
+            early: Mutex::new(Vec::new()),
+        },
     });
     socket.extensions.insert(member.clone());
     socket.on_fallback(async |_: Inbound| {});
@@ -66,6 +88,14 @@ pub async fn on_connect(socket: SocketRef, app: Arc<App>) -> Result<(), ConnectR
     });
     app.metrics.sockets.fetch_add(1, Relaxed);
     Ok(())
+}
+
+/// The connect handler: socketioxide calls it once the socket is marked connected, so from
+/// here on replies reach the client. Handles the events that arrived before, in order.
+pub async fn on_connected(socket: SocketRef) {
+    if let Some(member) = socket.extensions.get::<Arc<Member>>() {
+        member.open_gate(&socket);
+    }
 }
 
 /// The Socket.IO connect error sent to a refused client; its text is the reason.
@@ -107,6 +137,11 @@ pub fn reply_error(
     let _ = socket.emit(EVENT_ERROR, &payload);
 }
 
+/// A poisoned lock still guards consistent data here: no code panics while holding one.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Extractor that handles the event synchronously, in the socket's arrival order.
 pub struct Inbound;
 
@@ -119,7 +154,7 @@ impl FromMessageParts<LocalAdapter> for Inbound {
         _ack: &Option<i64>,
     ) -> Result<Self, Infallible> {
         if let Some(member) = socket.extensions.get::<Arc<Member>>() {
-            member.on_event(&SocketRef::from(socket.clone()), value);
+            member.on_arrival(&SocketRef::from(socket.clone()), value);
         }
         Ok(Inbound)
     }
@@ -142,7 +177,34 @@ type Rejection = (ErrorCode, String);
 
 impl Member {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
+    }
+
+    /// Handles an event now, or holds it until the connect handler opens the gate.
+    fn on_arrival(self: &Arc<Self>, socket: &SocketRef, value: &Value) {
+        if !self.gate.open.load(Acquire) {
+            let mut early = lock(&self.gate.early);
+            // Re-checked under the lock: the gate opens while holding it.
+            if !self.gate.open.load(Acquire) {
+                if early.len() < EARLY_EVENTS_MAX {
+                    early.push(value.clone());
+                } else {
+                    self.app.metrics.reject(ErrorCode::RateLimited);
+                }
+                return;
+            }
+        }
+        self.on_event(socket, value);
+    }
+
+    /// Handles the held events, then lets later ones through. Later events wait on the lock
+    /// meanwhile, so the socket's order is kept.
+    fn open_gate(self: &Arc<Self>, socket: &SocketRef) {
+        let mut early = lock(&self.gate.early);
+        for value in early.drain(..) {
+            self.on_event(socket, &value);
+        }
+        self.gate.open.store(true, Release);
     }
 
     fn on_event(self: &Arc<Self>, socket: &SocketRef, value: &Value) {
@@ -156,11 +218,7 @@ impl Member {
 
     /// The per-socket rate limit; a socket that keeps flooding is disconnected.
     fn admit(&self, socket: &SocketRef) -> bool {
-        let verdict = self
-            .limiter
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .check(Instant::now());
+        let verdict = lock(&self.limiter).check(Instant::now());
         match verdict {
             Verdict::Allow => true,
             Verdict::Deny => {

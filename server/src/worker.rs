@@ -88,7 +88,7 @@ impl Worker {
             let app = app.clone();
             move |socket| chat::on_connect(socket, app.clone())
         };
-        io.ns("/", (async || {}).with(on_connect));
+        io.ns("/", chat::on_connected.with(on_connect));
         let router = crate::http::router(app.clone(), layer);
         let listener = listen(app.config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;

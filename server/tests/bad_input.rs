@@ -348,3 +348,27 @@ async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
     f.assert_unharmed("after the flood").await;
     f.stack.stop().await;
 }
+
+/// socketioxide acknowledges a connection a moment before it can emit to the socket; an event
+/// sent straight after the ack must still be answered (it is held until the socket is ready).
+/// Many sockets at once make the gap likely to be hit, as it was once in CI.
+#[tokio::test]
+async fn an_event_sent_right_after_the_connect_ack_is_answered() {
+    let f = fixture("early").await;
+    let sockets = 200;
+    let mut tasks = tokio::task::JoinSet::new();
+    for k in 0..sockets {
+        let url = f.url.clone();
+        tasks.spawn(async move {
+            let mut early = Connect::new(&url, "early").connect().await;
+            early.name = format!("early-{k}");
+            early.emit("say", json!({"text": "before joining"})).await;
+            early.expect_error().await["code"].clone()
+        });
+    }
+    while let Some(code) = tasks.join_next().await {
+        assert_eq!(code.expect("task"), "not_joined");
+    }
+    assert_eq!(f.rejected("not_joined").await, sockets);
+    f.stack.stop().await;
+}
