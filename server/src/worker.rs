@@ -155,6 +155,10 @@ impl Worker {
 /// times out connecting and takes the worker out of rotation.
 const ACCEPT_BACKLOG: u32 = 4096;
 
+/// Binds the worker's listener. TCP_NODELAY is set on it so every accepted connection inherits
+/// it (Linux copies it at accept): room messages are small frames written back to back, and with
+/// Nagle's algorithm a frame waits for the ACK of the previous one, which the peer may delay by
+/// 40 ms. That showed up as fan-out p99 jumping to tens of milliseconds under moderate load.
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
@@ -162,6 +166,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(ACCEPT_BACKLOG)
 }
@@ -170,4 +175,18 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn run(config: WorkerConfig) -> anyhow::Result<()> {
     let worker = Worker::bind(config).await?;
     worker.serve(crate::signals::terminated()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = listen("127.0.0.1:0".parse().expect("static address")).expect("listen");
+        let addr = listener.local_addr().expect("bound");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        assert!(accepted.nodelay().expect("getsockopt"));
+    }
 }

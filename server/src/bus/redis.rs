@@ -51,7 +51,7 @@ impl RedisBus {
         metrics: Arc<Metrics>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(with_resp3(url))
+        let client = redis::Client::open(connection_info(url)?)
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
         let push = PushToRooms {
             prefix: prefix.into(),
@@ -258,6 +258,17 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
 }
 
 /// Subscriptions through `ConnectionManager` need RESP3 push messages.
+/// The URL's connection settings with TCP_NODELAY on: publishes are small commands written back
+/// to back, and with Nagle's algorithm each would wait for the ACK of the one before.
+fn connection_info(url: &str) -> anyhow::Result<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    let info = with_resp3(url)
+        .into_connection_info()
+        .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
+    let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+    Ok(info.set_tcp_settings(tcp))
+}
+
 fn with_resp3(url: &str) -> String {
     if url.contains("protocol=") {
         url.to_string()
@@ -310,7 +321,7 @@ impl PushToRooms {
 
 #[cfg(test)]
 mod tests {
-    use super::with_resp3;
+    use super::{connection_info, with_resp3};
 
     #[test]
     fn resp3_is_requested_once() {
@@ -323,5 +334,16 @@ mod tests {
             with_resp3("redis://h/?protocol=resp3"),
             "redis://h/?protocol=resp3"
         );
+    }
+
+    #[test]
+    fn connections_have_nagle_off_and_speak_resp3() {
+        let info = connection_info("redis://127.0.0.1:6379").expect("valid URL");
+        assert!(info.tcp_settings().nodelay());
+        assert_eq!(
+            info.redis_settings().protocol(),
+            redis::ProtocolVersion::RESP3
+        );
+        assert!(connection_info("not a url").is_err());
     }
 }
