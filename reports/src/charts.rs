@@ -1090,3 +1090,77 @@ mod tests {
         assert!(svg.contains("no data"));
     }
 }
+
+/// One run's rate steps: a point per step at (deliveries per second, fan-out p99 in µs), and
+/// whether the step held.
+#[derive(Debug, Clone)]
+pub struct StepSeries {
+    pub label: String,
+    pub color: RGBColor,
+    pub points: Vec<(f64, f64, bool)>,
+}
+
+/// Fan-out p99 against the throughput delivered, one point per rate step: the classic
+/// latency-throughput curve. Held steps are filled dots, broken ones hollow; a dashed line marks
+/// the p99 limit when the scenario has one.
+pub fn step_chart(
+    size: Size,
+    title: &str,
+    series: &[StepSeries],
+    limit_us: Option<f64>,
+) -> anyhow::Result<String> {
+    let mut legend: Vec<Legend> = series
+        .iter()
+        .map(|s| Legend::new(s.label.clone(), s.color, Mark::Line))
+        .collect();
+    if limit_us.is_some() {
+        legend.push(Legend::new("p99 limit", RED, Mark::Dashed));
+    }
+    let x_desc = "deliveries per second in the step";
+    let y_desc = "fan-out p99 of the step (log scale)";
+    let points = || series.iter().flat_map(|s| s.points.iter());
+    let (Some(lo), Some(hi), Some(right)) = (
+        points().map(|p| p.1).chain(limit_us).reduce(f64::min),
+        points().map(|p| p.1).chain(limit_us).reduce(f64::max),
+        points().map(|p| p.0).reduce(f64::max),
+    ) else {
+        return empty(size, title, x_desc, y_desc, "no rate steps", &legend);
+    };
+    let x = Axis::linear(size, 0.0, right * 1.05, x_desc, Box::new(format::rate));
+    let y = Axis::latency(size, lo, hi, y_desc);
+    render(size, title, &legend, |area| {
+        let mut chart = frame(size, area, &x, &y)?;
+        if let Some(limit) = limit_us {
+            let level = y.clamp(limit.max(1.0).log10());
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x.range.start, level), (x.range.end, level)],
+                    6,
+                    5,
+                    RED.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        for s in series {
+            let at =
+                |&(rate, p99, _): &(f64, f64, bool)| (x.clamp(rate), y.clamp(p99.max(1.0).log10()));
+            chart
+                .draw_series(LineSeries::new(
+                    s.points.iter().map(at),
+                    s.color.stroke_width(2),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(s.points.iter().map(|p| {
+                    let style = if p.2 {
+                        s.color.filled()
+                    } else {
+                        s.color.stroke_width(2)
+                    };
+                    Circle::new(at(p), 5, style)
+                }))
+                .map_err(err)?;
+        }
+        Ok(())
+    })
+}

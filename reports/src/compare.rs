@@ -17,6 +17,7 @@ use crate::data;
 use crate::format::{self, count, esc, us};
 use crate::page::{self, badge, num, text};
 use crate::report::{Decoded, footer, peak_members, target};
+use crate::steps;
 
 /// How one compared metric came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -582,7 +583,47 @@ fn charts(base: &Results, new: &Results, db: &Decoded, dn: &Decoded) -> anyhow::
             )
         })?,
     };
-    Ok(vec![c1, c2, c3, c4])
+    let mut out = vec![c1, c2, c3, c4];
+    if !base.steps.is_empty() || !new.steps.is_empty() {
+        out.push(step_curves(base, new, BASE, NEW)?);
+    }
+    Ok(out)
+}
+
+/// Both runs' latency-throughput curves, with each run's highest step held.
+fn step_curves(
+    base: &Results,
+    new: &Results,
+    base_color: plotters::style::RGBColor,
+    new_color: plotters::style::RGBColor,
+) -> anyhow::Result<Chart> {
+    let held = |r: &Results| {
+        steps::highest_held(r).map_or("none".to_owned(), |s| {
+            format!("{}/s", format::rate(s.deliveries_per_s))
+        })
+    };
+    let ratio = match (steps::highest_held(base), steps::highest_held(new)) {
+        (Some(b), Some(n)) if b.deliveries_per_s > 0.0 => {
+            format!(
+                " New / base: ×{:.2}.",
+                n.deliveries_per_s / b.deliveries_per_s
+            )
+        }
+        _ => String::new(),
+    };
+    let caption = format!(
+        "One dot per rate step, filled where the step held. Highest step held: base {}, new {}.{ratio}",
+        held(base),
+        held(new)
+    );
+    steps::chart(
+        &[
+            steps::series(base, "base", base_color),
+            steps::series(new, "new", new_color),
+        ],
+        steps::p99_limit_us(new).or_else(|| steps::p99_limit_us(base)),
+        caption,
+    )
 }
 
 fn runs(base: &Results, new: &Results) -> String {

@@ -11,7 +11,8 @@
 //! - [`render_report`]: verdict, summary, thresholds, eight charts (fan-out latency histogram,
 //!   percentiles on a "nines" axis, completion time, fan-out size, members and throughput over
 //!   time, fan-out latency over time with faults, per-worker balance, errors over time) and the
-//!   tables (percentiles, errors, faults, scenario, environment).
+//!   tables (percentiles, errors, faults, scenario, environment), and for stepped runs the
+//!   latency-throughput curve with a row per step.
 //! - [`render_comparison`]: both runs overlaid, and a [`ComparisonVerdict`] that says whether
 //!   the new run regressed beyond a tolerance (rules in [`compare`]).
 
@@ -21,6 +22,7 @@ mod data;
 pub mod format;
 mod page;
 mod report;
+mod steps;
 
 pub use compare::{Check, CheckStatus, ComparisonVerdict};
 use roomstorm_results::Results;

@@ -118,6 +118,7 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         ("summary", "Summary"),
         ("thresholds", "Thresholds"),
         ("charts", "Charts"),
+        ("steps", "Rate steps"),
         ("percentiles", "Percentiles"),
         ("errors", "Errors"),
         ("faults", "Faults"),
@@ -139,6 +140,11 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
     body.push_str(&page::section("thresholds", "Thresholds", &thresholds(r)));
     let charts = charts(r, &d)?;
     body.push_str(&page::section("charts", "Charts", &page::charts(&charts)));
+    body.push_str(&page::section(
+        "steps",
+        "Rate steps",
+        &crate::steps::section(r)?,
+    ));
     body.push_str(&page::section(
         "percentiles",
         "Percentiles",

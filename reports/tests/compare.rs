@@ -127,3 +127,22 @@ fn a_negative_tolerance_is_refused() {
     assert!(render_comparison(&r, &r, -0.1).is_err());
     assert!(render_comparison(&r, &r, f64::NAN).is_err());
 }
+
+#[test]
+fn stepped_runs_overlay_their_curves() {
+    let base = stepped(
+        &normal(),
+        &[(4_000.0, 5_000, true), (8_000.0, 90_000, false)],
+    );
+    let new = stepped(&normal(), &[(4_000.0, 2_000, true), (8_000.0, 9_000, true)]);
+    let (doc, _) = judge(&base, &new, 0.10);
+    let svgs = select(&doc, "figure#chart-step-curve svg");
+    assert_eq!(svgs.len(), 2);
+    let texts = text_of(&svgs[0]);
+    assert!(texts.contains("base") && texts.contains("new"), "{texts}");
+    let caption = text_of(&select(&doc, "figure#chart-step-curve figcaption")[0]);
+    assert!(
+        caption.contains("base 4,000/s, new 8,000/s") && caption.contains("×2.00"),
+        "{caption}"
+    );
+}

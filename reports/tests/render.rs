@@ -10,10 +10,11 @@ use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "summary",
     "thresholds",
     "charts",
+    "steps",
     "percentiles",
     "errors",
     "faults",
@@ -400,4 +401,41 @@ fn results_without_resources_say_so() {
     let json = r.to_json().expect("serializes");
     assert!(!json.contains("\"resources\""));
     assert_eq!(Results::from_json(&json).expect("reads").resources, None);
+}
+
+#[test]
+fn a_run_without_steps_says_so() {
+    let (_, doc) = render_and_check(&normal());
+    let steps = text_of(&select(&doc, "section#steps")[0]);
+    assert!(steps.contains("no rate steps"), "{steps}");
+    assert!(select(&doc, "figure#chart-step-curve").is_empty());
+}
+
+#[test]
+fn a_stepped_run_shows_its_curve_and_steps() {
+    let results = stepped(
+        &normal(),
+        &[
+            (4_000.0, 5_000, true),
+            (8_000.0, 20_000, true),
+            (16_000.0, 90_000, false),
+        ],
+    );
+    let (_, doc) = render_and_check(&results);
+    let svgs = select(&doc, "section#steps figure#chart-step-curve svg");
+    assert_eq!(svgs.len(), 2, "a wide and a narrow drawing");
+    let texts = chart_texts(&doc, "chart-step-curve");
+    for want in ["deliveries per second", "fan-out p99", "p99 limit"] {
+        assert!(texts.contains(want), "{want}: {texts}");
+    }
+    let caption = text_of(&select(&doc, "figure#chart-step-curve figcaption")[0]);
+    assert!(
+        caption.contains("step 1 (×2.00): 8,000 deliveries per second"),
+        "{caption}"
+    );
+    let verdicts: Vec<String> = select(&doc, "section#steps tbody tr td:last-child")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(verdicts, ["PASS", "PASS", "FAIL"]);
 }
