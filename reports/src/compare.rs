@@ -14,7 +14,7 @@ use roomstorm_results::{Percentiles, Results, Verdict};
 
 use crate::charts::{self, Chart, HistSeries, Line};
 use crate::data;
-use crate::format::{self, count, esc, us};
+use crate::format::{self, count, esc, us, us_f};
 use crate::page::{self, badge, num, text};
 use crate::report::{Decoded, footer, peak_members, target};
 use crate::steps;
@@ -192,6 +192,7 @@ pub fn render(
         ("checks", "Checks"),
         ("side-by-side", "Side by side"),
         ("charts", "Charts"),
+        ("resources", "Resources"),
         ("runs", "The runs"),
     ]));
     for (which, d) in [("base", &db), ("new", &dn)] {
@@ -211,6 +212,11 @@ pub fn render(
     ));
     let charts = charts(base, new, &db, &dn)?;
     body.push_str(&page::section("charts", "Charts", &page::charts(&charts)));
+    body.push_str(&page::section(
+        "resources",
+        "CPU and memory by component",
+        &resources(base, new),
+    ));
     body.push_str(&page::section("runs", "The runs", &runs(base, new)));
     body.push_str(&footer(new));
     let word = if verdict.regressed {
@@ -624,6 +630,92 @@ fn step_curves(
         steps::p99_limit_us(new).or_else(|| steps::p99_limit_us(base)),
         caption,
     )
+}
+
+/// Each component's CPU and peak memory in both runs, and the CPU each run spent per delivery,
+/// server and generator apart: the efficiency side of a comparison.
+fn resources(base: &Results, new: &Results) -> String {
+    let component = |r: &Results, name: &str| {
+        r.resources
+            .as_ref()
+            .and_then(|res| res.components.iter().find(|c| c.name == name))
+            .map(|c| (c.cpu_seconds, c.peak_rss_kib))
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for r in [base, new] {
+        for c in r.resources.iter().flat_map(|res| &res.components) {
+            if !names.contains(&c.name.as_str()) {
+                names.push(&c.name);
+            }
+        }
+    }
+    let cpu = |v: Option<(f64, u64)>| v.map_or("–".to_owned(), |(s, _)| format!("{s:.2} s"));
+    let rss = |v: Option<(f64, u64)>| {
+        v.map_or("–".to_owned(), |(_, kib)| format!("{} KiB", count(kib)))
+    };
+    let mut rows: Vec<Vec<page::Cell>> = names
+        .iter()
+        .map(|name| {
+            let (b, n) = (component(base, name), component(new, name));
+            vec![
+                text(name),
+                num(&cpu(b)),
+                num(&cpu(n)),
+                num(&rss(b)),
+                num(&rss(n)),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        for (label, generator) in [
+            ("server CPU per delivery", false),
+            ("generator CPU per delivery", true),
+        ] {
+            let per = |r: &Results| cpu_per_delivery(r, generator).map_or("–".to_owned(), us_f);
+            rows.push(vec![
+                text(label),
+                num(&per(base)),
+                num(&per(new)),
+                num(""),
+                num(""),
+            ]);
+        }
+    }
+    let mut out = String::new();
+    for (which, r) in [("base", base), ("new", new)] {
+        if r.resources.as_ref().is_some_and(|x| x.generator_bound) {
+            let _ = writeln!(
+                out,
+                "<div class=\"alert\">In the {which} run the load generator used more CPU than \
+                 the server: the generator, not the server, was measured.</div>"
+            );
+        }
+    }
+    out.push_str(&page::table(
+        &[
+            "component",
+            "base CPU#",
+            "new CPU#",
+            "base peak RSS#",
+            "new peak RSS#",
+        ],
+        rows,
+        "Neither run sampled CPU and memory (only local runs and sampled processes are).",
+    ));
+    out
+}
+
+/// CPU µs per delivery made, of the generator or of every server component together.
+fn cpu_per_delivery(r: &Results, generator: bool) -> Option<f64> {
+    let res = r.resources.as_ref()?;
+    let seconds: f64 = res
+        .components
+        .iter()
+        .filter(|c| roomstorm_results::is_generator(&c.name) == generator)
+        .map(|c| c.cpu_seconds)
+        .sum();
+    let delivered = r.deliveries.delivered;
+    (delivered > 0 && seconds > 0.0).then(|| seconds * 1e6 / delivered as f64)
 }
 
 fn runs(base: &Results, new: &Results) -> String {

@@ -146,3 +146,39 @@ fn stepped_runs_overlay_their_curves() {
         "{caption}"
     );
 }
+
+#[test]
+fn resources_side_by_side_with_cpu_per_delivery() {
+    let mut base = normal();
+    base.resources = Some(resources(2.0));
+    let mut new = normal();
+    new.resources = Some(resources(9.0));
+    let (doc, _) = judge(&base, &new, 0.10);
+    let section = text_of(&select(&doc, "section#resources")[0]);
+    let rows: Vec<String> = select(&doc, "section#resources tbody tr")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert!(
+        rows[0].contains("loadgen") && rows[0].contains("2.00 s") && rows[0].contains("9.00 s"),
+        "{rows:?}"
+    );
+    let per_delivery =
+        |secs: f64| roomstorm_reports::format::us_f(secs * 1e6 / base.deliveries.delivered as f64);
+    let generator = rows
+        .iter()
+        .find(|r| r.contains("generator CPU per delivery"))
+        .expect("row");
+    assert!(generator.contains(&per_delivery(2.0)), "{generator}");
+    // Only the new run was generator-bound (9 s against the server's 3.6 s).
+    assert!(
+        section.contains("In the new run the load generator used more CPU"),
+        "{section}"
+    );
+    assert!(!section.contains("In the base run"), "{section}");
+
+    base.resources = None;
+    new.resources = None;
+    let (doc, _) = judge(&base, &new, 0.10);
+    assert!(text_of(&select(&doc, "section#resources")[0]).contains("Neither run sampled"));
+}

@@ -317,3 +317,32 @@ pub fn stepped(results: &Results, steps: &[(f64, u64, bool)]) -> Results {
     });
     r
 }
+
+/// Sampled CPU and memory of a local run: the generator used `loadgen_cpu` seconds, the server
+/// components 3.6 s together.
+pub fn resources(loadgen_cpu: f64) -> roomstorm_results::Resources {
+    use roomstorm_results::{Component, ResourceSample, Resources};
+    let component = |name: &str, cpu_seconds: f64, peak_rss_kib: u64| Component {
+        name: name.into(),
+        cpu_seconds,
+        peak_rss_kib,
+        series: (0..15)
+            .map(|t| ResourceSample {
+                t: t as f64,
+                cpu_percent: cpu_seconds / 15.0 * 100.0,
+                rss_kib: peak_rss_kib - 15 + t,
+            })
+            .collect(),
+    };
+    Resources::new(
+        1.0,
+        vec![
+            component("loadgen", loadgen_cpu, 40_000),
+            component("chat worker 0", 1.5, 20_000),
+            component("chat worker 1", 1.25, 21_000),
+            component("master", 0.1, 5_000),
+            component("nginx", 0.5, 9_000),
+            component("redis", 0.25, 4_000),
+        ],
+    )
+}
