@@ -11,12 +11,10 @@ use crate::charts::{self, Chart, StepSeries};
 use crate::format::{count, rate, us};
 use crate::page::{self, badge, num};
 
-/// The highest step that held, if any.
+/// The highest step that held, every step before it holding too (as the run judged it).
 pub fn highest_held(r: &Results) -> Option<&StepResult> {
-    r.steps
-        .iter()
-        .filter(|s| s.held)
-        .max_by(|a, b| a.deliveries_per_s.total_cmp(&b.deliveries_per_s))
+    let index = r.highest_step_held?;
+    r.steps.iter().find(|s| s.index == index)
 }
 
 /// One run's steps as a chart series.
@@ -86,7 +84,8 @@ pub fn section(r: &Results) -> anyhow::Result<String> {
     };
     let caption = format!(
         "One dot per step: filled where the step held (every fan-out latency and loss threshold \
-         met by its messages), hollow where it broke. {verdict}"
+         met by its messages), hollow where it broke; a step counts as held when every step \
+         before it held too. {verdict}"
     );
     let chart = chart(&[series(r, "fan-out p99", charts::BLUE)], limit, caption)?;
     let rows = r

@@ -309,6 +309,12 @@ pub fn stepped(results: &Results, steps: &[(f64, u64, bool)]) -> Results {
             held,
         })
         .collect();
+    r.highest_step_held = r
+        .steps
+        .iter()
+        .take_while(|s| s.held)
+        .last()
+        .map(|s| s.index);
     r.thresholds.retain(|t| !t.rule.starts_with("fanout.p99"));
     r.thresholds.push(roomstorm_results::ThresholdResult {
         rule: "fanout.p99 < 50ms".to_owned(),
