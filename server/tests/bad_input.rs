@@ -17,20 +17,19 @@ struct Fixture {
     observer: Member,
 }
 
-/// One worker (Redis bus) with a flood limit small enough to reach, and an observer member.
+/// A flood limit small enough to reach in a test.
+const FLOOD_LIMITS: [&str; 6] = [
+    "--rate-per-sec",
+    "50",
+    "--rate-burst",
+    "100",
+    "--flood-strikes",
+    "100",
+];
+
+/// One worker (Redis bus) with the flood limit, and an observer member.
 async fn fixture(room: &str) -> Fixture {
-    let stack = start_stack(
-        1,
-        &[
-            "--rate-per-sec",
-            "50",
-            "--rate-burst",
-            "100",
-            "--flood-strikes",
-            "100",
-        ],
-    )
-    .await;
+    let stack = start_stack(1, &FLOOD_LIMITS).await;
     let worker = stack.info().workers[0];
     let url = format!("http://{worker}");
     let observer = Connect::new(&url, room).join("observer").await;
@@ -278,15 +277,26 @@ async fn oversize_engine_io_payload_is_cut_off() {
 
 #[tokio::test]
 async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
-    let mut f = fixture("flood").await;
-    let mut flooder = joined(&f, "flood", "flooder").await;
-    f.observer
+    // The flooder on worker 0, the observer alone on worker 1: what worker 1 failed to hand
+    // over (a full socket queue on a slow machine) is then the observer's loss, counted apart.
+    let stack = start_stack(2, &FLOOD_LIMITS).await;
+    let (flood_worker, observer_worker) = (stack.info().workers[0], stack.info().workers[1]);
+    let mut observer = Connect::new(&format!("http://{observer_worker}"), "flood")
+        .join("observer")
+        .await;
+    let mut flooder = Connect::new(&format!("http://{flood_worker}"), "flood")
+        .join("flooder")
+        .await;
+    observer
         .expect_message(|m| m["data"]["username"] == "flooder")
         .await;
-    let published_before = metric_value(
-        &worker_metrics(f.worker).await,
-        "chat_published_total{worker=\"0\"}",
-    );
+    let published = async || {
+        metric_value(
+            &worker_metrics(flood_worker).await,
+            "chat_published_total{worker=\"0\"}",
+        )
+    };
+    let published_before = published().await;
 
     for i in 0..5_000 {
         if flooder
@@ -310,25 +320,20 @@ async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
         }
     }
     assert!(rate_limited > 0, "the flooder was told it is rate limited");
-
-    // The observer got exactly what the worker published from the flood, in order: the burst
-    // from the start, then (on a slow machine) the odd message admitted as the bucket refilled.
-    f.observer.say("after the flood").await;
+    // The observer got what the worker published from the flood, in order: the burst from
+    // the start, then (on a slow machine) the odd message admitted as the bucket refilled.
+    // The quit is the flooder's last publish, so once it arrived every publish is counted.
     let mut seen = 0;
     let mut last: Option<u64> = None;
     loop {
-        let m = f.observer.next_message().await;
+        let m = observer.next_message().await;
         match (m["event"].as_str(), m["data"]["text"].as_str()) {
-            (Some("broadcast_say"), Some("after the flood")) => break,
+            (Some("broadcast_quit"), _) => break,
             (Some("broadcast_say"), Some(text)) => {
                 let n: u64 = text
                     .strip_prefix("flood ")
                     .and_then(|n| n.parse().ok())
                     .unwrap_or_else(|| panic!("not a flood message: {text}"));
-                // The bucket holds 100; the join took one.
-                if seen < 99 {
-                    assert_eq!(n, seen, "the burst passes whole and in order");
-                }
                 assert!(
                     last.is_none_or(|l| n > l),
                     "{n} after {last:?}: out of order"
@@ -336,19 +341,34 @@ async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
                 last = Some(n);
                 seen += 1;
             }
-            (Some("broadcast_quit"), _) => {}
             _ => panic!("unexpected {m}"),
         }
     }
-    let metrics = worker_metrics(f.worker).await;
-    let published = metric_value(&metrics, "chat_published_total{worker=\"0\"}") - published_before;
-    // Flood messages + the quit + the observer's marker.
-    assert_eq!(
-        published,
-        seen + 2,
-        "published {published}, observer saw {seen} flood messages"
+    // Every flood message the observer lacks is counted by its worker as a failed delivery.
+    let observer_metrics = worker_metrics(observer_worker).await;
+    let failed = metric_value(
+        &observer_metrics,
+        "chat_delivery_failed_total{worker=\"1\",reason=\"buffer_full\"}",
+    ) + metric_value(
+        &observer_metrics,
+        "chat_delivery_failed_total{worker=\"1\",reason=\"closed\"}",
     );
-    assert!(seen < 5_000);
+    // A publish is counted when Redis acknowledges it, which may come after the observer got
+    // the quit: wait (bounded) until the count covers what the observer accounts for.
+    let started = tokio::time::Instant::now();
+    let mut flood_published = published().await - published_before - 1;
+    while flood_published < seen + failed && started.elapsed() < EVENT_DEADLINE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        flood_published = published().await - published_before - 1;
+    }
+    assert_eq!(
+        seen + failed,
+        flood_published,
+        "published {flood_published}, observer saw {seen}, its worker counted {failed} failed"
+    );
+    // The bucket holds 100 and the join took one: at least the burst got through, far from all.
+    assert!((99..5_000).contains(&flood_published), "{flood_published}");
+    let metrics = worker_metrics(flood_worker).await;
     assert!(
         metric_value(
             &metrics,
@@ -359,8 +379,11 @@ async fn a_flood_is_limited_then_disconnected_and_nothing_is_lost_silently() {
         metric_value(&metrics, "chat_flood_disconnects_total{worker=\"0\"}"),
         1
     );
-    f.assert_unharmed("after the flood").await;
-    f.stack.stop().await;
+    chat_server::probe::wait_until_ok(flood_worker, "/healthz", Duration::from_secs(5))
+        .await
+        .expect("the flooder's worker is still healthy");
+    observer.expect_nothing_before_marker("still fine").await;
+    stack.stop().await;
 }
 
 /// socketioxide acknowledges a connection a moment before it can emit to the socket; an event
