@@ -35,6 +35,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results.json: HTML overlay, exit status 1 when the new run regressed.
     Compare(CompareArgs),
+    /// Print figures of results.json files (one row each) and their median, or their slope
+    /// against another figure: what the bench/ scripts judge.
+    Figures(crate::figures::FiguresArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
             Command::Merge(args) => crate::run::merge(args).await,
             Command::Report(args) => crate::render::report(args),
             Command::Compare(args) => crate::render::compare(args),
+            Command::Figures(args) => crate::figures::main(args),
         }
     });
     match result {
