@@ -622,11 +622,19 @@ mod tests {
 
     #[test]
     fn samples_this_process() {
+        let me = std::process::id();
+        let ticks = || read_stat(me).map_or(0, |s| s.ticks);
+        let hz = ticks_per_second();
+        let before = ticks();
         let sampler = Sampler::start(Sources::generator_only(GENERATOR));
+        // Spin until this process has used 1.2 s of CPU (not of wall time: on a busy machine
+        // the thread may get a fraction of a core), and a sampling interval has passed.
         let spin = Instant::now();
         let mut x = 0u64;
-        while spin.elapsed() < Duration::from_millis(1200) {
-            x = x.wrapping_add(std::hint::black_box(1));
+        while (ticks() - before) as f64 / hz < 1.2 || spin.elapsed() < INTERVAL {
+            for _ in 0..100_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
         }
         std::hint::black_box(x);
         let resources = sampler.stop().expect("the sampler ran");
