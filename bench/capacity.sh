@@ -72,7 +72,7 @@ for i in $(seq 1 "$runs"); do
     rooms=$(( (n + 99) / 100 ))
     echo "== run $i, stage $n members ($rooms rooms of 100)"
     status=0
-    "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" --processes 2 \
+    in_background "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" --processes 2 \
       --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || status=$?
     [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir.txt" >&2; exit 2; }
     read -r members errs lost p99 wrss lrss scpu lcpu < <("$loadgen" figures --median "${figs[@]}" "$dir/results.json")

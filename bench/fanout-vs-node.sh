@@ -109,7 +109,7 @@ run_side() { # side dir
   fi
   wait_http "$nginx_port" "socket.io/?EIO=4&transport=polling"
   echo "== run $i, $side: $(basename "$scenario") against http://127.0.0.1:$nginx_port"
-  "$loadgen" run "$scenario" --target "http://127.0.0.1:$nginx_port" --out "$dir" -q \
+  in_background "$loadgen" run "$scenario" --target "http://127.0.0.1:$nginx_port" --out "$dir" -q \
     --sample "workers=$cluster_pid" --sample "nginx=$nginx_pid" --sample "redis=$redis_pid" \
     "${extra[@]}" > "$dir/loadgen.txt" 2>&1 || true
   stop_started

@@ -54,7 +54,7 @@ for i in $(seq 1 "$runs"); do
   dir=$out/run-$i
   mkdir -p "$dir"
   echo "== run $i"
-  "$loadgen" run scenarios/generator-efficiency.toml --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || true
+  in_background "$loadgen" run scenarios/generator-efficiency.toml --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || true
   [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir.txt" >&2; exit 2; }
   read -r us cpu received per_s lost server < <("$loadgen" figures --median "${figs[@]}" "$dir/results.json")
   echo "   loadgen $cpu CPU s / $received messages received = $us µs each" \

@@ -35,6 +35,20 @@ stop_started() {
   started=()
 }
 trap stop_started EXIT
+
+# in_background CMD...: runs CMD in the background and waits for it, returning its status.
+# bash runs a trap only once the foreground command has ended; a loadgen run waited for this
+# way is stopped (with the stack it started) as soon as the script is interrupted.
+in_background() {
+  local pid status=0 p kept=()
+  "$@" &
+  pid=$!
+  started+=("$pid")
+  wait "$pid" || status=$?
+  for p in "${started[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+  started=("${kept[@]}")
+  return "$status"
+}
 trap 'exit 130' INT TERM
 
 free_port() {

@@ -84,7 +84,7 @@ for i in $(seq 1 "$runs"); do
   dir=$out/run-$i
   mkdir -p "$dir"
   echo "== run $i"
-  "$loadgen" run scenarios/light-load.toml --rate "$rate" --out "$dir" -q "${extra[@]}" \
+  in_background "$loadgen" run scenarios/light-load.toml --rate "$rate" --out "$dir" -q "${extra[@]}" \
     > "$dir.txt" 2>&1 || true
   [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir.txt" >&2; exit 2; }
   read -r p50 p99 lost per_s < <("$loadgen" figures --median -m fanout_p50_ms -m fanout_p99_ms -m lost -m deliveries_per_s "$dir/results.json")
