@@ -16,7 +16,7 @@
 #
 #   --runs N   pairs to run (default 3)
 #   --quick    a check of the script, not a measurement: 2 runs of 200 members in 10 rooms,
-#              4 steps of 5 s (about 2 minutes)
+#              4 steps of 5 s (about 3 minutes; 6 on a busy machine)
 #
 # Writes runs/fanout-vs-node-<time>/run-I/{ours,node}/ (results.json, report.html, logs),
 # compare-I.html, and summary.env (`ours_held_median=...`, read by bench/light-load.sh).
