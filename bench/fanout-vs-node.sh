@@ -1,95 +1,154 @@
 #!/usr/bin/env bash
-# Benchmark 1 of issue 6: sustainable fan-out of our cluster against the original Node design,
-# back to back, with the same nginx config (rendered from deploy/nginx), the same Redis, the
-# same load generator and the same `ramp` scenario (message rate doubling every step until
-# fan-out p99 > 50 ms or anything is lost). Prints the highest step each held, in deliveries
-# per second, their ratio, and writes a `loadgen compare` report of the two runs.
+# Benchmark 1 of issue 6: sustainable fan-out of our cluster against the original Node design.
+# Both get 2 workers, a fresh Redis, the same nginx config (rendered from deploy/nginx, 2 nginx
+# workers), the same release loadgen and the same `ramp` scenario (message rate x1.25 every
+# 10 s until fan-out p99 >= 50 ms or anything is lost), back to back. A run is one such pair;
+# the order alternates (ours first in odd runs, Node first in even ones) so drift on the
+# machine does not always favour the same side.
 #
-#   bench/fanout-vs-node.sh [OUT_DIR] [extra loadgen run flags...]
+# Prints, per run, each side's highest step held (deliveries/s), their ratio, and the CPU
+# seconds of every component (loadgen, workers with their master, nginx, Redis: the script
+# starts them, so it passes them to loadgen as `--sample NAME=PID`, descendants included);
+# then the medians over the runs. Verdict: median of the per-run ratios >= 5.
+# Exit 0 when it holds, 1 when not, 2 on a setup error.
 #
-# Needs: redis-server, nginx, node (with `npm ci --prefix peers/node-seed`), a release build
-# of loadgen (built here).
+#   bench/fanout-vs-node.sh [--runs N] [--out DIR] [--quick] [-- extra loadgen run flags]
+#
+#   --runs N   pairs to run (default 3)
+#   --quick    a check of the script, not a measurement: 2 runs of 200 members in 10 rooms,
+#              4 steps of 5 s (about 3 minutes; 6 on a busy machine)
+#
+# Writes runs/fanout-vs-node-<time>/run-I/{ours,node}/ (results.json, report.html, logs),
+# compare-I.html, and summary.env (`ours_held_median=...`, read by bench/light-load.sh).
+# A full run takes about 3.5 min per side: 20-25 min for 3 runs.
+#
+# Needs: cargo, redis-server, nginx, node 20 with npm (peers/node-seed's modules are installed
+# here with `npm ci`), curl, python3.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out=${1:-runs/fanout-vs-node-$(date +%Y%m%d-%H%M%S)}
-shift || true
-mkdir -p "$out"
-out=$(cd "$out" && pwd)
+source "$(dirname "$0")/lib.sh"
 
-cargo build --release -q -p loadgen
-loadgen=$PWD/target/release/loadgen
+runs=3 quick=0 out_arg=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --out) out_arg=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "fanout-vs-node.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+extra=("$@")
+
+need redis-server "apt-get install -y redis-server"
+need redis-cli "apt-get install -y redis-tools"
+need nginx "apt-get install -y nginx"
+need node "install node 20 (apt-get install -y nodejs npm, or nodesource)"
+need curl "apt-get install -y curl"
+need python3 "apt-get install -y python3"
+build_loadgen
+out_dir fanout-vs-node "$out_arg"
 [ -d peers/node-seed/node_modules ] || npm ci --prefix peers/node-seed --no-audit --no-fund --loglevel=error
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
-  || shuf -i 20000-29999 -n 1; }
-
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
-
-redis_port=$(free_port)
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-  --client-output-buffer-limit pubsub 256mb 64mb 60 > "$out/redis.log" 2>&1 &
-pids+=($!)
-redis="redis://127.0.0.1:$redis_port"
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+scenario=scenarios/ramp.toml
+if [ "$quick" = 1 ]; then
+  runs=2
+  scenario=$out/ramp-quick.toml
+  sed -e 's/^duration = .*/duration = "20s"/' \
+      -e 's/step = "10s", max_steps = 16/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$scenario"
+  extra=(--members 200 --rooms 10 "${extra[@]}")
+fi
 
 # As root, nginx workers would run as `nobody`, which cannot enter the run folder.
 user_args=()
 [ "$(id -u)" = 0 ] && user_args=(--user "root root")
 
+start_redis() { # log
+  redis_port=$(free_port)
+  redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    --client-output-buffer-limit pubsub 256mb 64mb 60 > "$1" 2>&1 &
+  redis_pid=$!
+  started+=("$redis_pid")
+  until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
+}
+
 # nginx in front of two workers on base..base+1, from the project's one template.
-start_nginx() { # name base listen_port
-  local dir="$out/$1-nginx"
+start_nginx() { # dir base
+  local dir=$1
   mkdir -p "$dir/nginx-temp"
-  "$loadgen" chat-server nginx-config --listen "127.0.0.1:$3" \
+  nginx_port=$(free_port)
+  "$loadgen" chat-server nginx-config --listen "127.0.0.1:$nginx_port" \
     --upstream "127.0.0.1:$2,127.0.0.1:$(($2 + 1))" --real-ip-from 127.0.0.0/8 \
     --worker-processes 2 --prefix "$dir" "${user_args[@]}" > "$dir/nginx.conf"
   nginx -p "$dir" -c "$dir/nginx.conf" &
-  pids+=($!)
+  nginx_pid=$!
+  started+=("$nginx_pid")
 }
 wait_http() { until curl -sf "http://127.0.0.1:$1/$2" >/dev/null 2>&1; do sleep 0.2; done; }
 
-run_ramp() { # name url [extra loadgen flags]
-  local name=$1 url=$2
-  shift 2
-  echo "== $name: ramp scenario against $url"
-  "$loadgen" run scenarios/ramp.toml --target "$url" --out "$out/$name" -q "$@" | tee "$out/$name.txt" || true
+run_side() { # side dir
+  local side=$1 dir=$2 base
+  mkdir -p "$dir"
+  start_redis "$dir/redis.log"
+  if [ "$side" = ours ]; then
+    base=$(shuf -i 20000-24999 -n 1)
+    "$loadgen" chat-server cluster --workers 2 --base-port "$base" --redis "redis://127.0.0.1:$redis_port" \
+      > "$dir/cluster.log" 2>&1 &
+  else
+    base=$(shuf -i 25000-29999 -n 1)
+    node peers/node-seed/cluster.js --workers 2 --base-port "$base" --redis "redis://127.0.0.1:$redis_port" \
+      > "$dir/cluster.log" 2>&1 &
+  fi
+  local cluster_pid=$!
+  started+=("$cluster_pid")
+  start_nginx "$dir" "$base"
+  if [ "$side" = ours ]; then
+    wait_http "$base" healthz; wait_http "$((base + 1))" healthz
+  else
+    until grep -q ready "$dir/cluster.log"; do sleep 0.2; done
+  fi
+  wait_http "$nginx_port" "socket.io/?EIO=4&transport=polling"
+  echo "== run $i, $side: $(basename "$scenario") against http://127.0.0.1:$nginx_port"
+  in_background "$loadgen" run "$scenario" --target "http://127.0.0.1:$nginx_port" --out "$dir" -q \
+    --sample "workers=$cluster_pid" --sample "nginx=$nginx_pid" --sample "redis=$redis_pid" \
+    "${extra[@]}" > "$dir/loadgen.txt" 2>&1 || true
+  stop_started
+  [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir/loadgen.txt" >&2; exit 2; }
 }
 
-# 1. Ours: 2 workers on the shared Redis.
-ours_base=$(shuf -i 20000-24999 -n 1)
-"$loadgen" chat-server cluster --workers 2 --base-port "$ours_base" --redis "$redis" > "$out/ours-cluster.log" 2>&1 &
-pids+=($!)
-ours_port=$(free_port)
-start_nginx ours "$ours_base" "$ours_port"
-wait_http "$ours_base" healthz; wait_http "$((ours_base + 1))" healthz
-run_ramp ours "http://127.0.0.1:$ours_port" "$@"
-cleanup; pids=()
+figs=(-m held_per_s -m cpu_s:loadgen -m cpu_s:workers -m cpu_s:nginx -m cpu_s:redis -m rss_kib:workers)
+ratios=()
+for i in $(seq 1 "$runs"); do
+  if [ $((i % 2)) = 1 ]; then order=(ours node); else order=(node ours); fi
+  for side in "${order[@]}"; do run_side "$side" "$out/run-$i/$side"; done
+  read -r o_held o_lg o_w o_ng o_rd o_rss < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/ours/results.json")
+  read -r n_held n_lg n_w n_ng n_rd n_rss < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/node/results.json")
+  ratio=$(awk -v o="$o_held" -v n="$n_held" 'BEGIN { if (n > 0) printf "%.2f", o / n; else print (o > 0 ? "inf" : "NaN") }')
+  ratios+=("$ratio")
+  echo "run $i: highest step held: ours $o_held deliveries/s, node $n_held; ratio $ratio"
+  echo "       CPU s  ours: loadgen $o_lg, workers $o_w, nginx $o_ng, redis $o_rd (workers peak RSS $o_rss KiB)"
+  echo "              node: loadgen $n_lg, workers $n_w, nginx $n_ng, redis $n_rd (workers peak RSS $n_rss KiB)"
+  "$loadgen" compare "$out/run-$i/node/results.json" "$out/run-$i/ours/results.json" -o "$out/compare-$i.html" >/dev/null || true
+done
 
-# Redis again for the Node run (the cleanup stopped it).
-redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
-  --client-output-buffer-limit pubsub 256mb 64mb 60 > "$out/redis-node.log" 2>&1 &
-pids+=($!)
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do sleep 0.1; done
-
-# 2. The original design on socket.io 4: 2 workers on the same Redis, same nginx config.
-node_base=$(shuf -i 25000-29999 -n 1)
-node peers/node-seed/cluster.js --workers 2 --base-port "$node_base" --redis "$redis" > "$out/node-cluster.log" 2>&1 &
-pids+=($!)
-node_port=$(free_port)
-start_nginx node "$node_base" "$node_port"
-until grep -q ready "$out/node-cluster.log"; do sleep 0.2; done
-run_ramp node "http://127.0.0.1:$node_port" "$@"
-
-held() { python3 -c "
-import json,sys
-r=json.load(open(sys.argv[1])); i=r.get('highest_step_held')
-print(0 if i is None else r['steps'][i]['deliveries_per_s'])" "$1"; }
-ours=$(held "$out/ours/results.json")
-nodes=$(held "$out/node/results.json")
 echo
-echo "highest step held, deliveries per second: ours $ours, node $nodes"
-python3 -c "import sys; o,n=float(sys.argv[1]),float(sys.argv[2]); print('ratio ours/node: ' + ('%.1fx' % (o/n) if n > 0 else 'node held no step'))" "$ours" "$nodes"
-"$loadgen" compare "$out/node/results.json" "$out/ours/results.json" -o "$out/compare.html" >/dev/null || true
-echo "compare report: $out/compare.html"
+echo "per run (ours, then node; medians last):"
+"$loadgen" figures "${figs[@]}" "$out"/run-*/ours/results.json
+"$loadgen" figures "${figs[@]}" "$out"/run-*/node/results.json
+read -r ours_med _ < <("$loadgen" figures --median -m held_per_s "$out"/run-*/ours/results.json)
+read -r node_med _ < <("$loadgen" figures --median -m held_per_s "$out"/run-*/node/results.json)
+ratio_med=$(median "${ratios[@]}")
+{
+  echo "runs=$runs"
+  echo "ours_held_median=$ours_med"
+  echo "node_held_median=$node_med"
+  echo "ratio_median=$ratio_med"
+  echo "scenario=$scenario"
+} > "$out/summary.env"
+
+info "ours: highest step held, median (deliveries/s)" "$ours_med"
+info "node: highest step held, median (deliveries/s)" "$node_med"
+verdict "ratio ours/node, median of per-run ratios" "$ratio_med" ">=" 5
+[ "$quick" = 1 ] && echo "(--quick: a check of the script, not a measurement)"
+echo "runs, reports and compare-*.html: $out"
+print_verdicts "benchmark 1: sustainable fan-out vs Node, median of $runs runs ($(basename "$scenario"))"

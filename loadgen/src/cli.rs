@@ -35,6 +35,9 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results.json: HTML overlay, exit status 1 when the new run regressed.
     Compare(CompareArgs),
+    /// Print figures of results.json files (one row each) and their median, or their slope
+    /// against another figure: what the bench/ scripts judge.
+    Figures(crate::figures::FiguresArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,6 +72,13 @@ pub struct RunArgs {
     /// Default: one process per 15,000 members (a process may hold 20,000 open files).
     #[arg(long)]
     pub processes: Option<u32>,
+    /// Also sample the CPU and memory of this process and all its descendants (children of
+    /// children included, found again every few seconds) into results.json `resources`, as
+    /// the component NAME: e.g. `--sample "chat workers=$(pgrep -f 'chat-server cluster')"`.
+    /// Repeatable. For a server this run did not start (a `--target` URL); a local stack's
+    /// processes are sampled anyway.
+    #[arg(long = "sample", value_name = "NAME=PID", value_parser = crate::resources::parse_sample)]
+    pub samples: Vec<(String, u32)>,
     /// Internal: run only part I of N (rooms whose index % N == I), as a child process.
     #[arg(long, hide = true, value_parser = parse_part)]
     pub part: Option<(u32, u32)>,
@@ -151,6 +161,7 @@ pub fn main() -> ExitCode {
             Command::Merge(args) => crate::run::merge(args).await,
             Command::Report(args) => crate::render::report(args),
             Command::Compare(args) => crate::render::compare(args),
+            Command::Figures(args) => crate::figures::main(args),
         }
     });
     match result {

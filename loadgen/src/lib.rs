@@ -11,6 +11,7 @@ pub mod attack;
 pub mod cli;
 pub mod clock;
 pub mod context;
+pub mod figures;
 pub mod measure;
 pub mod member;
 pub mod progress;

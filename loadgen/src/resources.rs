@@ -34,6 +34,10 @@ pub struct Sources {
     /// The cluster master of the local stack this process started; with it, its workers and
     /// this process's `redis-server` and `nginx` children (and nginx's workers) are sampled.
     pub master: Option<u32>,
+    /// Processes named on the command line (`--sample NAME=PID`): each process with all its
+    /// descendants (found again at every scan) is the component NAME. For servers this process
+    /// did not start, e.g. a cluster behind a `--target` URL.
+    pub named: Vec<(String, u32)>,
 }
 
 impl Sources {
@@ -43,8 +47,57 @@ impl Sources {
             generator_name: name.to_owned(),
             generator_pids: vec![std::process::id()],
             master: None,
+            named: Vec::new(),
         }
     }
+}
+
+/// Parses `--sample NAME=PID`. NAME is a component name: not empty, not the load generator's.
+pub fn parse_sample(text: &str) -> Result<(String, u32), String> {
+    let (name, pid) = text
+        .rsplit_once('=')
+        .ok_or("expected NAME=PID, e.g. \"chat workers=1234\"")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("the component NAME is empty".into());
+    }
+    if crate::results::is_generator(name) {
+        return Err(format!(
+            "{name:?} is the load generator's own component name"
+        ));
+    }
+    let pid: u32 = pid
+        .trim()
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    if pid == 0 {
+        return Err("process id 0 does not exist".into());
+    }
+    Ok((name.to_owned(), pid))
+}
+
+/// The named root each process descends from (itself included), following parents up.
+fn named_roots(named: &[(String, u32)], table: &HashMap<u32, Stat>) -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
+    if named.is_empty() {
+        return out;
+    }
+    let roots: HashMap<u32, &str> = named.iter().map(|(n, p)| (*p, n.as_str())).collect();
+    for pid in table.keys() {
+        let mut at = *pid;
+        // A chain longer than the table is a loop (a pid reused while scanning).
+        for _ in 0..=table.len() {
+            if let Some(name) = roots.get(&at) {
+                out.insert(*pid, (*name).to_owned());
+                break;
+            }
+            match table.get(&at) {
+                Some(stat) if stat.ppid != 0 && stat.ppid != at => at = stat.ppid,
+                _ => break,
+            }
+        }
+    }
+    out
 }
 
 /// One line of `/proc/PID/stat`, the fields used here.
@@ -139,6 +192,9 @@ pub fn classify(
         if table.contains_key(pid) {
             out.insert(*pid, sources.generator_name.clone());
         }
+    }
+    for (pid, name) in named_roots(&sources.named, table) {
+        out.entry(pid).or_insert(name);
     }
     let Some(master) = sources.master else {
         return out;
@@ -478,6 +534,7 @@ mod tests {
             generator_name: GENERATOR.into(),
             generator_pids: vec![me, 108],
             master: Some(101),
+            named: Vec::new(),
         };
         let ids = |pid: u32| match pid {
             102 => Some(0),
@@ -510,12 +567,74 @@ mod tests {
     }
 
     #[test]
+    fn named_processes_bring_their_descendants() {
+        let stat = |ppid: u32| Stat {
+            comm: "x".into(),
+            ppid,
+            ticks: 0,
+        };
+        let me = 100;
+        let table = HashMap::from([
+            (me, stat(1)),
+            (200, stat(1)),   // a cluster master, named
+            (201, stat(200)), // its workers
+            (202, stat(200)),
+            (203, stat(202)), // a grandchild
+            (300, stat(1)),   // nginx master, named
+            (301, stat(300)),
+            (400, stat(1)), // not named
+            (401, stat(400)),
+        ]);
+        let mut sources = Sources {
+            named: vec![("ours workers".into(), 200), ("nginx".into(), 300)],
+            ..Sources::generator_only(GENERATOR)
+        };
+        sources.generator_pids = vec![me];
+        let got = classify(&sources, me, &table, |_| None);
+        let expected: BTreeMap<u32, String> = [
+            (100, "loadgen"),
+            (200, "ours workers"),
+            (201, "ours workers"),
+            (202, "ours workers"),
+            (203, "ours workers"),
+            (300, "nginx"),
+            (301, "nginx"),
+        ]
+        .into_iter()
+        .map(|(p, n)| (p, n.to_owned()))
+        .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn parses_sample_flags() {
+        assert_eq!(
+            parse_sample("chat workers=42"),
+            Ok(("chat workers".into(), 42))
+        );
+        assert_eq!(parse_sample("a=b=7"), Ok(("a=b".into(), 7)));
+        assert!(parse_sample("nginx").is_err());
+        assert!(parse_sample("=7").is_err());
+        assert!(parse_sample("loadgen=7").is_err());
+        assert!(parse_sample("redis=x").is_err());
+        assert!(parse_sample("redis=0").is_err());
+    }
+
+    #[test]
     fn samples_this_process() {
+        let me = std::process::id();
+        let ticks = || read_stat(me).map_or(0, |s| s.ticks);
+        let hz = ticks_per_second();
+        let before = ticks();
         let sampler = Sampler::start(Sources::generator_only(GENERATOR));
+        // Spin until this process has used 1.2 s of CPU (not of wall time: on a busy machine
+        // the thread may get a fraction of a core), and a sampling interval has passed.
         let spin = Instant::now();
         let mut x = 0u64;
-        while spin.elapsed() < Duration::from_millis(1200) {
-            x = x.wrapping_add(std::hint::black_box(1));
+        while (ticks() - before) as f64 / hz < 1.2 || spin.elapsed() < INTERVAL {
+            for _ in 0..100_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
         }
         std::hint::black_box(x);
         let resources = sampler.stop().expect("the sampler ran");

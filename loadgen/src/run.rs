@@ -51,11 +51,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
         .processes
         .unwrap_or_else(|| scenario.population.members.div_ceil(MEMBERS_PER_PROCESS))
         .max(1);
+    for (name, pid) in &args.samples {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("--sample {name}={pid}: no process {pid} is running");
+        }
+    }
     let target = start_target(&scenario, &out).await?;
     let outcome = if processes > 1 {
         run_split(&args, &scenario, &target, &out, processes).await
     } else {
-        let sources = sources(&target, Vec::new()).await;
+        let sources = sources(&target, Vec::new(), &args.samples).await;
         run_against(
             &scenario,
             &target,
@@ -204,19 +209,21 @@ fn timing(scenario: &Scenario, members: usize) -> (RunTiming, String) {
     (timing, plan)
 }
 
-/// The processes whose CPU and memory the run samples: this one (and `parts`), and the local
-/// stack's, when it is ours.
-async fn sources(target: &Target, parts: Vec<u32>) -> Sources {
+/// The processes whose CPU and memory the run samples: this one (and `parts`), the local
+/// stack's, when it is ours, and those named by `--sample`.
+async fn sources(target: &Target, parts: Vec<u32>, named: &[(String, u32)]) -> Sources {
     let mut sources = match target {
         Target::Local(stack) => Sources {
             generator_name: resources::GENERATOR.to_owned(),
             generator_pids: vec![std::process::id()],
             master: stack.lock().await.master_pid(),
+            named: Vec::new(),
         },
         Target::Embedded { .. } => Sources::generator_only(resources::GENERATOR_WITH_EMBEDDED),
         Target::Url(_) => Sources::generator_only(resources::GENERATOR),
     };
     sources.generator_pids.extend(parts);
+    sources.named = named.to_vec();
     sources
 }
 
@@ -355,7 +362,7 @@ async fn run_split(
         out.display()
     );
     let part_pids = children.iter().filter_map(|(_, _, c)| c.id()).collect();
-    let sampler = Sampler::start(sources(target, part_pids).await);
+    let sampler = Sampler::start(sources(target, part_pids, &args.samples).await);
     let before = target.worker_stats().await;
     let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
     let quiet_at = quiet_point(scenario, send_until);

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Benchmark 2 of issue 6: capacity. Members connected and heartbeating through nginx (6 nginx
+# workers) into 2 chat workers behind Redis, one 64-byte message per member per minute, in
+# rooms of 100 (scenarios/capacity.toml), in rising stages: 10,000, 20,000, 30,000 members by
+# default. A stage fails on any connect error, any lost delivery, or fan-out p99 >= 100 ms; a
+# run stops at its first failed stage. Every stage is a fresh `loadgen run` of the local stack
+# (loadgen starts Redis, workers and nginx, and samples their CPU and memory from /proc).
+#
+# Memory per member is the SLOPE of peak RSS against members connected between a run's stages
+# (least squares over its stages, `loadgen figures --per members`), not total / members: the
+# fixed part (binaries, runtimes, buffers) does not count against each member. Every stage
+# runs the members in 2 loadgen processes (`--processes 2`, needed above 15,000 members
+# anyway), so the generator's fixed part is the same in every stage. Workers' RSS is the
+# peak of the two chat workers' summed samples; loadgen's is the parent and both part
+# processes summed.
+#
+# Verdicts, over N runs: the 30,000 stage held in a majority of runs (its median fan-out p99
+# is printed); the median over runs of the workers' slope <= 16 KiB per member; of loadgen's
+# slope <= 10 KiB per member. Exit 0 when all hold, 1 when one fails, 2 on a setup error.
+#
+#   bench/capacity.sh [--runs N] [--stages 10000,20000,30000] [--out DIR] [--quick]
+#                     [-- extra loadgen run flags]
+#
+#   --runs N       runs of the whole ladder (default 3)
+#   --stages LIST  member counts, rising (default 10000,20000,30000); the verdict's target
+#                  is the last one
+#   --quick        a check of the script, not a measurement: 1 run of stages 400,800, 10 s
+#                  each (about 1.5 minutes)
+#
+# Writes runs/capacity-<time>/run-I/stage-N/ (results.json, report.html, the stack's logs).
+# A full run takes about 6 minutes per ladder (stack start, ramp at 1,000 members/s, 60 s
+# steady, drain, ramp down): about 18 minutes for 3 runs.
+#
+# Needs: cargo, redis-server, nginx; 20,000 open files per process are enough (members are
+# split over processes, nginx over 6 workers); members bind 127.0.K.1 spread addresses.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+runs=3 quick=0 out_arg= stages=10000,20000,30000
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --stages) stages=$2; shift 2 ;;
+    --out) out_arg=$2; shift 2 ;;
+    --quick) quick=1; shift ;;
+    --) shift; break ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "capacity.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+extra=("$@")
+if [ "$quick" = 1 ]; then
+  runs=1 stages=400,800
+  extra=(--duration 10s "${extra[@]}")
+fi
+IFS=, read -r -a stage_list <<< "$stages"
+top=${stage_list[-1]}
+
+need redis-server "apt-get install -y redis-server"
+need nginx "apt-get install -y nginx"
+build_loadgen
+out_dir capacity "$out_arg"
+
+figs=(-m members -m connect_errors -m lost -m fanout_p99_ms -m rss_kib:chat\ worker\* -m rss_kib:loadgen -m cpu_s:server -m cpu_s:loadgen)
+top_held=() top_p99=() worker_slopes=() loadgen_slopes=()
+for i in $(seq 1 "$runs"); do
+  done_stages=()
+  held_top=0
+  mkdir -p "$out/run-$i"
+  for n in "${stage_list[@]}"; do
+    dir=$out/run-$i/stage-$n
+    rooms=$(( (n + 99) / 100 ))
+    echo "== run $i, stage $n members ($rooms rooms of 100)"
+    status=0
+    in_background "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" --processes 2 \
+      --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || status=$?
+    [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir.txt" >&2; exit 2; }
+    read -r members errs lost p99 wrss lrss scpu lcpu < <("$loadgen" figures --median "${figs[@]}" "$dir/results.json")
+    echo "   connected $members, connect errors $errs, lost $lost, fan-out p99 $p99 ms;" \
+      "peak RSS workers $wrss KiB, loadgen $lrss KiB; CPU s server $scpu, loadgen $lcpu"
+    done_stages+=("$dir/results.json")
+    if [ "$n" = "$top" ]; then
+      top_p99+=("$p99")
+      [ "$status" = 0 ] && held_top=1
+    fi
+    if [ "$status" != 0 ]; then
+      echo "   stage $n failed (loadgen exit $status; thresholds in $dir.txt): run $i stops here"
+      break
+    fi
+  done
+  top_held+=("$held_top")
+  [ "${#top_p99[@]}" -ge "$i" ] || top_p99+=(inf)
+  if [ "${#done_stages[@]}" -ge 2 ]; then
+    read -r ws ls < <("$loadgen" figures --per members -m rss_kib:chat\ worker\* -m rss_kib:loadgen "${done_stages[@]}")
+    worker_slopes+=("$ws") loadgen_slopes+=("$ls")
+    echo "run $i: RSS per member (slope over ${#done_stages[@]} stages): workers $ws KiB, loadgen $ls KiB"
+  else
+    echo "run $i: fewer than 2 stages ran: no per-member slope"
+  fi
+done
+
+echo
+echo "every stage:"
+"$loadgen" figures "${figs[@]}" "$out"/run-*/stage-*/results.json
+held_runs=$(printf '%s\n' "${top_held[@]}" | grep -c 1 || true)
+info "runs where the $top stage held" "$held_runs of $runs"
+verdict "$top members held in a majority of runs (runs)" "$held_runs" ">" "$(awk -v r="$runs" 'BEGIN{print r/2}')"
+verdict "fan-out p99 at $top members, median" "$(median "${top_p99[@]}")" "<" 100 " ms"
+verdict "workers' RSS per member, median slope" "$(median "${worker_slopes[@]}")" "<=" 16 " KiB"
+verdict "loadgen RSS per member, median slope" "$(median "${loadgen_slopes[@]}")" "<=" 10 " KiB"
+[ "$quick" = 1 ] && echo "(--quick: a check of the script, not a measurement)"
+echo "runs and reports: $out"
+print_verdicts "benchmark 2: capacity, stages $stages, $runs run(s)"
