@@ -55,7 +55,7 @@ if [ "$quick" = 1 ]; then
   runs=2
   scenario=$out/ramp-quick.toml
   sed -e 's/^duration = .*/duration = "20s"/' \
-      -e 's/step = "10s", max_steps = 16/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$scenario"
+      -e 's/step = "10s", max_steps = 18/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$scenario"
   extra=(--members 200 --rooms 10 "${extra[@]}")
 fi
 
