@@ -12,6 +12,9 @@
 //! - if MESSAGES > 0: members take turns saying a 64-byte text, MESSAGES in all (paced so at
 //!   most 200 are in flight), waits until every owed delivery arrived, prints the counts;
 //! - then holds the members until stdin is closed (so the worker can be sampled idle).
+//!
+//! With `MEMBER_LOAD_GO_FILE=PATH` the messages wait until PATH exists (start a profiler's
+//! collection between the joins and the messages).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -81,6 +84,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     if messages > 0 {
+        // Lets a profiler start counting between the joins and the messages.
+        if let Ok(go) = std::env::var("MEMBER_LOAD_GO_FILE") {
+            while !std::path::Path::new(&go).exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let base = received.load(Relaxed);
         let started = Instant::now();
         let text = "x".repeat(64);
@@ -119,7 +128,7 @@ async fn wait_for(counter: &AtomicU64, target: u64, what: &str) {
         }
         if now != last.0 {
             last = (now, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(20) {
+        } else if last.1.elapsed() > Duration::from_secs(120) {
             eprintln!("stalled waiting for {what}: {now} of {target}");
             std::process::exit(1);
         }
