@@ -61,6 +61,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "CHAT_SOCKET_BUFFER", default_value_t = 4096)]
     pub socket_buffer: usize,
 
+    /// Bytes each websocket connection reads into at once (its resident read buffer; a larger
+    /// message still arrives whole, the buffer grows for it).
+    #[arg(long, env = "CHAT_WS_READ_BUFFER", default_value_t = 1024)]
+    pub ws_read_buffer: usize,
+
     /// Engine.IO ping interval in milliseconds.
     #[arg(long, env = "CHAT_PING_INTERVAL_MS", default_value_t = 25_000)]
     pub ping_interval_ms: u64,
@@ -138,6 +143,9 @@ impl WorkerConfig {
         }
         if self.max_text_bytes == 0 || self.max_text_bytes as u64 >= self.max_payload {
             anyhow::bail!("--max-text-bytes must be between 1 and --max-payload");
+        }
+        if self.ws_read_buffer == 0 {
+            anyhow::bail!("--ws-read-buffer must be at least 1");
         }
         if self.socket_buffer == 0 {
             anyhow::bail!("--socket-buffer must be at least 1");

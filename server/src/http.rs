@@ -43,6 +43,10 @@ pub fn router(app: Arc<App>, socketio: SocketIoLayer) -> Router {
     router
         .with_state(app.clone())
         .layer(socketio)
+        // Before socketioxide: its sessions keep the request parts for their whole life.
+        .layer(tower::util::MapRequestLayer::new(
+            crate::compact::compact_request,
+        ))
         .layer(cors(&app.config.cors_origins))
 }
 

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod chat;
 pub mod cli;
 pub mod cluster;
+pub mod compact;
 pub mod config;
 pub mod http;
 pub mod metrics;

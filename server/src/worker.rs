@@ -48,6 +48,7 @@ impl Worker {
             .ws_max_message_size(config.max_payload as usize)
             .ws_max_frame_size(config.max_payload as usize)
             .max_buffer_size(config.socket_buffer)
+            .ws_read_buffer_size(config.ws_read_buffer)
             .build_layer();
         let chaos = crate::rooms::Chaos {
             drop_every: config.chaos_drop_every,
