@@ -364,7 +364,7 @@ fn earlier_ranges_stay_with_their_sender() {
         Some(vec![(0, 2), (3, 4)])
     );
     assert_eq!(ledger.ranges(2).map(Iterator::collect), Some(vec![(5, 6)]));
-    assert_eq!(ledger.unique(), 6);
+    assert_eq!(ledger.unique(), 7);
     assert_eq!(ledger.earlier.len(), 1, "only sender 1 still has a gap");
 }
 
