@@ -122,7 +122,11 @@ impl Writer {
     async fn send_text(&mut self, text: Utf8Bytes) -> Result<(), SendError> {
         match self {
             Writer::Ws(sink) => sink.send(Message::Text(text)).await.map_err(ws_send_error),
-            Writer::Polling(t) => t.post(Bytes::from(text)).await.map_err(http_send_error),
+            // Boxed: an HTTP request future is large, and this future is part of every
+            // emit (and of the receiver's pong), websocket or not.
+            Writer::Polling(t) => Box::pin(t.post(Bytes::from(text)))
+                .await
+                .map_err(http_send_error),
             Writer::Closed => Err(SendError::Closed),
         }
     }
@@ -497,6 +501,11 @@ impl Receiver {
 
     /// Reads the next websocket message or polling payload into `buf`.
     async fn fill(&mut self) -> Result<(), String> {
+        // The previous message is consumed: let go of it before waiting. A websocket message
+        // shares tungstenite's read buffer, which can only be reused in place (rather than
+        // reallocated) once nothing else holds it.
+        self.buf = Utf8Bytes::default();
+        self.pos = 0;
         loop {
             match &mut self.source {
                 Source::Ws(stream) => {
@@ -560,7 +569,18 @@ impl Receiver {
     }
 
     /// Ends the connection: drops the read side, shuts the write side, records the reason.
-    async fn finish(&mut self, reason: String, engine_close: bool) {
+    ///
+    /// Boxed: it runs once per connection, and inline its shutdown (a lock, a timeout, the
+    /// close frames) would grow every receiver's future, i.e. every reading task, for good.
+    fn finish(
+        &mut self,
+        reason: String,
+        engine_close: bool,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.finish_now(reason, engine_close))
+    }
+
+    async fn finish_now(&mut self, reason: String, engine_close: bool) {
         if self.finished.is_some() {
             return;
         }

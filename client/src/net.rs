@@ -22,10 +22,16 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::handshake::client::{Response as WsResponse, generate_request};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::Target;
 use crate::error::{BoxError, ConnectError, body_excerpt};
@@ -33,9 +39,12 @@ use crate::error::{BoxError, ConnectError, body_excerpt};
 /// The websocket type used by this crate.
 pub(crate) type WsStream = WebSocketStream<TcpStream>;
 
-/// Read buffer per websocket; Socket.IO chat frames are small, and idle connections should
-/// cost little (stack-facts: 4 KiB held 9k connections at ~8 KB each).
-const WS_READ_BUFFER: usize = 4096;
+/// Read buffer per websocket. tungstenite allocates it up front and zero-fills all of it on
+/// the first read, so it is resident in every connection, idle or not: 4 KiB was the largest
+/// item of a load-generator member. Chat frames are ~100-200 bytes, so 512 bytes still read
+/// a few frames per syscall; a larger frame grows the buffer to fit (tungstenite reserves the
+/// frame's length), so nothing breaks, it only costs a reallocation.
+const WS_READ_BUFFER: usize = 512;
 /// Largest accepted polling response body.
 const MAX_POLL_BODY: usize = 16 << 20;
 /// Largest accepted websocket message.
@@ -126,24 +135,94 @@ pub(crate) async fn open_websocket(
     for (k, v) in &target.headers {
         req.headers_mut().append(k.clone(), v.clone());
     }
-    let tcp = tcp_connect(target, bind).await?;
+    let mut tcp = tcp_connect(target, bind).await?;
+    let tail = upgrade(&mut tcp, req).await?;
     let config = WebSocketConfig::default()
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(0)
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE));
-    let (ws, _response) = client_async_with_config(req, tcp, Some(config))
+    Ok(WebSocketStream::from_partially_read(tcp, tail, Role::Client, Some(config)).await)
+}
+
+/// Largest HTTP response head accepted for the websocket upgrade.
+const MAX_UPGRADE_RESPONSE: usize = 16 << 10;
+
+/// The client side of the websocket upgrade (RFC 6455 4.1), with tungstenite's own request
+/// writer and response parser; returns the bytes the server sent after the response head.
+///
+/// Done here rather than by tungstenite's handshake because that one reads into a 4 KiB buffer
+/// which then becomes the connection's read buffer for good, whatever `read_buffer_size` says:
+/// it was the largest per-connection cost of the load generator. Here the response is read
+/// into a small temporary buffer, and only what follows its head (frames the server may
+/// already have sent) is handed to the websocket.
+async fn upgrade(tcp: &mut TcpStream, req: Request<()>) -> Result<Vec<u8>, ConnectError> {
+    const DURING: &str = "websocket upgrade";
+    let ws_err = |e: WsError| ws_connect_error(DURING, e);
+    let (request, key) = generate_request(req).map_err(ws_err)?;
+    tcp.write_all(&request)
         .await
-        .map_err(|e| ws_connect_error("websocket upgrade", e))?;
-    Ok(ws)
+        .map_err(|e| ws_err(WsError::Io(e)))?;
+    let mut buf = Vec::with_capacity(256);
+    let (head_len, response) = loop {
+        if let Some(parsed) = WsResponse::try_parse(&buf).map_err(ws_err)? {
+            break parsed;
+        }
+        if buf.len() >= MAX_UPGRADE_RESPONSE {
+            return Err(ws_err(WsError::Capacity(CapacityError::TooManyHeaders)));
+        }
+        buf.reserve(256);
+        if tcp
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| ws_err(WsError::Io(e)))?
+            == 0
+        {
+            return Err(ws_err(WsError::Protocol(
+                ProtocolError::HandshakeIncomplete,
+            )));
+        }
+    };
+    let tail = buf.split_off(head_len);
+    if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        return Err(ConnectError::HttpStatus {
+            during: DURING,
+            status: response.status().as_u16(),
+            body: body_excerpt(&tail),
+        });
+    }
+    let header_is = |name: &str, want: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| h.eq_ignore_ascii_case(want))
+    };
+    if !header_is("Upgrade", "websocket") {
+        return Err(ws_err(WsError::Protocol(
+            ProtocolError::MissingUpgradeWebSocketHeader,
+        )));
+    }
+    if !header_is("Connection", "Upgrade") {
+        return Err(ws_err(WsError::Protocol(
+            ProtocolError::MissingConnectionUpgradeHeader,
+        )));
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    if response
+        .headers()
+        .get("Sec-WebSocket-Accept")
+        .is_none_or(|h| h.as_bytes() != accept.as_bytes())
+    {
+        return Err(ws_err(WsError::Protocol(
+            ProtocolError::SecWebSocketAcceptKeyMismatch,
+        )));
+    }
+    Ok(tail)
 }
 
 /// Maps a tungstenite error during connect to the matching [`ConnectError`].
-pub(crate) fn ws_connect_error(
-    during: &'static str,
-    e: tokio_tungstenite::tungstenite::Error,
-) -> ConnectError {
-    use tokio_tungstenite::tungstenite::Error as WsError;
+pub(crate) fn ws_connect_error(during: &'static str, e: WsError) -> ConnectError {
     match e {
         WsError::Http(resp) => ConnectError::HttpStatus {
             during,

@@ -318,3 +318,84 @@ async fn bad_polling_handshakes_are_connect_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A server frame (unmasked text frame of fewer than 126 bytes).
+fn text_frame(text: &str) -> Vec<u8> {
+    let mut frame = vec![0x81, u8::try_from(text.len()).unwrap()];
+    frame.extend_from_slice(text.as_bytes());
+    frame
+}
+
+/// A raw websocket server whose 101 response arrives in one write with the Engine.IO open
+/// packet behind it: the client's own upgrade code must hand those bytes to the websocket.
+/// With `wrong_accept` it answers a bad `Sec-WebSocket-Accept` instead.
+async fn raw_ws_server(wrong_accept: bool) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let head = String::from_utf8_lossy(&seen).to_string();
+        let key = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let accept = if wrong_accept {
+            "bm90IHRoZSByaWdodCBrZXk=".to_owned()
+        } else {
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+        };
+        let mut out = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        )
+        .into_bytes();
+        out.extend(text_frame(
+            r#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}"#,
+        ));
+        s.write_all(&out).await.ok();
+        // The client's masked `40`: 2 header bytes, 4 mask bytes, 2 payload bytes.
+        let mut connect = [0u8; 8];
+        if s.read_exact(&mut connect).await.is_err() {
+            return;
+        }
+        let mut rest = text_frame(r#"40{"sid":"x"}"#);
+        rest.extend(text_frame(r#"42["hi",1]"#));
+        s.write_all(&rest).await.ok();
+        // Hold the connection until the client goes away.
+        let _ = s.read(&mut buf).await;
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_websocket_upgrade_keeps_frames_sent_with_the_response() {
+    let addr = raw_ws_server(false).await;
+    let mut cfg = ClientConfig::new(format!("http://{addr}"));
+    cfg.connect_timeout = WAIT;
+    let (tx, mut rx) = connect(&cfg).await.expect("connects");
+    assert_eq!(tx.socket_sid(), "x");
+    match rx.next().await {
+        Some(Incoming::Event { name, data, .. }) => {
+            assert_eq!(name, "hi");
+            assert_eq!(data, json!(1));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let addr = raw_ws_server(true).await;
+    let mut cfg = ClientConfig::new(format!("http://{addr}"));
+    cfg.connect_timeout = WAIT;
+    let err = connect(&cfg).await.expect_err("bad accept key");
+    assert!(err.to_string().to_lowercase().contains("accept"), "{err}");
+}

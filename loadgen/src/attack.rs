@@ -212,10 +212,14 @@ enum StepOutcome {
 }
 
 /// One turn of a member: notice a dropped connection, reconnect when due, send when due.
+///
+/// Its future lives in every member's `say` transaction for as long as the member sleeps, so
+/// the rare, large parts (closing, connecting: a whole websocket handshake) are boxed and cost
+/// nothing until they run.
 async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     if state.session.as_ref().is_some_and(|s| !s.is_alive()) {
         if let Some(dead) = state.session.take() {
-            dead.close().await;
+            Box::pin(dead.close()).await;
         }
         ctx.counters.members.fetch_sub(1, Relaxed);
         state.retry_at = Some(Instant::now() + backoff(1));
@@ -224,7 +228,9 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     if state.session.is_none() {
         return reconnect_when_due(ctx, state).await;
     }
-    if let Some(outcome) = churn_when_due(ctx, state).await {
+    if churn_is_due(ctx, state)
+        && let Some(outcome) = Box::pin(churn(ctx, state)).await
+    {
         return outcome;
     }
     let now = now_us();
@@ -262,20 +268,24 @@ async fn reconnect_when_due(ctx: &Arc<RunContext>, state: &mut MemberState) -> S
         tokio::time::sleep(due.saturating_duration_since(Instant::now()).min(MAX_SLEEP)).await;
         return StepOutcome::Idle;
     }
-    let outcome = connect(ctx, state.index, state).await;
+    let outcome = Box::pin(connect(ctx, state.index, state)).await;
     if matches!(outcome, ConnectOutcome::Joined { .. }) {
         ctx.counters.reconnects.fetch_add(1, Relaxed);
     }
     StepOutcome::Reconnected(outcome)
 }
 
-/// Leaves and rejoins at once when this member's churn time has come (sending phase only).
-async fn churn_when_due(ctx: &Arc<RunContext>, state: &mut MemberState) -> Option<StepOutcome> {
-    let due = state.next_churn?;
+/// Whether this member's churn time has come (sending phase only).
+fn churn_is_due(ctx: &RunContext, state: &MemberState) -> bool {
+    let Some(due) = state.next_churn else {
+        return false;
+    };
     let now = now_us();
-    if Instant::now() < due || now < ctx.send_from_us || now >= ctx.send_until_us {
-        return None;
-    }
+    Instant::now() >= due && now >= ctx.send_from_us && now < ctx.send_until_us
+}
+
+/// Leaves and rejoins at once (see [`churn_is_due`]).
+async fn churn(ctx: &Arc<RunContext>, state: &mut MemberState) -> Option<StepOutcome> {
     state.next_churn = next_churn(ctx.scenario.traffic.churn_per_min);
     let session = state.session.take()?;
     session.close().await;

@@ -16,11 +16,11 @@ use roomstorm_client::{ClientConfig, ConnectError, RawIncoming, Receiver, Sender
 use tokio::task::JoinHandle;
 
 use crate::clock::now_us;
-use crate::context::{RoomState, RunContext};
+use crate::context::{Counters, RoomState, RunContext};
 use crate::measure::histograms::{self, Metric};
-use crate::measure::ledger::{SessionId, SessionLedger};
+use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
-use crate::measure::timeline::ErrorKind;
+use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::scenario::{ClientAddress, MemberPlan};
 
 /// Why a member could not get into its room.
@@ -179,30 +179,14 @@ async fn receive(
     let mut unexpected = false;
     while let Some(incoming) = rx.next_raw().await {
         match incoming {
-            RawIncoming::Event(event) => {
-                let now = now_us();
-                match parse_message_packet(event.packet()) {
-                    Some(message) => {
-                        ctx.counters.received_messages.fetch_add(1, Relaxed);
-                        if message.kind == MessageKind::Say
-                            && let Some(probe) = message.text.as_deref().and_then(decode_probe)
-                        {
-                            let kind = ledger.on_receive(
-                                &room.ledger,
-                                probe.sender_slot,
-                                probe.seq,
-                                probe.intended_us,
-                                now,
-                            );
-                            ctx.timeline.receipt(now, probe.intended_us, kind);
-                        }
-                    }
-                    None => {
-                        ctx.counters.server_errors.fetch_add(1, Relaxed);
-                        ctx.timeline.error(now, ErrorKind::ServerError);
-                    }
-                }
-            }
+            RawIncoming::Event(event) => on_event(
+                &ctx.counters,
+                &ctx.timeline,
+                &room.ledger,
+                &mut ledger,
+                event.packet(),
+                now_us(),
+            ),
             RawIncoming::Disconnected(_) => {
                 unexpected = !closing.load(Relaxed);
                 break;
@@ -219,6 +203,36 @@ async fn receive(
         .fetch_add(u64::from(rx.pings_received()), Relaxed);
     room.ledger.session_left(id, left);
     room.finish(id, ledger);
+}
+
+/// What the receiving task does with one server event (`packet` is its Engine.IO text)
+/// received at `now`: count it, and record a probe into the session's ledger, the room's
+/// slot, the histograms and the timeline. Public so the `receive_path` example measures
+/// exactly this code.
+pub fn on_event(
+    counters: &Counters,
+    timeline: &Timeline,
+    room: &RoomLedger,
+    ledger: &mut SessionLedger,
+    packet: &str,
+    now: u64,
+) {
+    match parse_message_packet(packet) {
+        Some(message) => {
+            counters.received_messages.fetch_add(1, Relaxed);
+            if message.kind == MessageKind::Say
+                && let Some(probe) = message.text.as_deref().and_then(decode_probe)
+            {
+                let kind =
+                    ledger.on_receive(room, probe.sender_slot, probe.seq, probe.intended_us, now);
+                timeline.receipt(now, probe.intended_us, kind);
+            }
+        }
+        None => {
+            counters.server_errors.fetch_add(1, Relaxed);
+            timeline.error(now, ErrorKind::ServerError);
+        }
+    }
 }
 
 impl Session {

@@ -38,13 +38,14 @@ use super::per_thread::lock;
 /// `intended_us` of a slot whose message was never sent.
 const NOT_SENT: u64 = u64::MAX;
 
-/// One message's shared record.
+/// One message's shared record: 16 bytes, `senders × capacity` of them per room.
 struct Slot {
     intended_us: AtomicU64,
     /// First receipts by any session (owed or extra).
     receipts: AtomicU32,
     /// Slowest first receipt so far, µs: the message's completion time once all owed got it.
-    max_latency_us: AtomicU64,
+    /// Saturates at `u32::MAX` µs (71 minutes), far beyond any deadline.
+    max_latency_us: AtomicU32,
 }
 
 impl Slot {
@@ -52,7 +53,7 @@ impl Slot {
         Slot {
             intended_us: AtomicU64::new(NOT_SENT),
             receipts: AtomicU32::new(0),
-            max_latency_us: AtomicU64::new(0),
+            max_latency_us: AtomicU32::new(0),
         }
     }
 }
@@ -183,6 +184,7 @@ impl RoomLedger {
     fn on_first_receipt(&self, sender_slot: u32, seq: u32, latency_us: u64) {
         if let Some(slot) = self.slot(sender_slot, seq) {
             slot.receipts.fetch_add(1, Ordering::Relaxed);
+            let latency_us = u32::try_from(latency_us).unwrap_or(u32::MAX);
             slot.max_latency_us.fetch_max(latency_us, Ordering::Relaxed);
         }
     }
@@ -211,22 +213,28 @@ impl ReceiptKind {
 /// The seqs one session got from one sender: sorted, disjoint, non-adjacent half-open ranges.
 ///
 /// The highest range lives inline (`first..next`) so that in-order receipts, even after a
-/// loss, only bump `next`; the lower ranges go to a heap vector that exists only once a gap
-/// appeared. 16 bytes per sender while nothing was lost. Empty iff `next == 0`.
-#[derive(Debug, Default, Clone)]
+/// loss, only bump `next`; the lower ranges of the (rare) senders that had a gap live in the
+/// session's [`Earlier`] map, keyed by sender slot. 8 bytes per sender. Empty iff `next == 0`.
+#[derive(Debug, Default, Clone, Copy)]
 struct Seqs {
     first: u32,
     next: u32,
-    #[expect(
-        clippy::box_collection,
-        reason = "a boxed Vec is one pointer (16-byte Seqs), a Vec three (32 bytes) per sender"
-    )]
-    earlier: Option<Box<Vec<(u32, u32)>>>,
+}
+
+/// Lower ranges (below their sender's [`Seqs`] top range) of the senders that had a gap, by
+/// sender slot. An entry exists only while it holds at least one range.
+type Earlier = BTreeMap<u32, Vec<(u32, u32)>>;
+
+/// One sender's entry of an [`Earlier`] map.
+struct EarlierOf<'a> {
+    map: &'a mut Earlier,
+    sender: u32,
 }
 
 impl Seqs {
-    /// Adds `seq` (< `u32::MAX`) and says what the receipt was.
-    fn insert(&mut self, seq: u32) -> ReceiptKind {
+    /// Adds `seq` (< `u32::MAX`) and says what the receipt was; `earlier` is this sender's
+    /// lower ranges.
+    fn insert(&mut self, seq: u32, earlier: EarlierOf<'_>) -> ReceiptKind {
         if self.next == 0 {
             (self.first, self.next) = (seq, seq + 1);
             return ReceiptKind::First;
@@ -235,7 +243,7 @@ impl Seqs {
             if seq > self.next {
                 // A gap: the current top range becomes an earlier one.
                 let top = (self.first, self.next);
-                self.earlier.get_or_insert_default().push(top);
+                earlier.map.entry(earlier.sender).or_default().push(top);
                 self.first = seq;
             }
             self.next = seq + 1;
@@ -244,7 +252,7 @@ impl Seqs {
         if seq >= self.first {
             return ReceiptKind::Duplicate;
         }
-        if self.insert_below_top(seq) {
+        if self.insert_below_top(seq, earlier) {
             ReceiptKind::Reordered
         } else {
             ReceiptKind::Duplicate
@@ -252,13 +260,13 @@ impl Seqs {
     }
 
     /// Adds `seq < first`; false if it was already there.
-    fn insert_below_top(&mut self, seq: u32) -> bool {
+    fn insert_below_top(&mut self, seq: u32, earlier: EarlierOf<'_>) -> bool {
         if seq + 1 == self.first {
             self.first = seq;
-            self.merge_top_with_last_earlier();
+            self.merge_top_with_last_earlier(earlier);
             return true;
         }
-        let ranges = self.earlier.get_or_insert_default();
+        let ranges = earlier.map.entry(earlier.sender).or_default();
         let at = ranges.partition_point(|&(_, end)| end <= seq);
         if ranges.get(at).is_some_and(|&(start, _)| start <= seq) {
             return false;
@@ -268,8 +276,8 @@ impl Seqs {
     }
 
     /// Keeps the invariant "earlier ranges end strictly below `first`" after `first` moved down.
-    fn merge_top_with_last_earlier(&mut self) {
-        let Some(ranges) = self.earlier.as_mut() else {
+    fn merge_top_with_last_earlier(&mut self, earlier: EarlierOf<'_>) {
+        let Some(ranges) = earlier.map.get_mut(&earlier.sender) else {
             return;
         };
         if let Some(&(start, end)) = ranges.last()
@@ -279,20 +287,23 @@ impl Seqs {
             ranges.pop();
         }
         if ranges.is_empty() {
-            self.earlier = None;
+            earlier.map.remove(&earlier.sender);
         }
     }
 
-    /// How many seqs.
-    fn len(&self) -> u64 {
-        self.ranges().map(|(a, b)| u64::from(b - a)).sum()
-    }
-
-    /// All ranges, ascending.
-    fn ranges(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let earlier = self.earlier.iter().flat_map(|r| r.iter().copied());
+    /// All ranges, ascending, given this sender's lower ranges.
+    fn ranges<'a>(
+        self,
+        earlier: Option<&'a Vec<(u32, u32)>>,
+    ) -> impl Iterator<Item = (u32, u32)> + 'a {
+        let earlier = earlier.into_iter().flat_map(|r| r.iter().copied());
         let top = (self.next > 0).then_some((self.first, self.next));
         earlier.chain(top)
+    }
+
+    /// How many seqs, given this sender's lower ranges.
+    fn len(self, earlier: Option<&Vec<(u32, u32)>>) -> u64 {
+        self.ranges(earlier).map(|(a, b)| u64::from(b - a)).sum()
     }
 }
 
@@ -320,6 +331,8 @@ pub struct SessionLedger {
     senders: Vec<Seqs>,
     /// Sender slots beyond the room's size (a misconfigured or foreign sender): rare.
     strangers: BTreeMap<u32, Seqs>,
+    /// Lower ranges of senders (room members and strangers alike) that had a gap.
+    earlier: Earlier,
     duplicated: u64,
     reordered: u64,
     invalid: u64,
@@ -354,7 +367,20 @@ impl SessionLedger {
             self.invalid += 1;
             return ReceiptKind::Invalid;
         }
-        let kind = self.seqs_mut(room, sender_slot).insert(seq);
+        let earlier = EarlierOf {
+            map: &mut self.earlier,
+            sender: sender_slot,
+        };
+        let seqs = if sender_slot >= room.senders {
+            self.strangers.entry(sender_slot).or_default()
+        } else {
+            let i = sender_slot as usize;
+            if i >= self.senders.len() {
+                self.senders.resize_with(i + 1, Seqs::default);
+            }
+            &mut self.senders[i]
+        };
+        let kind = seqs.insert(seq, earlier);
         match kind {
             ReceiptKind::Duplicate => self.duplicated += 1,
             ReceiptKind::Reordered => self.reordered += 1,
@@ -366,17 +392,6 @@ impl SessionLedger {
             room.on_first_receipt(sender_slot, seq, latency_us);
         }
         kind
-    }
-
-    fn seqs_mut(&mut self, room: &RoomLedger, sender_slot: u32) -> &mut Seqs {
-        if sender_slot >= room.senders {
-            return self.strangers.entry(sender_slot).or_default();
-        }
-        let i = sender_slot as usize;
-        if i >= self.senders.len() {
-            self.senders.resize_with(i + 1, Seqs::default);
-        }
-        &mut self.senders[i]
     }
 
     pub fn duplicated(&self) -> u64 {
@@ -394,12 +409,23 @@ impl SessionLedger {
 
     /// How many distinct messages this session got (any sender).
     pub fn unique(&self) -> u64 {
-        let all = self.senders.iter().chain(self.strangers.values());
-        all.map(Seqs::len).sum()
+        let members = (0u32..).zip(&self.senders);
+        let all = members.chain(self.strangers.iter().map(|(&slot, seqs)| (slot, seqs)));
+        all.map(|(slot, seqs)| seqs.len(self.earlier.get(&slot)))
+            .sum()
     }
 
-    fn seqs(&self, sender_slot: u32) -> Option<&Seqs> {
-        self.senders.get(sender_slot as usize)
+    /// Seqs received from strangers (sender slots beyond the room's size).
+    fn strangers_len(&self) -> u64 {
+        let all = self.strangers.iter();
+        all.map(|(slot, seqs)| seqs.len(self.earlier.get(slot)))
+            .sum()
+    }
+
+    /// The ranges received from an in-room sender, ascending; `None` if never grown to it.
+    fn ranges(&self, sender_slot: u32) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
+        let seqs = *self.senders.get(sender_slot as usize)?;
+        Some(seqs.ranges(self.earlier.get(&sender_slot)))
     }
 }
 
@@ -588,7 +614,7 @@ fn settle(
         totals.duplicated += ledger.duplicated;
         totals.reordered += ledger.reordered;
         if used {
-            totals.untracked += ledger.strangers.values().map(Seqs::len).sum::<u64>();
+            totals.untracked += ledger.strangers_len();
         } else {
             totals.extra += ledger.unique();
         }
@@ -632,8 +658,15 @@ fn settle_sender(
             PerMessage::add(&mut per_message.owed, run);
             totals.expected += (run.1 - run.0) as u64;
         }
-        if let Some(seqs) = ledger.and_then(|l| l.seqs(sender_slot)) {
-            count_receipts(room.capacity, &sent, seqs, &runs, &mut per_message, totals);
+        if let Some(ranges) = ledger.and_then(|l| l.ranges(sender_slot)) {
+            count_receipts(
+                room.capacity,
+                &sent,
+                ranges,
+                &runs,
+                &mut per_message,
+                totals,
+            );
         }
     }
     if record {
@@ -645,12 +678,12 @@ fn settle_sender(
 fn count_receipts(
     capacity: u32,
     sent: &SentLog,
-    seqs: &Seqs,
+    ranges: impl Iterator<Item = (u32, u32)>,
     owed_runs: &[(usize, usize)],
     per_message: &mut PerMessage,
     totals: &mut DeliveryTotals,
 ) {
-    for (a, b) in seqs.ranges() {
+    for (a, b) in ranges {
         let untracked = u64::from(b.saturating_sub(a.max(capacity)));
         // Indices of the sent messages whose seq lies in a..b.
         let (ia, ib) = (sent.index_of(a), sent.index_of(b));
@@ -687,7 +720,7 @@ fn settle_messages(
         } else if owed > 0
             && let Some(slot) = room.slot(sender_slot, seq)
         {
-            let completion = slot.max_latency_us.load(Ordering::Relaxed);
+            let completion = u64::from(slot.max_latency_us.load(Ordering::Relaxed));
             room.recorder.record(Metric::Completion, completion);
         }
     }

@@ -308,25 +308,64 @@ fn an_invalid_seq_is_ignored() {
     assert_eq!(h.finalize(DEADLINE, END), DeliveryTotals::default());
 }
 
+/// One sender's seqs with their own lower-range map, as a session keeps them.
+#[derive(Default)]
+struct OneSender {
+    top: Seqs,
+    earlier: Earlier,
+}
+
+impl OneSender {
+    fn insert(&mut self, seq: u32) -> ReceiptKind {
+        let earlier = EarlierOf {
+            map: &mut self.earlier,
+            sender: 3,
+        };
+        self.top.insert(seq, earlier)
+    }
+
+    fn ranges(&self) -> Vec<(u32, u32)> {
+        self.top.ranges(self.earlier.get(&3)).collect()
+    }
+}
+
 #[test]
 fn receiving_in_order_does_not_allocate_per_sender() {
-    assert!(std::mem::size_of::<Seqs>() <= 24);
-    let mut seqs = Seqs::default();
+    assert!(std::mem::size_of::<Seqs>() <= 8);
+    assert!(std::mem::size_of::<Slot>() <= 16);
+    let mut seqs = OneSender::default();
     for seq in 0..1000 {
         assert_eq!(seqs.insert(seq), ReceiptKind::First);
     }
-    assert!(seqs.earlier.is_none());
+    assert!(seqs.earlier.is_empty());
     // A loss moves the old range aside once; in-order receipts then stay inline.
     seqs.insert(1001);
     seqs.insert(1002);
-    assert_eq!(
-        seqs.ranges().collect::<Vec<_>>(),
-        vec![(0, 1000), (1001, 1003)]
-    );
+    assert_eq!(seqs.ranges(), vec![(0, 1000), (1001, 1003)]);
     // Filling the gap merges everything back inline and frees the vector.
     assert_eq!(seqs.insert(1000), ReceiptKind::Reordered);
-    assert!(seqs.earlier.is_none());
-    assert_eq!(seqs.ranges().collect::<Vec<_>>(), vec![(0, 1003)]);
+    assert!(seqs.earlier.is_empty());
+    assert_eq!(seqs.ranges(), vec![(0, 1003)]);
+}
+
+/// Gaps of one sender never touch another sender's ranges in the shared map.
+#[test]
+fn earlier_ranges_stay_with_their_sender() {
+    let mut h = Harness::new(3, 10);
+    let s = h.join(0, 0);
+    for (sender, seq) in [(0, 0), (1, 0), (0, 2), (1, 3), (2, 5), (1, 1), (0, 1)] {
+        h.room.on_send(sender, seq, 1);
+        h.receive(s, sender, seq, 1, 2);
+    }
+    let ledger = &h.ledgers[s].1;
+    assert_eq!(ledger.ranges(0).map(Iterator::collect), Some(vec![(0, 3)]));
+    assert_eq!(
+        ledger.ranges(1).map(Iterator::collect),
+        Some(vec![(0, 2), (3, 4)])
+    );
+    assert_eq!(ledger.ranges(2).map(Iterator::collect), Some(vec![(5, 6)]));
+    assert_eq!(ledger.unique(), 7);
+    assert_eq!(ledger.earlier.len(), 1, "only sender 1 still has a gap");
 }
 
 /// Random receipt orders against a `BTreeSet`: same kinds, same set, ranges kept canonical.
@@ -334,12 +373,15 @@ fn receiving_in_order_does_not_allocate_per_sender() {
 fn seqs_match_a_set() {
     let mut rng = SmallRng::seed_from_u64(7);
     for _ in 0..500 {
-        let mut seqs = Seqs::default();
+        let mut seqs = OneSender::default();
         let mut set = BTreeSet::new();
         let span = rng.random_range(1..60u32);
         for _ in 0..rng.random_range(0..120) {
             let seq = if rng.random_bool(0.5) {
-                seqs.next.saturating_add(rng.random_range(0..3)).min(span)
+                seqs.top
+                    .next
+                    .saturating_add(rng.random_range(0..3))
+                    .min(span)
             } else {
                 rng.random_range(0..=span)
             };
@@ -353,18 +395,19 @@ fn seqs_match_a_set() {
             set.insert(seq);
             assert_eq!(seqs.insert(seq), expected);
             assert_canonical(&seqs);
-            let from_ranges: BTreeSet<u32> = seqs.ranges().flat_map(|(a, b)| a..b).collect();
+            let from_ranges: BTreeSet<u32> =
+                seqs.ranges().into_iter().flat_map(|(a, b)| a..b).collect();
             assert_eq!(from_ranges, set);
         }
     }
 }
 
-fn assert_canonical(seqs: &Seqs) {
-    let ranges: Vec<_> = seqs.ranges().collect();
+fn assert_canonical(seqs: &OneSender) {
+    let ranges = seqs.ranges();
     for w in ranges.windows(2) {
         assert!(w[0].0 < w[0].1 && w[0].1 < w[1].0, "{ranges:?}");
     }
-    assert!(seqs.earlier.as_ref().is_none_or(|e| !e.is_empty()));
+    assert!(seqs.earlier.values().all(|e| !e.is_empty()));
 }
 
 // ---------------------------------------------------------------------------------------------

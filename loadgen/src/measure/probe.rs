@@ -65,7 +65,8 @@ pub fn decode_probe(text: &str) -> Option<Probe> {
     let (sender_slot, rest) = split_number(rest)?;
     let (seq, rest) = split_number(rest)?;
     let (intended_us, rest) = split_number(rest)?;
-    let padding_ok = rest.bytes().all(|b| b == PAD as u8);
+    // Without an early exit, so that it vectorizes: the padding is most of the text.
+    let padding_ok = rest.bytes().fold(true, |ok, b| ok & (b == PAD as u8));
     let sender_slot = u32::try_from(sender_slot).ok()?;
     let seq = u32::try_from(seq).ok().filter(|&s| s != u32::MAX)?;
     padding_ok.then_some(Probe {
@@ -140,11 +141,69 @@ struct Data<'a> {
 /// `None` for anything that is not a well-formed `message` event on the main namespace: other
 /// events (`error`), unknown `event` kinds, pings, malformed JSON.
 pub fn parse_message_packet(raw: &str) -> Option<Received<'_>> {
+    scan_plain_message(raw).or_else(|| parse_message_packet_fully(raw))
+}
+
+/// [`parse_message_packet`] through serde_json, for every shape.
+fn parse_message_packet_fully(raw: &str) -> Option<Received<'_>> {
     let args = raw.strip_prefix("42")?;
     // An ack id (digits) may sit between the type and the array; the server never asks for
     // acks on broadcasts, but skipping it costs nothing.
     let args = args.trim_start_matches(|c: char| c.is_ascii_digit());
     parse_message_args(args)
+}
+
+/// What every room message the chat server sends starts with, up to the event kind.
+const PLAIN_HEAD: &str = r#"42["message",{"event":""#;
+
+/// The fast path of [`parse_message_packet`]: the exact text the chat server serializes,
+/// `42["message",{"event":"<kind>","data":{"username":"<u>"[,"text":"<t>"]}}]`, whose
+/// strings need no unescaping, recognised by comparing bytes (no JSON parser, no allocation).
+///
+/// `None` means "not exactly this shape" (whitespace, other field order, extra fields, an
+/// escape in a string, an ack id, ...), never "invalid": the caller then runs the full parse.
+/// Whenever this returns `Some`, the full parse returns the same value: the text is valid
+/// JSON of the expected shape, and strings without `\` or control characters decode to
+/// themselves.
+fn scan_plain_message(raw: &str) -> Option<Received<'_>> {
+    let rest = raw.strip_prefix(PLAIN_HEAD)?;
+    let (kind, rest) = if let Some(rest) = rest.strip_prefix("broadcast_say\"") {
+        (RoomEventKind::Say, rest)
+    } else if let Some(rest) = rest.strip_prefix("join\"") {
+        (RoomEventKind::Join, rest)
+    } else if let Some(rest) = rest.strip_prefix("broadcast_quit\"") {
+        (RoomEventKind::Quit, rest)
+    } else {
+        return None;
+    };
+    let rest = rest.strip_prefix(r#","data":{"username":"#)?;
+    let (username, rest) = plain_string(rest)?;
+    let (text, rest) = match rest.strip_prefix(r#","text":"#) {
+        Some(rest) => {
+            let (text, rest) = plain_string(rest)?;
+            (Some(Cow::Borrowed(text)), rest)
+        }
+        None => (None, rest),
+    };
+    (rest == "}}]").then_some(Received {
+        kind,
+        username: Cow::Borrowed(username),
+        text,
+    })
+}
+
+/// A JSON string at the start of `text` that decodes to its own bytes: `"`, then anything but
+/// `\`, `"` and control characters, then `"`. Returns the content and what follows the quote.
+fn plain_string(text: &str) -> Option<(&str, &str)> {
+    let body = text.strip_prefix('"')?;
+    // `find` of one ASCII byte is a memchr; the check of the content then runs without an
+    // early exit so that it vectorizes (both matter: this runs on every received message).
+    let end = body.find('"')?;
+    let content = &body[..end];
+    let plain = content
+        .bytes()
+        .fold(true, |ok, b| ok & (b != b'\\') & (b >= 0x20));
+    plain.then(|| (content, &body[end + 1..]))
 }
 
 /// Like [`parse_message_packet`] for the JSON array alone (`["message",{...}]`), as the
@@ -317,6 +376,66 @@ mod tests {
         ] {
             assert_eq!(parse_message_packet(raw), None, "{raw}");
         }
+    }
+
+    /// The fast path agrees with serde_json wherever it answers: server texts, escapes,
+    /// control characters, and every one-byte change of real packets.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_parse() {
+        let mut probe = String::new();
+        encode_probe(&mut probe, 7, 42, 1_732_580_000_123_456, 64);
+        let mut packets: Vec<String> = [
+            roomstorm_protocol::RoomEvent::say("m000007", &probe),
+            roomstorm_protocol::RoomEvent::say("é ü", "hello \"you\"\n"),
+            roomstorm_protocol::RoomEvent::say("a\u{1}b", "tab\there"),
+            roomstorm_protocol::RoomEvent::join("m1"),
+            roomstorm_protocol::RoomEvent::quit("m2"),
+        ]
+        .iter()
+        .map(|e| format!(r#"42["message",{}]"#, e.to_json()))
+        .collect();
+        packets.push(format!(
+            r#"42["message",{{"event":"broadcast_say","data":{{"username":"m","text":"{probe}\u0078"}}}}]"#
+        ));
+        packets.push(
+            r#"42["message",{"event":"join","data":{"username":"m","text":"x","more":1}}]"#.into(),
+        );
+        packets.push(r#"42["message",{"event":"join","data":{"username":"m"}}] "#.into());
+        packets
+            .push("42[\"message\",{\"event\":\"join\",\"data\":{\"username\":\"a\u{1}\"}}]".into());
+        let originals = packets.clone();
+        for original in &originals {
+            for (i, _) in original.char_indices() {
+                for c in ['"', '\\', 'x', '}', ',', ' ', '\u{7}', 'é'] {
+                    let mut changed = original.clone();
+                    let len = changed[i..].chars().next().map_or(0, char::len_utf8);
+                    changed.replace_range(i..i + len, c.encode_utf8(&mut [0; 4]));
+                    packets.push(changed);
+                }
+            }
+        }
+        let mut fast = 0;
+        for raw in &packets {
+            if let Some(scanned) = scan_plain_message(raw) {
+                fast += 1;
+                assert_eq!(Some(scanned), parse_message_packet_fully(raw), "{raw}");
+            }
+        }
+        assert!(
+            fast > originals.len(),
+            "the fast path answered {fast} times"
+        );
+        // What our members receive always takes the fast path.
+        let received = scan_plain_message(&originals[0]).expect("fast path");
+        assert_eq!(
+            decode_probe(received.text.as_deref().unwrap_or("")).map(|p| p.seq),
+            Some(42)
+        );
+        assert!(scan_plain_message(&originals[3]).is_some());
+        assert!(scan_plain_message(&originals[4]).is_some());
+        // Escapes go the slow way.
+        assert!(scan_plain_message(&originals[1]).is_none());
+        assert!(parse_message_packet(&originals[1]).is_some());
     }
 
     #[test]
