@@ -9,7 +9,8 @@
 //! chat workers, a restarted Redis) or as soon as a known process is gone.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::results::{Component, ResourceSample, Resources};
@@ -329,16 +330,28 @@ fn order(name: &str) -> (u8, u32, String) {
 pub struct Sampler {
     stop: mpsc::Sender<()>,
     thread: std::thread::JoinHandle<Resources>,
+    taken: Arc<AtomicUsize>,
 }
 
 impl Sampler {
     pub fn start(sources: Sources) -> Sampler {
         let (stop, stopped) = mpsc::channel();
+        let taken = Arc::new(AtomicUsize::new(0));
+        let counter = taken.clone();
         let thread = std::thread::Builder::new()
             .name("resources".into())
-            .spawn(move || sample(sources, stopped))
+            .spawn(move || sample(sources, stopped, &counter))
             .expect("cannot start the resource sampler thread");
-        Sampler { stop, thread }
+        Sampler {
+            stop,
+            thread,
+            taken,
+        }
+    }
+
+    /// Samples taken so far (the last one, taken by [`Sampler::stop`], not included).
+    pub fn samples_taken(&self) -> usize {
+        self.taken.load(Relaxed)
     }
 
     pub fn stop(self) -> Option<Resources> {
@@ -364,7 +377,7 @@ fn read_all(pids: &BTreeMap<u32, String>) -> (Vec<Reading>, bool) {
     (readings, gone)
 }
 
-fn sample(sources: Sources, stopped: mpsc::Receiver<()>) -> Resources {
+fn sample(sources: Sources, stopped: mpsc::Receiver<()>, taken: &AtomicUsize) -> Resources {
     let me = std::process::id();
     let mut tracker = Tracker::new(ticks_per_second());
     let scan = || classify(&sources, me, &process_table(), worker_id);
@@ -406,6 +419,7 @@ fn sample(sources: Sources, stopped: mpsc::Receiver<()>) -> Resources {
         if stop {
             break;
         }
+        taken.fetch_add(1, Relaxed);
     }
     tracker.finish(INTERVAL.as_secs_f64())
 }
@@ -628,10 +642,10 @@ mod tests {
         let before = ticks();
         let sampler = Sampler::start(Sources::generator_only(GENERATOR));
         // Spin until this process has used 1.2 s of CPU (not of wall time: on a busy machine
-        // the thread may get a fraction of a core), and a sampling interval has passed.
-        let spin = Instant::now();
+        // the thread may get a fraction of a core) and the sampler took a periodic sample;
+        // stopping takes one more.
         let mut x = 0u64;
-        while (ticks() - before) as f64 / hz < 1.2 || spin.elapsed() < INTERVAL {
+        while (ticks() - before) as f64 / hz < 1.2 || sampler.samples_taken() == 0 {
             for _ in 0..100_000 {
                 x = x.wrapping_add(std::hint::black_box(1));
             }
