@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark 2 of issue 6: capacity. Members connected and heartbeating through nginx (6 nginx
 # workers) into 2 chat workers behind Redis, one 64-byte message per member per minute, in
-# rooms of 100 (scenarios/capacity.toml), in rising stages: 10,000, 20,000, 30,000 members by
-# default. A stage fails on any connect error, any lost delivery, or fan-out p99 >= 100 ms; a
+# rooms of 100 (scenarios/capacity.toml; `--room-size N` for others), in rising stages: 10,000,
+# 20,000, 30,000 members by default. The room size sets the fan-out load: at one message per
+# member per minute, M members in rooms of S make M * S / 60 deliveries per second (30,000 in
+# rooms of 100: 50,000/s; in rooms of 20: 10,000/s). A stage fails on any connect error, any lost delivery, or fan-out p99 >= 100 ms; a
 # run stops at its first failed stage. Every stage is a fresh `loadgen run` of the local stack
 # (loadgen starts Redis, workers and nginx, and samples their CPU and memory from /proc).
 #
@@ -18,12 +20,13 @@
 # is printed); the median over runs of the workers' slope <= 16 KiB per member; of loadgen's
 # slope <= 10 KiB per member. Exit 0 when all hold, 1 when one fails, 2 on a setup error.
 #
-#   bench/capacity.sh [--runs N] [--stages 10000,20000,30000] [--out DIR] [--quick]
-#                     [-- extra loadgen run flags]
+#   bench/capacity.sh [--runs N] [--stages 10000,20000,30000] [--room-size N] [--out DIR]
+#                     [--quick] [-- extra loadgen run flags]
 #
 #   --runs N       runs of the whole ladder (default 3)
 #   --stages LIST  member counts, rising (default 10000,20000,30000); the verdict's target
 #                  is the last one
+#   --room-size N  members per room (default 100)
 #   --quick        a check of the script, not a measurement: 1 run of stages 400,800, 10 s
 #                  each (about 1.5 minutes)
 #
@@ -36,11 +39,12 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-runs=3 quick=0 out_arg= stages=10000,20000,30000
+runs=3 quick=0 out_arg= stages=10000,20000,30000 room_size=100
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
     --stages) stages=$2; shift 2 ;;
+    --room-size) room_size=$2; shift 2 ;;
     --out) out_arg=$2; shift 2 ;;
     --quick) quick=1; shift ;;
     --) shift; break ;;
@@ -69,8 +73,8 @@ for i in $(seq 1 "$runs"); do
   mkdir -p "$out/run-$i"
   for n in "${stage_list[@]}"; do
     dir=$out/run-$i/stage-$n
-    rooms=$(( (n + 99) / 100 ))
-    echo "== run $i, stage $n members ($rooms rooms of 100)"
+    rooms=$(( (n + room_size - 1) / room_size ))
+    echo "== run $i, stage $n members ($rooms rooms of $room_size)"
     status=0
     in_background "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" --processes 2 \
       --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || status=$?
