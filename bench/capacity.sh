@@ -42,14 +42,10 @@ source "$(dirname "$0")/lib.sh"
 runs=3 quick=0 out_arg= stages=10000,20000,30000 room_size=100
 while [ $# -gt 0 ]; do
   case $1 in
-    --runs) runs=$2; shift 2 ;;
     --stages) stages=$2; shift 2 ;;
     --room-size) room_size=$2; shift 2 ;;
-    --out) out_arg=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "capacity.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    *) common_flag "$@"; shift "$used" ;;
   esac
 done
 extra=("$@")

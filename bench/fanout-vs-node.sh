@@ -30,12 +30,8 @@ source "$(dirname "$0")/lib.sh"
 runs=3 quick=0 out_arg=
 while [ $# -gt 0 ]; do
   case $1 in
-    --runs) runs=$2; shift 2 ;;
-    --out) out_arg=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "fanout-vs-node.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    *) common_flag "$@"; shift "$used" ;;
   esac
 done
 extra=("$@")

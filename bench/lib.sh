@@ -7,6 +7,19 @@ invoked_from=$PWD
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 abs() { case $1 in /*) echo "$1" ;; *) echo "$invoked_from/$1" ;; esac; }
 
+# common_flag "$@": the flags every benchmark takes (--runs N, --out DIR, --quick, --help),
+# and the error for any other; sets $used to the number of arguments it took. A script's own
+# flags come first in its `case`, then `*) common_flag "$@"; shift "$used" ;;`.
+common_flag() {
+  case $1 in
+    --runs) runs=$2; used=2 ;;
+    --out) out_arg=$2; used=2 ;;
+    --quick) quick=1; used=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "$(basename "$0"): unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+}
+
 # need CMD WHAT-TO-INSTALL: stops with an install hint when CMD is missing.
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "$(basename "$0"): '$1' not found: $2" >&2; exit 2; }

@@ -35,14 +35,10 @@ source "$(dirname "$0")/lib.sh"
 runs=3 quick=0 out_arg= sustainable= from=
 while [ $# -gt 0 ]; do
   case $1 in
-    --runs) runs=$2; shift 2 ;;
     --sustainable) sustainable=$2; shift 2 ;;
     --from) from=$(abs "$2"); shift 2 ;;
-    --out) out_arg=$2; shift 2 ;;
-    --quick) quick=1; shift ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "light-load.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    *) common_flag "$@"; shift "$used" ;;
   esac
 done
 extra=("$@")
