@@ -61,9 +61,11 @@ COPY web /app/web
 COPY --from=web /web/node_modules/socket.io-client/dist /app/web/node_modules/socket.io-client/dist
 COPY scenarios /app/scenarios
 # runs/: loadgen's default output folder (docker-compose.yml mounts the host's ./runs here).
+# nginx/: where the nginx-config service writes nginx's config; a fresh named volume mounted
+# here takes this folder's owner, so the non-root user can write it.
 RUN chmod 0755 /usr/local/bin/run-scenario \
-    && mkdir -p /app/runs \
-    && chown roomstorm:roomstorm /app/runs
+    && mkdir -p /app/runs /app/nginx \
+    && chown roomstorm:roomstorm /app/runs /app/nginx
 ENV CHAT_WEB_DIR=/app/web
 USER roomstorm
 EXPOSE 3000 6001 9000

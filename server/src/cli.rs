@@ -27,8 +27,8 @@ pub enum Command {
     Cluster(crate::cluster::ClusterConfig),
     /// Run Redis, the cluster and nginx on loopback until Ctrl-C.
     Stack(crate::stack::StackArgs),
-    /// Print the nginx config for the given workers.
-    NginxConfig(crate::nginx::NginxConfig),
+    /// Print (or write) the nginx config for the given workers.
+    NginxConfig(crate::nginx::RenderCommand),
 }
 
 pub fn init_logging(filter: &str) {
@@ -64,10 +64,7 @@ where
             .enable_all()
             .build()?
             .block_on(crate::stack::run(args)),
-        Command::NginxConfig(config) => {
-            print!("{}", config.render());
-            Ok(())
-        }
+        Command::NginxConfig(command) => command.run(),
     }
 }
 

@@ -1,9 +1,12 @@
 //! Renders the project's nginx config (`deploy/nginx/nginx.conf.template`) for any upstream
 //! list and listen address: the local stack, the tests and docker compose all use it.
+//! Compose renders it when the stack comes up, for however many workers `CHAT_WORKERS` asks
+//! for, so the upstream list can never disagree with the cluster it fronts.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::Args;
 
 /// The template, compiled in so the binary renders it from anywhere.
@@ -45,6 +48,70 @@ pub struct NginxConfig {
     /// `user` directive; empty leaves nginx's default.
     #[arg(long, default_value = "")]
     pub user: String,
+}
+
+/// `chat-server nginx-config`: the config's settings, how many workers each upstream stands
+/// for, and where the result goes.
+#[derive(Debug, Clone, Args)]
+pub struct RenderCommand {
+    #[command(flatten)]
+    pub config: NginxConfig,
+
+    /// Workers behind each --upstream: HOST:PORT stands for N workers on ports PORT..PORT+N-1,
+    /// as `chat-server cluster --workers N --base-port PORT` starts them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers_per_upstream: u16,
+
+    /// Write the config to this file (replaced whole, never seen half-written) instead of
+    /// printing it.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+impl RenderCommand {
+    pub fn run(mut self) -> anyhow::Result<()> {
+        self.config.upstreams =
+            consecutive_workers(&self.config.upstreams, self.workers_per_upstream)?;
+        let text = self.config.render();
+        match &self.output {
+            None => {
+                print!("{text}");
+                Ok(())
+            }
+            Some(path) => replace_file(path, &text),
+        }
+    }
+}
+
+/// Each `host:port` followed by the `count - 1` ports after it.
+pub fn consecutive_workers(upstreams: &[String], count: u16) -> anyhow::Result<Vec<String>> {
+    if count == 1 {
+        return Ok(upstreams.to_vec());
+    }
+    let mut all = Vec::with_capacity(upstreams.len() * usize::from(count));
+    for upstream in upstreams {
+        let (host, port) = upstream
+            .rsplit_once(':')
+            .with_context(|| format!("upstream `{upstream}` is not HOST:PORT"))?;
+        let first: u16 = port
+            .parse()
+            .with_context(|| format!("upstream `{upstream}`: `{port}` is not a port"))?;
+        let last = first.checked_add(count - 1).with_context(|| {
+            format!("upstream `{upstream}`: {count} workers from port {first} pass port 65535")
+        })?;
+        all.extend((first..=last).map(|p| format!("{host}:{p}")));
+    }
+    Ok(all)
+}
+
+/// Writes beside the target and renames over it, so nginx never reads a partial config.
+fn replace_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = PathBuf::from(temp);
+    std::fs::write(&temp, text).with_context(|| format!("cannot write {}", temp.display()))?;
+    std::fs::rename(&temp, path)
+        .with_context(|| format!("cannot replace {} with {}", path.display(), temp.display()))
 }
 
 impl NginxConfig {
@@ -129,6 +196,27 @@ mod tests {
         assert!(text.contains("listen 127.0.0.1:8080 reuseport"));
         assert!(text.contains("pid /run/x/nginx.pid;"));
         assert!(text.contains("worker_connections 19000;"));
+    }
+
+    #[test]
+    fn an_upstream_stands_for_consecutive_workers() {
+        let one = vec!["chat:6001".to_string(), "[::1]:7000".to_string()];
+        assert_eq!(consecutive_workers(&one, 1).unwrap(), one);
+        assert_eq!(
+            consecutive_workers(&one, 3).unwrap(),
+            [
+                "chat:6001",
+                "chat:6002",
+                "chat:6003",
+                "[::1]:7000",
+                "[::1]:7001",
+                "[::1]:7002"
+            ]
+        );
+        let error = consecutive_workers(&["chat".into()], 2).unwrap_err();
+        assert!(error.to_string().contains("not HOST:PORT"), "{error}");
+        let error = consecutive_workers(&["chat:65535".into()], 2).unwrap_err();
+        assert!(error.to_string().contains("pass port 65535"), "{error}");
     }
 
     #[test]

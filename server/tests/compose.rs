@@ -3,10 +3,11 @@
 //! docker-compose.yml (services, profiles, health checks, `depends_on` conditions, that every
 //! mounted or built path exists), the Dockerfile (every COPY source exists and is not ignored,
 //! every workspace crate is in the cached dependency layer and the source layer, the runtime
-//! image has what the commands and health checks use), that deploy/nginx/compose.conf is the
-//! current render of the one nginx template and passes `nginx -t` with the compose host names
-//! mapped to loopback, that Redis accepts the compose arguments, and that every command the
-//! image runs is a real `chat-server` subcommand with real flags. The loadgen service's
+//! image has what the commands and health checks use), that the nginx-config service renders
+//! an upstream for every worker the cluster starts, whatever CHAT_WORKERS says, into the file
+//! nginx reads, and that the render passes `nginx -t` with the compose host names mapped to
+//! loopback, that Redis accepts the compose arguments, and that every command the image runs
+//! is a real `chat-server` subcommand with real flags. The loadgen service's
 //! command is checked in loadgen/tests/compose_cmd.rs.
 
 mod compose_file;
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 use compose_file::{Compose, Dockerfile, dockerignore, ignored, read_repo_file, repo_root};
 use serde_yaml::Value;
 
-const SERVICES: [&str; 4] = ["redis", "chat", "nginx", "loadgen"];
-const COMPOSE_CONF: &str = "deploy/nginx/compose.conf";
-const BLESS: &str = "ROOMSTORM_BLESS";
+const SERVICES: [&str; 5] = ["redis", "chat", "nginx-config", "nginx", "loadgen"];
+/// The one-shot service that renders nginx's config.
+const RENDER: &str = "nginx-config";
 
 fn server_exe() -> &'static str {
     env!("CARGO_BIN_EXE_chat-server")
@@ -139,7 +140,7 @@ fn services_profiles_and_dependencies() {
         ["load"],
         "loadgen runs only with --profile load"
     );
-    for service in ["redis", "chat", "nginx"] {
+    for service in ["redis", "chat", RENDER, "nginx"] {
         assert!(
             compose.list(service, "profiles").is_empty(),
             "{service} must start with a plain `docker compose up`"
@@ -204,6 +205,12 @@ fn services_profiles_and_dependencies() {
             "{service} must depend on {dep} with condition service_healthy: {conditions:?}"
         );
     }
+    assert!(
+        conditions
+            .iter()
+            .any(|(s, d, c)| s == "nginx" && d == RENDER && c == "service_completed_successfully"),
+        "nginx must start only after {RENDER} wrote its config: {conditions:?}"
+    );
 }
 
 #[test]
@@ -247,6 +254,12 @@ fn mounted_and_built_paths_exist() {
             assert!(
                 tag.is_some_and(|t| t != "latest"),
                 "services.{name}.image `{image}` must name a version"
+            );
+        }
+        for (volume, target) in compose.named_volumes(&name) {
+            assert!(
+                compose.declares_volume(&volume),
+                "services.{name}.volumes: `{volume}` (mounted at {target}) is not declared under the top-level volumes"
             );
         }
         for (source, target) in compose.bind_mounts(&name) {
@@ -739,81 +752,152 @@ fn health_checks_cover_what_they_guard() {
     assert_eq!(check, ["redis-cli", "ping"]);
 }
 
-/// The `chat-server nginx-config` arguments for the compose defaults: the chat service's
-/// workers, nginx's container port, the network's subnet.
-fn compose_render_args(compose: &Compose) -> Vec<String> {
-    let (workers, base) = chat_workers(compose);
-    let upstreams: Vec<String> = (0..workers).map(|i| format!("chat:{}", base + i)).collect();
-    vec![
-        "nginx-config".into(),
-        "--listen".into(),
-        nginx_port(compose).to_string(),
-        "--upstream".into(),
-        upstreams.join(","),
-        "--real-ip-from".into(),
-        compose.subnet(),
-    ]
+/// A scratch folder for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("roomstorm-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
 }
 
-fn compose_conf_expected(compose: &Compose) -> String {
-    let args = compose_render_args(compose);
-    let output = run(server_exe(), &args);
-    assert!(output.status.success(), "{}", text(&output));
-    let (workers, base) = chat_workers(compose);
-    format!(
-        "# GENERATED from deploy/nginx/nginx.conf.template (the one nginx template): do not edit.\n\
-         # docker-compose.yml mounts it as the nginx service's /etc/nginx/nginx.conf. Rendered with:\n\
-         #   chat-server {}\n\
-         # for the compose defaults (CHAT_WORKERS={workers} workers on the `chat` service from port {base}, the\n\
-         # compose network's subnet). server/tests/compose.rs checks that this file is that render;\n\
-         # after changing the template or those defaults, rewrite it with:\n\
-         #   {BLESS}=1 cargo test -p chat-server --test compose\n\
-         {}",
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the nginx-config service's command as compose would with CHAT_WORKERS set to
+/// `workers` (None: unset), its output moved into `dir`. Returns the compose file as seen with
+/// that variable, and the config written.
+fn compose_render(workers: Option<u16>, dir: &Path) -> (Compose, String) {
+    let compose = match workers {
+        None => Compose::load(),
+        Some(n) => Compose::load_with(&[("CHAT_WORKERS", &n.to_string())]),
+    };
+    let command = compose.list(RENDER, "command");
+    assert_eq!(
+        command[..2],
+        ["chat-server", "nginx-config"],
+        "services.{RENDER}.command renders with the image's chat-server"
+    );
+    let output = compose.command_flag(RENDER, "--output");
+    let local = dir.join("nginx.conf");
+    let args: Vec<String> = command[1..]
+        .iter()
+        .map(|a| match a == &output {
+            true => local.display().to_string(),
+            false => a.clone(),
+        })
+        .collect();
+    let result = run(server_exe(), &args);
+    assert!(
+        result.status.success(),
+        "services.{RENDER}.command fails: chat-server {}\n{}",
         args.join(" "),
-        String::from_utf8(output.stdout).expect("utf-8")
-    )
+        text(&result)
+    );
+    let conf = std::fs::read_to_string(&local).expect("the rendered config");
+    (compose, conf)
+}
+
+/// The `server host:port` entries of the config's upstream block.
+fn upstream_servers(conf: &str) -> Vec<String> {
+    conf.lines()
+        .map(str::trim)
+        .skip_while(|line| !line.starts_with("upstream "))
+        .take_while(|line| *line != "}")
+        .filter_map(|line| line.strip_prefix("server "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
-fn compose_nginx_config_is_the_current_render() {
-    let compose = Compose::load();
-    let expected = compose_conf_expected(&compose);
-    let path = repo_root().join(COMPOSE_CONF);
-    if std::env::var_os(BLESS).is_some() {
-        std::fs::write(&path, &expected).expect("write compose.conf");
-        return;
-    }
-    let actual = read_repo_file(COMPOSE_CONF);
-    if actual != expected {
-        let first_difference = actual
-            .lines()
-            .zip(expected.lines())
-            .position(|(a, e)| a != e)
-            .map_or_else(
-                || "lengths differ".to_string(),
-                |i| format!("line {}", i + 1),
-            );
-        panic!(
-            "{COMPOSE_CONF} is not the current render of the nginx template for docker-compose.yml \
-             ({first_difference}); rewrite it with: {BLESS}=1 cargo test -p chat-server --test compose"
+fn nginx_routes_to_every_worker_the_cluster_starts() {
+    let scratch = Scratch::new("compose-render");
+    for workers in [None, Some(1), Some(2), Some(5), Some(12)] {
+        let (compose, conf) = compose_render(workers, &scratch.0);
+        let (count, base) = chat_workers(&compose);
+        if let Some(n) = workers {
+            assert_eq!(count, n, "CHAT_WORKERS={n} sets the cluster's --workers");
+        }
+        let expected: Vec<String> = (0..count).map(|i| format!("chat:{}", base + i)).collect();
+        assert_eq!(
+            upstream_servers(&conf),
+            expected,
+            "with CHAT_WORKERS={workers:?}, nginx must route to exactly the cluster's workers"
         );
+        let health = curl_ranges(healthcheck(&compose, "chat").last().expect("url"));
+        assert_eq!(
+            health.len(),
+            usize::from(count),
+            "with CHAT_WORKERS={workers:?}, the chat health check must reach every worker"
+        );
+        assert!(conf.contains("ip_hash;"));
+        assert!(conf.contains(&format!("set_real_ip_from {};", compose.subnet())));
+        assert!(conf.contains(&format!("listen {} ", nginx_port(&compose))));
     }
-    assert!(expected.contains("ip_hash;"));
-    assert!(expected.contains(&format!("set_real_ip_from {};", compose.subnet())));
+}
 
-    // nginx reads it where compose mounts it.
-    let mounts = compose.bind_mounts("nginx");
-    let target = mounts
+#[test]
+fn nginx_reads_the_config_that_nginx_config_writes() {
+    let compose = Compose::load();
+    let output = PathBuf::from(compose.command_flag(RENDER, "--output"));
+    let out_dir = output
+        .parent()
+        .expect("--output has a folder")
+        .to_string_lossy();
+    let written = compose.named_volumes(RENDER);
+    let (volume, _) = written
         .iter()
-        .find(|(source, _)| source.trim_start_matches("./") == COMPOSE_CONF)
-        .map(|(_, target)| target.clone())
-        .unwrap_or_else(|| panic!("services.nginx does not mount {COMPOSE_CONF}: {mounts:?}"));
+        .find(|(_, target)| *target == out_dir)
+        .unwrap_or_else(|| {
+            panic!("services.{RENDER} writes into {out_dir}, which is no named volume: {written:?}")
+        });
+    let read = compose.named_volumes("nginx");
+    let (_, nginx_dir) = read
+        .iter()
+        .find(|(name, _)| name == volume)
+        .unwrap_or_else(|| panic!("services.nginx does not mount the volume `{volume}`: {read:?}"));
     let command = compose.list("nginx", "command");
     let config = command
         .iter()
         .position(|a| a == "-c")
         .map_or("/etc/nginx/nginx.conf", |at| command[at + 1].as_str());
-    assert_eq!(target, config, "nginx must read the mounted config");
+    let file = output.file_name().expect("file name").to_string_lossy();
+    assert_eq!(
+        config,
+        format!("{nginx_dir}/{file}"),
+        "nginx must read the config {RENDER} writes"
+    );
+
+    // The renderer runs as the image's non-root user: a fresh named volume takes the owner of
+    // the image's folder at the mount point, so the image must create it for that user.
+    let dockerfile = Dockerfile::load();
+    let runtime = dockerfile.final_stage();
+    let user = dockerfile
+        .in_stage(runtime, "USER")
+        .last()
+        .map(|u| u.args.clone())
+        .expect("the runtime image sets USER");
+    let owned = dockerfile.in_stage(runtime, "RUN").any(|r| {
+        r.args.split("&&").any(|command| {
+            let words: Vec<&str> = command.split_whitespace().collect();
+            words.first() == Some(&"chown")
+                && words
+                    .iter()
+                    .any(|w| w.split(':').next() == Some(user.as_str()))
+                && words.contains(&out_dir.as_ref())
+        })
+    });
+    assert!(
+        owned,
+        "the runtime image must create {out_dir} owned by {user}, or {RENDER} cannot write the volume"
+    );
 }
 
 fn require(program: &str, package: &str) -> PathBuf {
@@ -828,8 +912,8 @@ fn require(program: &str, package: &str) -> PathBuf {
 #[test]
 fn compose_nginx_config_passes_nginx_t() {
     let nginx = require("nginx", "nginx");
-    let compose = Compose::load();
-    let mut conf = read_repo_file(COMPOSE_CONF);
+    let scratch = Scratch::new("compose-nginx");
+    let (compose, mut conf) = compose_render(None, &scratch.0);
 
     // Compose host names resolve only inside the compose network: map them to loopback.
     for service in compose.service_names() {
@@ -848,9 +932,7 @@ fn compose_nginx_config_passes_nginx_t() {
 
     // In the container the temp paths live on the nginx service's tmpfs (nginx creates only the
     // last folder of each); here a fresh folder stands in for each tmpfs.
-    let dir = std::env::temp_dir().join(format!("roomstorm-compose-nginx-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = &scratch.0;
     let tmpfs = compose.list("nginx", "tmpfs");
     for line in conf.clone().lines().map(str::trim) {
         let Some((directive, path)) = line.split_once(' ') else {
@@ -882,10 +964,9 @@ fn compose_nginx_config_passes_nginx_t() {
     args[at + 1] = conf_path.display().to_string();
     args.push("-t".into());
     let output = run(&nginx, &args);
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         output.status.success(),
-        "nginx -t refuses {COMPOSE_CONF} (compose names mapped to 127.0.0.1):\n{}",
+        "nginx -t refuses the config {RENDER} renders (compose names mapped to 127.0.0.1):\n{}",
         text(&output)
     );
 }

@@ -36,10 +36,15 @@ pub struct Compose {
 
 impl Compose {
     pub fn load() -> Compose {
+        Compose::load_with(&[])
+    }
+
+    /// docker-compose.yml as compose sees it with these variables set (the others unset).
+    pub fn load_with(vars: &[(&str, &str)]) -> Compose {
         let text = read_repo_file("docker-compose.yml");
         let raw: Value = serde_yaml::from_str(&text)
             .unwrap_or_else(|e| panic!("docker-compose.yml is not valid YAML: {e}"));
-        let doc = interpolate_value(&raw)
+        let doc = interpolate_value(&raw, vars)
             .unwrap_or_else(|e| panic!("docker-compose.yml interpolation: {e}"));
         Compose { doc }
     }
@@ -117,6 +122,28 @@ impl Compose {
             .collect()
     }
 
+    /// The named volumes of a service: (volume name, container path). Each must be declared
+    /// under the top-level `volumes`.
+    pub fn named_volumes(&self, service: &str) -> Vec<(String, String)> {
+        self.list(service, "volumes")
+            .iter()
+            .filter_map(|volume| {
+                let mut parts = volume.split(':');
+                let source = parts.next()?;
+                let target = parts
+                    .next()
+                    .unwrap_or_else(|| panic!("volume `{volume}` has no target"));
+                let named = !(source.starts_with('.') || source.starts_with('/'));
+                named.then(|| (source.to_string(), target.to_string()))
+            })
+            .collect()
+    }
+
+    /// Whether the top-level `volumes` declares this one.
+    pub fn declares_volume(&self, name: &str) -> bool {
+        self.doc.get("volumes").and_then(|v| v.get(name)).is_some()
+    }
+
     /// The default network's pinned subnet.
     pub fn subnet(&self) -> String {
         self.doc
@@ -141,19 +168,19 @@ pub fn scalar(value: &Value) -> String {
     }
 }
 
-fn interpolate_value(value: &Value) -> Result<Value, String> {
+fn interpolate_value(value: &Value, vars: &[(&str, &str)]) -> Result<Value, String> {
     Ok(match value {
-        Value::String(s) => Value::String(interpolate(s)?),
+        Value::String(s) => Value::String(interpolate_with(s, vars)?),
         Value::Sequence(items) => Value::Sequence(
             items
                 .iter()
-                .map(interpolate_value)
+                .map(|item| interpolate_value(item, vars))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Mapping(map) => {
             let mut out = serde_yaml::Mapping::new();
             for (k, v) in map {
-                out.insert(k.clone(), interpolate_value(v)?);
+                out.insert(k.clone(), interpolate_value(v, vars)?);
             }
             Value::Mapping(out)
         }
@@ -165,6 +192,11 @@ fn interpolate_value(value: &Value) -> Result<Value, String> {
 /// `${VAR-default}` give the default, `$$` a dollar sign. A variable without a default is an
 /// error: a first run must not depend on something the user has to guess.
 pub fn interpolate(text: &str) -> Result<String, String> {
+    interpolate_with(text, &[])
+}
+
+/// Interpolation with these variables set (non-empty) and every other one unset.
+pub fn interpolate_with(text: &str, vars: &[(&str, &str)]) -> Result<String, String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -182,10 +214,16 @@ pub fn interpolate(text: &str) -> Result<String, String> {
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(expr.len());
             let (name, op) = expr.split_at(name_end);
-            if let Some(default) = op.strip_prefix(":-").or_else(|| op.strip_prefix('-')) {
+            let set = vars.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+            if let Some(alternative) = op.strip_prefix(":+").or_else(|| op.strip_prefix('+')) {
+                // Set: the alternative; unset: nothing.
+                if set.is_some() {
+                    out.push_str(alternative);
+                }
+            } else if let Some(value) = set {
+                out.push_str(value);
+            } else if let Some(default) = op.strip_prefix(":-").or_else(|| op.strip_prefix('-')) {
                 out.push_str(default);
-            } else if op.starts_with(":+") || op.starts_with('+') {
-                // Unset: the alternative is not used.
             } else {
                 return Err(format!(
                     "${{{expr}}} in `{text}` has no default (write ${{{name}:-...}})"
@@ -486,4 +524,8 @@ fn interpolation() {
     assert_eq!(interpolate("6[001-${N:-2}]").unwrap(), "6[001-2]");
     assert!(interpolate("${A}").is_err());
     assert!(interpolate("$A").is_err());
+    assert_eq!(
+        interpolate_with("6[001-${N:-2}]", &[("N", "5")]).unwrap(),
+        "6[001-5]"
+    );
 }
