@@ -218,6 +218,15 @@ async fn malformed_frame(f: &mut Fixture, frame: &str, transport: Transport) {
     f.assert_unharmed(&format!("after {frame:?}")).await;
 }
 
+/// Every socket the worker counted as disconnected, for any reason.
+fn disconnects(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("chat_disconnects_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 async fn eventually_counted(f: &Fixture, before: u64, counted: &dyn Fn(&str) -> u64) {
     let worker = f.worker;
     let started = tokio::time::Instant::now();
@@ -261,6 +270,7 @@ async fn oversize_engine_io_payload_is_cut_off() {
             .connect()
             .await;
         big.name = format!("oversize {transport:?}");
+        let before = worker_metrics(f.worker).await;
         let text = "x".repeat(70_000);
         let _ = big.tx.emit("say", &json!({"text": text})).await;
         match big.next_event().await {
@@ -269,6 +279,8 @@ async fn oversize_engine_io_payload_is_cut_off() {
                 panic!("expected a disconnect, got {name} {data}")
             }
         }
+        // The cut-off socket is counted among the disconnects, whatever the reason given.
+        eventually_counted(&f, disconnects(&before), &disconnects).await;
         f.assert_unharmed(&format!("after oversize {transport:?}"))
             .await;
     }
