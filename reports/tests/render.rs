@@ -111,6 +111,11 @@ fn render_and_check(results: &Results) -> (String, Html) {
         !css.contains("url(") && !css.contains("@import"),
         "CSS fetches nothing"
     );
+    // A lone chart keeps one column's width (auto-fit stretched it over the page, text twice as
+    // large), and paper gets the narrow drawings (the wide ones printed at 4-5 pt).
+    assert!(css.contains("repeat(auto-fill, minmax(min(100%, 600px), 1fr))"));
+    let print = &css[css.find("@media print").expect("a print stylesheet")..];
+    assert!(print.contains("figure.chart .narrow { display: block; }"));
     (html, doc)
 }
 
