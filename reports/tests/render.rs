@@ -195,6 +195,12 @@ fn a_run_without_traffic() {
     }
     assert!(chart_texts(&doc, "chart-latency-timeline").contains("no deliveries"));
     assert!(chart_texts(&doc, "chart-worker-balance").contains("no per-worker counts"));
+    // Without workers the caption says why, not "the 0 members" (seen on a URL-target run).
+    let caption = text_of(&select(&doc, "figure#chart-worker-balance figcaption p")[0]);
+    assert!(
+        caption.starts_with("No per-worker counts") && !caption.contains(" 0 "),
+        "{caption}"
+    );
     let summary = text_of(&select(&doc, "section#summary")[0]);
     assert!(
         summary.contains("–"),
