@@ -183,6 +183,24 @@ impl Axis {
     fn clamp(&self, v: f64) -> f64 {
         v.clamp(self.range.start, self.range.end)
     }
+
+    /// The width of a vertical axis' label area: the size's default, or more when the widest
+    /// tick label needs it, so that the rotated description never runs into the ticks (seen on
+    /// phones: "messages per second" over "200,000" on the throughput chart's right axis).
+    fn label_area(&self, size: Size) -> u32 {
+        let widest = self
+            .ticks
+            .iter()
+            .map(|t| tick_text_width(&(self.fmt)(*t)))
+            .fold(0.0, f64::max);
+        // Tick mark and gaps (14) plus the rotated description's line (22).
+        size.y_label_area().max((widest + 36.0).ceil() as u32)
+    }
+}
+
+/// Approximate width of a tick label at [`TICK_FONT`], SVG units (digits are ~0.62 em).
+fn tick_text_width(text: &str) -> f64 {
+    text.chars().count() as f64 * 0.62 * TICK_FONT / 1.24
 }
 
 /// A log10 range around `lo..hi` µs (values below 1 µs count as 1 µs), at least half a decade
@@ -367,7 +385,7 @@ fn frame<'a, 'b>(
         .margin_top(6)
         .margin_bottom(4)
         .x_label_area_size(52)
-        .y_label_area_size(size.y_label_area())
+        .y_label_area_size(y.label_area(size))
         .build_cartesian_2d(x.coord(), y.coord())
         .map_err(err)?;
     let tick_style = TextStyle::from((FONT, TICK_FONT).into_font()).color(&MUTED);
@@ -551,11 +569,18 @@ pub fn percentile_chart(size: Size, title: &str, lines: &[Line]) -> anyhow::Resu
         return empty(size, title, x_desc, y_desc, "no data", &legend);
     };
     let nines = right.ceil().max(2.0);
+    let every = nines_label_every(size, nines);
     let x = Axis {
         range: 0.0..nines,
         ticks: (0..=nines as i64).map(|n| n as f64).collect(),
         desc: x_desc.to_owned(),
-        fmt: Box::new(nines_label),
+        fmt: Box::new(move |n| {
+            if (n.round() as i64) % every == 0 {
+                nines_label(n)
+            } else {
+                String::new()
+            }
+        }),
     };
     let y = Axis::latency(size, lo, hi, y_desc);
     render(size, title, &legend, |area| {
@@ -597,6 +622,16 @@ pub fn cpu_timeline(size: Size, title: &str, lines: &[Line], span: f64) -> anyho
         }
         Ok(())
     })
+}
+
+/// Every how many nines the percentile axis gets a label: on a phone, six or seven nines
+/// leave 40 units per tick for labels like "99.9999%" that need 70, and they ran into each
+/// other; unlabelled ticks keep their grid line.
+fn nines_label_every(size: Size, nines: f64) -> i64 {
+    let plot = f64::from(size.w) - 42.0 - f64::from(size.y_label_area());
+    let spacing = plot / nines.max(1.0);
+    let widest = tick_text_width(&nines_label(nines)) + 10.0;
+    (widest / spacing).ceil().max(1.0) as i64
 }
 
 /// `0%`, `90%`, `99%`, `99.9%`, ... for 0, 1, 2, 3 nines.
@@ -740,8 +775,8 @@ pub fn throughput_timeline(
             .margin_top(6)
             .margin_bottom(4)
             .x_label_area_size(52)
-            .y_label_area_size(size.y_label_area())
-            .right_y_label_area_size(size.y_label_area())
+            .y_label_area_size(y.label_area(size))
+            .right_y_label_area_size(y2.label_area(size))
             .build_cartesian_2d(x.coord(), y.coord())
             .map_err(err)?
             .set_secondary_coord(x.coord(), y2.coord());
@@ -841,16 +876,18 @@ pub fn latency_timeline(
         let x = Axis::time(size, span);
         let y = Axis::linear(size, 0.0, 1.0, y_desc, Box::new(|_| String::new()));
         return render(size, title, &legend, |area| {
-            let mut chart = frame(size, area, &x, &y)?;
-            draw_faults(&mut chart, faults, &x, &y)?;
+            let (labels, area) = fault_strip(area, faults);
+            let mut chart = frame(size, &area, &x, &y)?;
+            draw_faults(&mut chart, &labels, faults, &x, &y)?;
             note(&chart, "no deliveries", MUTED)
         });
     };
     let x = Axis::time(size, span);
     let y = Axis::latency(size, lo, hi, y_desc);
     render(size, title, &legend, |area| {
-        let mut chart = frame(size, area, &x, &y)?;
-        draw_faults(&mut chart, faults, &x, &y)?;
+        let (labels, area) = fault_strip(area, faults);
+        let mut chart = frame(size, &area, &x, &y)?;
+        draw_faults(&mut chart, &labels, faults, &x, &y)?;
         for line in lines {
             draw_line(&mut chart, line, |(t, v)| {
                 (x.clamp(t), y.clamp(v.max(1.0).log10()))
@@ -860,12 +897,25 @@ pub fn latency_timeline(
     })
 }
 
+/// Splits off a strip above the plot for the faults' labels (none without faults): drawn
+/// inside the plot, a label hid the latency spike its fault caused.
+fn fault_strip<'b>(area: &Area<'b>, faults: &[FaultMark]) -> (Area<'b>, Area<'b>) {
+    area.split_vertically(if faults.is_empty() { 0 } else { 22 })
+}
+
+/// Each fault's band until recovery and dashed line in the plot, its label in `labels` above.
 fn draw_faults(
     chart: &mut Ctx<'_, '_>,
+    labels: &Area<'_>,
     faults: &[FaultMark],
     x: &Axis,
     y: &Axis,
 ) -> anyhow::Result<()> {
+    let style = TextStyle::from((FONT, TICK_FONT).into_font())
+        .color(&RED)
+        .pos(Pos::new(HPos::Left, VPos::Top));
+    let (base, _) = labels.get_base_pixel();
+    let right = chart.plotting_area().get_pixel_range().0.end - base;
     for f in faults {
         let at = x.clamp(f.at_s);
         if let Some(after) = f.recovered_after_s {
@@ -877,24 +927,10 @@ fn draw_faults(
                 .map_err(err)?;
         }
         vline(chart, at, y, RED)?;
-        let style = TextStyle::from((FONT, TICK_FONT).into_font())
-            .color(&RED)
-            .pos(Pos::new(HPos::Left, VPos::Top));
         let (px, _) = chart.backend_coord(&(at, y.range.end));
-        let area = chart.plotting_area();
-        let (left, _) = area.get_pixel_range();
-        let (w, _) = area.dim_in_pixel();
-        let rel = px - left.start + 5;
         let width = text_width(&f.label) * 13 / 15;
-        let x0 = rel.min((w as i32 - width - 4).max(0));
-        let plain = area.strip_coord_spec();
-        plain
-            .draw(&Rectangle::new(
-                [(x0 - 3, 3), (x0 + width + 3, 23)],
-                WHITE.mix(0.85).filled(),
-            ))
-            .map_err(err)?;
-        plain.draw_text(&f.label, &style, (x0, 6)).map_err(err)?;
+        let x0 = (px - base + 4).min((right - width).max(0));
+        labels.draw_text(&f.label, &style, (x0, 4)).map_err(err)?;
     }
     Ok(())
 }
@@ -921,7 +957,7 @@ pub fn worker_balance(size: Size, title: &str, workers: &[WorkerShare]) -> anyho
             title,
             "worker",
             y_desc,
-            "no per-worker counts (target not run by loadgen)",
+            "no per-worker counts",
             &legend,
         );
     }
@@ -1078,6 +1114,70 @@ mod tests {
     fn nines_are_labelled_like_hdrhistogram() {
         let labels: Vec<String> = (0..5).map(|n| nines_label(n as f64)).collect();
         assert_eq!(labels, ["0%", "90%", "99%", "99.9%", "99.99%"]);
+    }
+
+    #[test]
+    fn nines_labels_thin_out_on_phones() {
+        assert_eq!(nines_label_every(Size::WIDE, 7.0), 1);
+        assert_eq!(nines_label_every(Size::NARROW, 7.0), 2);
+        assert_eq!(nines_label_every(Size::NARROW, 3.0), 1);
+        let line = Line {
+            label: "fan-out".to_owned(),
+            color: BLUE,
+            dashed: false,
+            runs: vec![vec![(0.0, 100.0), (6.9, 5000.0)]],
+        };
+        let narrow = percentile_chart(Size::NARROW, "t", std::slice::from_ref(&line)).unwrap();
+        assert!(narrow.contains(">\n99.9999%\n<") && !narrow.contains(">\n99.99999%\n<"));
+        let wide = percentile_chart(Size::WIDE, "t", &[line]).unwrap();
+        assert!(wide.contains(">\n99.99999%\n<"));
+    }
+
+    #[test]
+    fn label_areas_fit_the_widest_tick() {
+        let axis = Axis::linear(
+            Size::NARROW,
+            0.0,
+            200_000.0,
+            "messages per second",
+            Box::new(format::rate),
+        );
+        assert!(axis.label_area(Size::NARROW) > Size::NARROW.y_label_area());
+        let small = Axis::linear(Size::NARROW, 0.0, 40.0, "members", Box::new(format::rate));
+        assert_eq!(small.label_area(Size::NARROW), Size::NARROW.y_label_area());
+    }
+
+    #[test]
+    fn fault_labels_sit_above_the_plot() {
+        let line = Line {
+            label: "p99".to_owned(),
+            color: ORANGE,
+            dashed: false,
+            runs: vec![vec![(5.0, 1000.0), (10.5, 1_400_000.0), (20.0, 1000.0)]],
+        };
+        let fault = FaultMark {
+            at_s: 10.0,
+            recovered_after_s: None,
+            label: "kill_worker 1".to_owned(),
+        };
+        let svg = latency_timeline(Size::WIDE, "t", &[line], 30.0, &[fault]).unwrap();
+        let y_of = |needle: &str| -> i32 {
+            let at = svg.find(needle).expect(needle);
+            let tag = &svg[svg[..at].rfind('<').unwrap()..at];
+            let y = &tag[tag.find(" y=\"").unwrap() + 4..];
+            y[..y.find('"').unwrap()].parse().unwrap()
+        };
+        // The label (13 units tall, drawn from its top) ends above the spike's highest point.
+        let line = &svg[svg
+            .find("stroke=\"#EA580C\" stroke-width=\"2\"")
+            .expect("the p99 line")..];
+        let points = &line[line.find("points=\"").unwrap() + 8..];
+        let top = points[..points.find('"').unwrap()]
+            .split_whitespace()
+            .filter_map(|p| p.split(',').nth(1)?.parse::<i32>().ok())
+            .min()
+            .unwrap();
+        assert!(y_of(">\nkill_worker 1\n<") + 14 <= top, "{svg}");
     }
 
     #[test]

@@ -290,6 +290,8 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
     )
 }
 
+/// The checks, verdict first: on a phone the table is wider than the screen and scrolls, and
+/// the verdict, last, was the column out of sight.
 fn checks_table(v: &ComparisonVerdict) -> String {
     let rows = v
         .checks
@@ -304,6 +306,7 @@ fn checks_table(v: &ComparisonVerdict) -> String {
                 ),
             };
             vec![
+                status,
                 page::raw(
                     format!(
                         "<code>{}</code><div class=\"rule\">{}</div>",
@@ -322,12 +325,11 @@ fn checks_table(v: &ComparisonVerdict) -> String {
                         _ => "num",
                     },
                 ),
-                status,
             ]
         })
         .collect();
     page::table(
-        &["metric and rule", "base#", "new#", "change#", "verdict"],
+        &["verdict", "metric and rule", "base#", "new#", "change#"],
         rows,
         "",
     )

@@ -90,8 +90,11 @@ td.wrap { overflow-wrap: anywhere; }
 .empty { padding: 14px; color: var(--muted); }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 460px), 1fr)); gap: 16px; }
 
-/* Charts */
-.charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 600px), 1fr)); gap: 16px; }
+/* Charts: auto-fill, not auto-fit, so that a lone chart (rate steps, CPU) keeps the width of
+   one column instead of stretching over the page with twice as large text. */
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 600px), 1fr)); gap: 16px; }
+/* A chart followed by its table (rate steps, resources): keep them apart like the cards. */
+section > .charts + * { margin-top: 16px; }
 figure.chart { margin: 0; padding: 14px 14px 8px; min-width: 0; }
 figure.chart figcaption { margin: 0 4px 8px; }
 figure.chart figcaption p { font-size: 13px; color: var(--muted); margin-top: 2px; }
@@ -121,6 +124,9 @@ footer { margin-top: 36px; font-size: 12px; color: var(--muted); text-align: cen
   .card { box-shadow: none; }
   nav.toc { display: none; }
   .charts { grid-template-columns: 1fr 1fr; }
+  /* Half a page wide, the wide drawing's ticks come out at 4-5 pt: print the narrow one. */
+  figure.chart .wide { display: none; }
+  figure.chart .narrow { display: block; }
   figure.chart, .tile, tr, .banner { break-inside: avoid; }
   .table-wrap { overflow: visible; }
   table { font-size: 8.5pt; }

@@ -629,12 +629,7 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
     let c7 = Chart {
         id: "worker-balance",
         title: title7.to_owned(),
-        caption: format!(
-            "Each chat worker's share of the {} members (at the quiet point) and of the {} \
-             deliveries it made; nginx ip_hash should keep them near the even share.",
-            count(members_total),
-            count(delivered_total)
-        ),
+        caption: balance_caption(r.workers.len(), members_total, delivered_total),
         svg: charts::both(|size| charts::worker_balance(size, title7, &shares))?,
     };
 
@@ -649,6 +644,22 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
         })?,
     };
     Ok(vec![c1, c2, c3, c4, c5, c6, c7, c8])
+}
+
+/// The balance chart's caption; without per-worker counts it says why instead of speaking of
+/// "the 0 members" and "the 0 deliveries" (what a run against a URL target used to show).
+fn balance_caption(workers: usize, members: u64, delivered: u64) -> String {
+    if workers == 0 {
+        return "No per-worker counts in these results: loadgen reads them from the chat \
+                workers' /stats when it knows the workers (a local stack); a URL target has none."
+            .to_owned();
+    }
+    format!(
+        "Each chat worker's share of the {} members (at the quiet point) and of the {} \
+         deliveries it made; nginx ip_hash should keep them near the even share.",
+        count(members),
+        count(delivered)
+    )
 }
 
 fn percentile_table(r: &Results) -> String {
@@ -814,8 +825,8 @@ const COMPONENT_COLORS: [plotters::style::RGBColor; 9] = [
 fn resources(r: &Results, d: &Decoded) -> anyhow::Result<String> {
     let Some(res) = &r.resources else {
         return Ok(
-            "<p class=\"empty\">No resource data: these results were written without \
-                   CPU and memory sampling (older loadgen).</p>\n"
+            "<div class=\"card empty\">No resource data: these results were written without \
+                   CPU and memory sampling (older loadgen).</div>\n"
                 .to_owned(),
         );
     };

@@ -57,6 +57,10 @@ fn a_20_percent_p99_regression_is_flagged() {
     );
     let checks = text_of(&select(&doc, "section#checks")[0]);
     assert!(checks.contains("+20."), "{checks}");
+    // The verdict comes first, so that it stays in sight when the table scrolls on a phone.
+    let first = select(&doc, "section#checks tbody tr td:first-child .badge");
+    assert_eq!(first.len(), v.checks.len());
+    assert!(first.iter().any(|b| text_of(b) == "FAIL"));
     // Within a wider tolerance it passes; the other way round it is an improvement.
     assert!(!judge(&base, &new, 0.25).1.regressed);
     let (_, back) = judge(&new, &base, 0.10);

@@ -111,6 +111,11 @@ fn render_and_check(results: &Results) -> (String, Html) {
         !css.contains("url(") && !css.contains("@import"),
         "CSS fetches nothing"
     );
+    // A lone chart keeps one column's width (auto-fit stretched it over the page, text twice as
+    // large), and paper gets the narrow drawings (the wide ones printed at 4-5 pt).
+    assert!(css.contains("repeat(auto-fill, minmax(min(100%, 600px), 1fr))"));
+    let print = &css[css.find("@media print").expect("a print stylesheet")..];
+    assert!(print.contains("figure.chart .narrow { display: block; }"));
     (html, doc)
 }
 
@@ -190,6 +195,12 @@ fn a_run_without_traffic() {
     }
     assert!(chart_texts(&doc, "chart-latency-timeline").contains("no deliveries"));
     assert!(chart_texts(&doc, "chart-worker-balance").contains("no per-worker counts"));
+    // Without workers the caption says why, not "the 0 members" (seen on a URL-target run).
+    let caption = text_of(&select(&doc, "figure#chart-worker-balance figcaption p")[0]);
+    assert!(
+        caption.starts_with("No per-worker counts") && !caption.contains(" 0 "),
+        "{caption}"
+    );
     let summary = text_of(&select(&doc, "section#summary")[0]);
     assert!(
         summary.contains("–"),
