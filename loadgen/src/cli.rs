@@ -128,6 +128,12 @@ pub struct CompareArgs {
     /// How much worse tail latency and error rates may get: `10%` or `0.1`.
     #[arg(long, default_value = "10%", value_parser = crate::render::parse_tolerance)]
     pub tolerance: f64,
+    /// What the base run is, e.g. `node` (default: its folder's name, for a results.json).
+    #[arg(long)]
+    pub base_label: Option<String>,
+    /// What the new run is, e.g. `ours` (default: its folder's name, for a results.json).
+    #[arg(long)]
+    pub new_label: Option<String>,
 }
 
 /// A failure before any measurement: exit status 2.

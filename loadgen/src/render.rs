@@ -33,6 +33,20 @@ pub fn report(args: ReportArgs) -> anyhow::Result<bool> {
 }
 
 /// `loadgen compare BASE NEW [-o OUT] [--tolerance T]`: Ok(false) on a regression.
+/// A results file's name for the reader: its folder's for the usual `<run>/results.json`
+/// (`runs/b1/run-1/node/results.json` is "node"), else its file stem.
+fn run_label(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let folder = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|s| s.to_string_lossy().into_owned());
+    match (stem.as_deref(), folder) {
+        (Some("results"), Some(folder)) => folder,
+        (stem, _) => stem.unwrap_or_default().to_string(),
+    }
+}
+
 pub fn compare(args: CompareArgs) -> anyhow::Result<bool> {
     let base = Results::read(&args.base)?;
     let new = Results::read(&args.new)?;
@@ -40,7 +54,12 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<bool> {
         .output
         .unwrap_or_else(|| beside(&args.new, "compare.html"));
     check_output(&[&args.base, &args.new], &out)?;
-    let (html, verdict) = roomstorm_reports::render_comparison(&base, &new, args.tolerance)?;
+    let labels = roomstorm_reports::RunLabels {
+        base: args.base_label.unwrap_or_else(|| run_label(&args.base)),
+        new: args.new_label.unwrap_or_else(|| run_label(&args.new)),
+    };
+    let (html, verdict) =
+        roomstorm_reports::render_comparison(&base, &new, args.tolerance, &labels)?;
     std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
     for check in &verdict.checks {
         println!(
@@ -125,6 +144,14 @@ mod tests {
         assert!(parse_tolerance("10").is_err());
         assert!(parse_tolerance("-5%").is_err());
         assert!(parse_tolerance("ten").is_err());
+    }
+
+    #[test]
+    fn runs_are_named_by_their_folder() {
+        let label = |p: &str| run_label(Path::new(p));
+        assert_eq!(label("runs/b1/run-1/node/results.json"), "node");
+        assert_eq!(label("reports/tests/fixtures/smoke.json"), "smoke");
+        assert_eq!(label("results.json"), "results");
     }
 
     #[test]

@@ -183,11 +183,12 @@ pub fn render(
     base: &Results,
     new: &Results,
     tolerance: f64,
+    labels: &RunLabels,
 ) -> anyhow::Result<(String, ComparisonVerdict)> {
     let verdict = judge(base, new, tolerance)?;
     let (db, dn) = (Decoded::of(base), Decoded::of(new));
     let mut body = String::new();
-    body.push_str(&banner(base, new, &verdict));
+    body.push_str(&banner(base, new, &verdict, labels));
     body.push_str(&page::toc(&[
         ("checks", "Checks"),
         ("side-by-side", "Side by side"),
@@ -217,7 +218,7 @@ pub fn render(
         "CPU and memory by component",
         &resources(base, new),
     ));
-    body.push_str(&page::section("runs", "The runs", &runs(base, new)));
+    body.push_str(&page::section("runs", "The runs", &runs(base, new, labels)));
     body.push_str(&footer(new));
     let word = if verdict.regressed {
         "REGRESSION"
@@ -231,7 +232,33 @@ pub fn render(
     ))
 }
 
-fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
+/// What the two runs are in the reader's words (e.g. "node" and "ours"), shown beside "base"
+/// and "new": a page opened weeks later must say what was compared, not only when.
+#[derive(Debug, Clone, Default)]
+pub struct RunLabels {
+    pub base: String,
+    pub new: String,
+}
+
+impl RunLabels {
+    /// "base" or "base (node)".
+    fn named(which: &str, label: &str) -> String {
+        match label.is_empty() {
+            true => which.to_string(),
+            false => format!("{which} ({label})"),
+        }
+    }
+
+    fn base(&self) -> String {
+        RunLabels::named("base", &self.base)
+    }
+
+    fn new(&self) -> String {
+        RunLabels::named("new", &self.new)
+    }
+}
+
+fn banner(base: &Results, new: &Results, v: &ComparisonVerdict, labels: &RunLabels) -> String {
     let (class, word) = if v.regressed {
         ("fail", "REGRESSION")
     } else {
@@ -254,7 +281,7 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
     }
     let meta = [
         (
-            "base",
+            labels.base(),
             format!(
                 "{} · rev {}",
                 format::timestamp(&base.started_at),
@@ -262,7 +289,7 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
             ),
         ),
         (
-            "new",
+            labels.new(),
             format!(
                 "{} · rev {}",
                 format::timestamp(&new.started_at),
@@ -270,14 +297,14 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict) -> String {
             ),
         ),
         (
-            "tolerance",
+            "tolerance".to_string(),
             format!("{}%", format::rate(v.tolerance * 100.0)),
         ),
-        ("target", target(new)),
+        ("target".to_string(), target(new)),
     ];
     let mut dl = String::new();
     for (k, v) in meta {
-        let _ = write!(dl, "<div><dt>{}</dt><dd>{}</dd></div>", esc(k), esc(&v));
+        let _ = write!(dl, "<div><dt>{}</dt><dd>{}</dd></div>", esc(&k), esc(&v));
     }
     format!(
         "<header class=\"card banner {class}\" id=\"top\">\n\
@@ -720,7 +747,7 @@ fn cpu_per_delivery(r: &Results, generator: bool) -> Option<f64> {
     (delivered > 0 && seconds > 0.0).then(|| seconds * 1e6 / delivered as f64)
 }
 
-fn runs(base: &Results, new: &Results) -> String {
+fn runs(base: &Results, new: &Results, labels: &RunLabels) -> String {
     let row = |name: &str, r: &Results| {
         vec![
             text(name),
@@ -746,7 +773,7 @@ fn runs(base: &Results, new: &Results) -> String {
             "host",
             "own verdict",
         ],
-        vec![row("base", base), row("new", new)],
+        vec![row(&labels.base(), base), row(&labels.new(), new)],
         "",
     )
 }

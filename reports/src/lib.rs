@@ -24,7 +24,7 @@ mod page;
 mod report;
 mod steps;
 
-pub use compare::{Check, CheckStatus, ComparisonVerdict};
+pub use compare::{Check, CheckStatus, ComparisonVerdict, RunLabels};
 use roomstorm_results::Results;
 
 /// The report of one run, a complete HTML document.
@@ -33,11 +33,13 @@ pub fn render_report(results: &Results) -> anyhow::Result<String> {
 }
 
 /// The comparison of `new` against `base`, a complete HTML document, and its verdict.
-/// `tolerance` is a fraction: 0.1 lets tail latency and error rates grow by 10%.
+/// `tolerance` is a fraction: 0.1 lets tail latency and error rates grow by 10%. `labels` say
+/// what each run is (empty: just "base" and "new").
 pub fn render_comparison(
     base: &Results,
     new: &Results,
     tolerance: f64,
+    labels: &RunLabels,
 ) -> anyhow::Result<(String, ComparisonVerdict)> {
-    compare::render(base, new, tolerance)
+    compare::render(base, new, tolerance, labels)
 }

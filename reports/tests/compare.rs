@@ -3,13 +3,14 @@
 
 mod support;
 
-use roomstorm_reports::{CheckStatus, ComparisonVerdict, render_comparison};
+use roomstorm_reports::{CheckStatus, ComparisonVerdict, RunLabels, render_comparison};
 use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
 fn judge(base: &Results, new: &Results, tolerance: f64) -> (Html, ComparisonVerdict) {
-    let (html, verdict) = render_comparison(base, new, tolerance).expect("renders");
+    let (html, verdict) =
+        render_comparison(base, new, tolerance, &RunLabels::default()).expect("renders");
     if let Ok(dir) = std::env::var("REPORTS_DUMP") {
         let name = format!("compare-{}.html", verdict.regressed);
         std::fs::write(std::path::Path::new(&dir).join(name), &html).expect("dump");
@@ -128,8 +129,8 @@ fn the_page_overlays_both_runs() {
 #[test]
 fn a_negative_tolerance_is_refused() {
     let r = normal();
-    assert!(render_comparison(&r, &r, -0.1).is_err());
-    assert!(render_comparison(&r, &r, f64::NAN).is_err());
+    assert!(render_comparison(&r, &r, -0.1, &RunLabels::default()).is_err());
+    assert!(render_comparison(&r, &r, f64::NAN, &RunLabels::default()).is_err());
 }
 
 #[test]
@@ -185,4 +186,28 @@ fn resources_side_by_side_with_cpu_per_delivery() {
     new.resources = None;
     let (doc, _) = judge(&base, &new, 0.10);
     assert!(text_of(&select(&doc, "section#resources")[0]).contains("Neither run sampled"));
+}
+
+#[test]
+fn the_page_says_what_each_run_is() {
+    let r = normal();
+    let labels = RunLabels {
+        base: "node".into(),
+        new: "ours".into(),
+    };
+    let (html, _) = render_comparison(&r, &r, 0.1, &labels).expect("renders");
+    let doc = Html::parse_document(&html);
+    let banner = text_of(&select(&doc, "header.banner")[0]);
+    assert!(
+        banner.contains("base (node)") && banner.contains("new (ours)"),
+        "{banner}"
+    );
+    let runs = text_of(&select(&doc, "section#runs")[0]);
+    assert!(
+        runs.contains("base (node)") && runs.contains("new (ours)"),
+        "{runs}"
+    );
+    // Without labels, just base and new.
+    let (doc, _) = judge(&r, &r, 0.1);
+    assert!(!text_of(&select(&doc, "header.banner")[0]).contains("base ("));
 }
