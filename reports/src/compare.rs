@@ -249,11 +249,11 @@ impl RunLabels {
         }
     }
 
-    fn base(&self) -> String {
+    fn base_name(&self) -> String {
         RunLabels::named("base", &self.base)
     }
 
-    fn new(&self) -> String {
+    fn new_name(&self) -> String {
         RunLabels::named("new", &self.new)
     }
 }
@@ -281,7 +281,7 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict, labels: &RunLabe
     }
     let meta = [
         (
-            labels.base(),
+            labels.base_name(),
             format!(
                 "{} · rev {}",
                 format::timestamp(&base.started_at),
@@ -289,7 +289,7 @@ fn banner(base: &Results, new: &Results, v: &ComparisonVerdict, labels: &RunLabe
             ),
         ),
         (
-            labels.new(),
+            labels.new_name(),
             format!(
                 "{} · rev {}",
                 format::timestamp(&new.started_at),
@@ -773,7 +773,7 @@ fn runs(base: &Results, new: &Results, labels: &RunLabels) -> String {
             "host",
             "own verdict",
         ],
-        vec![row(&labels.base(), base), row(&labels.new(), new)],
+        vec![row(&labels.base_name(), base), row(&labels.new_name(), new)],
         "",
     )
 }
