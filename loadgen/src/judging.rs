@@ -75,9 +75,10 @@ pub fn judge_faults_and_steps(
 const RECOVERY_HORIZON_S: u32 = 300;
 
 /// Messages lost around a fault, and when delivery was back to normal: the start of the first
-/// whole second from the fault's end on in which nothing sent was lost and the fan-out p99 of
-/// what arrived was back near its level before the fault (at most twice it, or 10 ms above
-/// it). `lost_in_window` counts the messages intended from the fault's second until then (until
+/// whole second from the fault's end on in which messages were sent, none of them was lost,
+/// and the fan-out p99 of what arrived was back near its level before the fault (at most twice
+/// it, or 10 ms above it). A second in which nobody sent shows nothing, so it is skipped: a
+/// fault that silenced every member, or one after the sending ended, does not recover. `lost_in_window` counts the messages intended from the fault's second until then (until
 /// the run's end when it never recovered).
 pub fn fault_result(
     fault: &FaultRecord,
@@ -86,18 +87,17 @@ pub fn fault_result(
 ) -> results::FaultRecord {
     let injected = window.second_of(fault.injected_us);
     let normal_p99 = baseline_p99(timeline, injected);
-    let p99_normal = |second: u32| {
-        timeline
-            .iter()
-            .find(|s| s.t == second)
-            .is_none_or(|s| s.deliveries == 0 || s.fanout_p99_us <= normal_p99)
+    let clean = |second: u32| {
+        timeline.iter().find(|s| s.t == second).is_some_and(|s| {
+            s.sends > 0 && s.lost == 0 && (s.deliveries == 0 || s.fanout_p99_us <= normal_p99)
+        })
     };
     let first = window.second_from(fault.ended_us.unwrap_or(fault.injected_us));
     // Only seconds whose every message could still be owed when the run ended.
     let judged = |second: u32| window.at(second + 1) <= window.last_owed_us;
     let recovered = (first..first.saturating_add(RECOVERY_HORIZON_S))
         .take_while(|&second| judged(second))
-        .find(|&second| lost_in_seconds(timeline, second, second + 1) == 0 && p99_normal(second));
+        .find(|&second| clean(second));
     results::FaultRecord {
         at_s: fault.at_s,
         action: match &fault.error {
@@ -283,6 +283,16 @@ mod tests {
             Some(2_998),
             "second 6 is slow, 7 is not"
         );
+        // A second in which nobody sent proves nothing.
+        let mut silent = timeline(&[]);
+        silent[6].sends = 0;
+        let r = fault_result(&fault(4.002, 5.003), &silent, &window());
+        assert_eq!(r.recovered_after_ms, Some(2_998), "second 6 is silent");
+        for second in &mut silent[6..] {
+            second.sends = 0;
+        }
+        let r = fault_result(&fault(4.002, 5.003), &silent, &window());
+        assert_eq!(r.recovered_after_ms, None, "nobody sent after the fault");
         // Losses in every second until the last judged one (9: 10 s is the last owed time).
         let lossy: Vec<(u32, u64)> = (4..10).map(|t| (t, 1)).collect();
         let r = fault_result(&fault(4.002, 5.003), &timeline(&lossy), &window());
