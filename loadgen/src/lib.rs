@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod context;
 pub mod figures;
+pub mod judging;
 pub mod measure;
 pub mod member;
 pub mod progress;

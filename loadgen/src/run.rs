@@ -14,13 +14,12 @@ use anyhow::{Context, bail};
 use crate::cli::{MergeArgs, RunArgs};
 use crate::clock::now_us;
 use crate::context::{RunContext, RunTiming};
+use crate::judging::{RunWindow, judge_faults_and_steps};
 use crate::measure::histograms;
-use crate::measure::ledger::{DeliveryTotals, finalize, lost_between};
+use crate::measure::ledger::{DeliveryTotals, LostBySecond, finalize_counting_losses};
 use crate::resources::{self, Sampler, Sources};
-use crate::results::timeline::SecondStats;
-use crate::results::{
-    self, Environment, Results, StepResult, ThresholdResult, Verdict, WorkerStats,
-};
+use crate::results::timeline::set_lost;
+use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, Threshold, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
 
@@ -85,10 +84,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
 
 fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
     let mut scenario = Scenario::load(&args.scenario)?;
-    if args.part.is_some() {
-        // A part runs against the parent's target; the parent injects the faults.
-        scenario.faults.clear();
-    }
     let duration = match &args.duration {
         Some(text) => Some(parse_duration(text).map_err(|e| anyhow::anyhow!("--duration: {e}"))?),
         None => None,
@@ -100,6 +95,8 @@ fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
         rate_per_member: args.rate,
         target_url: args.target.clone(),
         seed: args.seed,
+        // A part runs against the parent's target; the parent injects the faults.
+        without_faults: args.part.is_some(),
     };
     scenario.apply(&overrides)?;
     Ok(scenario)
@@ -390,19 +387,27 @@ async fn run_split(
         parts.push(Results::read(&dir.join("results.json"))?);
     }
     let mut merged = results::merge(&parts)?;
+    // The scenario as this process ran it: its target and faults (the parts saw neither).
+    merged.scenario = serde_json::to_value(scenario)?;
     merged.workers = worker_counts(&before, &quiet.await.unwrap_or_default());
     // This process sampled every process of the run, the parts included.
     merged.resources = resources;
-    // The ledgers live in the parts; losses around faults are in the merged totals.
-    merged.faults = faults
-        .iter()
-        .map(|f| results::FaultRecord {
-            at_s: f.at_s,
-            action: f.action.clone(),
-            recovered_after_ms: None,
-            lost_in_window: 0,
-        })
-        .collect();
+    // The parts' timelines, merged, carry every second's losses: faults and steps are judged
+    // on them by the same rules as a single process's.
+    let deadline_us = scenario.traffic.deadline.as_micros() as u64;
+    let window = RunWindow {
+        start_us,
+        send_from_us: start_us + timing.ramp_up.as_micros() as u64,
+        send_until_us: send_until,
+        last_owed_us: now_us().saturating_sub(deadline_us),
+    };
+    judge_faults_and_steps(
+        &mut merged,
+        &faults,
+        scenario.traffic.steps,
+        &scenario.thresholds,
+        &window,
+    );
     judge(&mut merged, &scenario.thresholds);
     merged.write(&out.join("results.json"))?;
     Ok(merged)
@@ -462,13 +467,12 @@ fn settle(
 ) -> anyhow::Result<Results> {
     let deadline_us = scenario.traffic.deadline.as_micros() as u64;
     let mut totals = DeliveryTotals::default();
-    let rooms: Vec<_> = ctx
-        .rooms
-        .iter()
-        .map(|r| (r.clone(), r.take_finished()))
-        .collect();
-    for (room, sessions) in &rooms {
-        totals.add(&finalize(&room.ledger, sessions, deadline_us, end_us));
+    let mut losses = LostBySecond::new(ctx.start_us);
+    for room in &ctx.rooms {
+        let sessions = room.take_finished();
+        let room_totals =
+            finalize_counting_losses(&room.ledger, &sessions, deadline_us, end_us, &mut losses);
+        totals.add(&room_totals);
     }
     // After finalize, which records fan-out sizes and completion times.
     let histograms = histograms::merged();
@@ -478,23 +482,22 @@ fn settle(
     results.set_histograms(&histograms)?;
     results.set_deliveries(&totals);
     results.timeline = ctx.timeline.stats()?;
+    set_lost(&mut results.timeline, losses.counts());
     results.errors = ctx.timeline.error_totals();
     results.counters = counters(ctx);
-    results.faults = faults
-        .iter()
-        .map(|f| {
-            fault_result(
-                f,
-                &rooms,
-                &results.timeline,
-                ctx.start_us,
-                deadline_us,
-                end_us,
-            )
-        })
-        .collect();
-    results.steps = judge_steps(ctx, &rooms, &results.timeline, deadline_us, end_us);
-    results.highest_step_held = highest_held(&results.steps);
+    let window = RunWindow {
+        start_us: ctx.start_us,
+        send_from_us: ctx.send_from_us,
+        send_until_us: ctx.send_until_us,
+        last_owed_us: end_us.saturating_sub(deadline_us),
+    };
+    judge_faults_and_steps(
+        &mut results,
+        faults,
+        scenario.traffic.steps,
+        &scenario.thresholds,
+        &window,
+    );
     Ok(results)
 }
 
@@ -513,160 +516,6 @@ fn counters(ctx: &RunContext) -> results::Counters {
         heartbeats: c.heartbeats.load(Relaxed),
         received_at_quiet_point: 0,
     }
-}
-
-type SettledRoom = (
-    Arc<crate::context::RoomState>,
-    Vec<(
-        crate::measure::ledger::SessionId,
-        crate::measure::ledger::SessionLedger,
-    )>,
-);
-
-/// Owed deliveries lost, over every room, of the messages meant to be sent in `from..=to`.
-fn lost_in(rooms: &[SettledRoom], deadline_us: u64, end_us: u64, from: u64, to: u64) -> u64 {
-    rooms
-        .iter()
-        .map(|(room, sessions)| lost_between(&room.ledger, sessions, deadline_us, end_us, from, to))
-        .sum()
-}
-
-/// Messages lost around a fault, and when delivery was back to normal: the first whole second
-/// from the fault's end in which nothing sent was lost and the fan-out p99 of what arrived was
-/// back near its level before the fault (at most twice it, or 10 ms above it).
-fn fault_result(
-    fault: &FaultRecord,
-    rooms: &[SettledRoom],
-    timeline: &[SecondStats],
-    start_us: u64,
-    deadline_us: u64,
-    end_us: u64,
-) -> results::FaultRecord {
-    let lost = |from: u64, to: u64| lost_in(rooms, deadline_us, end_us, from, to);
-    let second_of = |us: u64| (us.saturating_sub(start_us) / 1_000_000) as usize;
-    let normal_p99 = baseline_p99(timeline, second_of(fault.injected_us));
-    let p99_normal = |second: usize| {
-        timeline
-            .iter()
-            .find(|s| s.t as usize == second)
-            .is_none_or(|s| s.deliveries == 0 || s.fanout_p99_us <= normal_p99)
-    };
-    let ended = fault.ended_us.unwrap_or(fault.injected_us);
-    let last = end_us.saturating_sub(deadline_us);
-    let mut recovered_at = None;
-    let mut from = ended;
-    while from + 1_000_000 <= last && from < ended + 300_000_000 {
-        if lost(from, from + 1_000_000) == 0 && p99_normal(second_of(from + 1_000_000)) {
-            recovered_at = Some(from + 1_000_000);
-            break;
-        }
-        from += 1_000_000;
-    }
-    results::FaultRecord {
-        at_s: fault.at_s,
-        action: match &fault.error {
-            Some(e) => format!("{} (failed: {e})", fault.action),
-            None => fault.action.clone(),
-        },
-        recovered_after_ms: recovered_at.map(|at| at.saturating_sub(fault.injected_us) / 1_000),
-        lost_in_window: lost(fault.injected_us, recovered_at.unwrap_or(end_us)),
-    }
-}
-
-/// The fan-out p99 considered normal: from the (up to) five seconds before `second`, with
-/// deliveries, their median p99; allowed twice that or 10 ms more, whichever is larger.
-fn baseline_p99(timeline: &[SecondStats], second: usize) -> u64 {
-    let mut before: Vec<u64> = timeline
-        .iter()
-        .filter(|s| (s.t as usize) < second && s.t as usize + 5 >= second && s.deliveries > 0)
-        .map(|s| s.fanout_p99_us)
-        .collect();
-    before.sort_unstable();
-    let median = before.get(before.len() / 2).copied().unwrap_or(10_000);
-    (median * 2).max(median + 10_000)
-}
-
-/// For a rate-stepping scenario: each step judged on its own messages (sent in the step), by
-/// the scenario's fan-out latency and `lost` thresholds.
-fn judge_steps(
-    ctx: &RunContext,
-    rooms: &[SettledRoom],
-    timeline: &[SecondStats],
-    deadline_us: u64,
-    end_us: u64,
-) -> Vec<StepResult> {
-    let Some(steps) = ctx.scenario.traffic.steps else {
-        return Vec::new();
-    };
-    let step_us = steps.step.as_micros() as u64;
-    let mut out = Vec::new();
-    for index in 0..steps.max_steps {
-        let from = ctx.send_from_us + u64::from(index) * step_us;
-        if from >= ctx.send_until_us {
-            break;
-        }
-        let last = index + 1 == steps.max_steps;
-        let to = if last {
-            ctx.send_until_us
-        } else {
-            (from + step_us).min(ctx.send_until_us)
-        };
-        let lost = lost_in(rooms, deadline_us, end_us, from, to - 1);
-        let in_window = |s: &&SecondStats| {
-            let at = ctx.start_us + u64::from(s.t) * 1_000_000;
-            at >= from && at < to
-        };
-        let in_step: Vec<&SecondStats> = timeline.iter().filter(in_window).collect();
-        let (p99, max) = step_fanout(&in_step);
-        let span_s = (to - from) as f64 / 1e6;
-        let mut result = StepResult {
-            index,
-            multiplier: steps.multiplier_at(Duration::from_micros(from - ctx.send_from_us)),
-            from_s: (from - ctx.start_us) as f64 / 1e6,
-            to_s: (to - ctx.start_us) as f64 / 1e6,
-            sends: in_step.iter().map(|s| s.sends).sum(),
-            deliveries_per_s: in_step.iter().map(|s| s.deliveries).sum::<u64>() as f64 / span_s,
-            fanout_p99_us: p99,
-            fanout_max_us: max,
-            lost,
-            held: true,
-        };
-        result.held = step_holds(&ctx.scenario, &result);
-        out.push(result);
-    }
-    out
-}
-
-/// Fan-out p99 and maximum of the receipts in these seconds (their histograms added).
-fn step_fanout(seconds: &[&SecondStats]) -> (u64, u64) {
-    use crate::results::histograms::{add_histogram, decode_histogram, new_histogram};
-    use crate::results::timeline::TIMELINE_SIGFIG;
-    let mut sum = new_histogram(TIMELINE_SIGFIG);
-    for second in seconds.iter().filter(|s| !s.fanout_hist.is_empty()) {
-        if let Ok(h) = decode_histogram(&second.fanout_hist, TIMELINE_SIGFIG) {
-            add_histogram(&mut sum, &h);
-        }
-    }
-    if sum.is_empty() {
-        return (0, 0);
-    }
-    (sum.value_at_quantile(0.99), sum.max())
-}
-
-/// The scenario's thresholds that can be judged per step: fan-out p99 and maximum, and lost.
-fn step_holds(scenario: &Scenario, step: &StepResult) -> bool {
-    use crate::scenario::Metric;
-    scenario.thresholds.iter().all(|t| match t.metric {
-        Metric::FanoutP99 => t.holds(step.fanout_p99_us as f64),
-        Metric::FanoutMax => t.holds(step.fanout_max_us as f64),
-        Metric::Lost => t.holds(step.lost as f64),
-        _ => true,
-    })
-}
-
-/// The last step of the unbroken run of held steps from the first.
-fn highest_held(steps: &[StepResult]) -> Option<u32> {
-    steps.iter().take_while(|s| s.held).last().map(|s| s.index)
 }
 
 /// Judges every threshold of the scenario against the results.
@@ -820,32 +669,4 @@ fn echoed_thresholds(echo: &serde_json::Value) -> Vec<Threshold> {
             Threshold::parse(metric, condition.as_str()?).ok()
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(index: u32, held: bool) -> StepResult {
-        StepResult {
-            index,
-            multiplier: f64::from(1 << index),
-            from_s: 0.0,
-            to_s: 1.0,
-            sends: 1,
-            deliveries_per_s: 1.0,
-            fanout_p99_us: 1,
-            fanout_max_us: 1,
-            lost: 0,
-            held,
-        }
-    }
-
-    #[test]
-    fn the_highest_step_held_is_the_end_of_the_first_unbroken_run() {
-        assert_eq!(highest_held(&[]), None);
-        assert_eq!(highest_held(&[step(0, false), step(1, true)]), None);
-        let steps = [step(0, true), step(1, true), step(2, false), step(3, true)];
-        assert_eq!(highest_held(&steps), Some(1));
-    }
 }

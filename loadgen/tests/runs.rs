@@ -84,6 +84,12 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
+/// The timeline's per-second `lost` (by intended send second), summed.
+fn timeline_lost(r: &Value) -> u64 {
+    let timeline = r["timeline"].as_array().expect("timeline");
+    timeline.iter().map(|s| u(&s["lost"])).sum()
+}
+
 #[tokio::test]
 async fn smoke_delivers_everything_and_agrees_with_the_workers() {
     let dir = scratch("smoke");
@@ -310,6 +316,20 @@ async fn dropped_and_duplicated_messages_are_counted_exactly() {
         r["deliveries"]
     );
     assert_eq!(r["verdict"], "fail");
+    // Every loss is in the second its message was meant to be sent.
+    assert_eq!(timeline_lost(&r), u(&r["deliveries"]["lost"]));
+
+    // The same run split over two processes: the parts' per-second losses merge exactly.
+    let split = dir.join("split");
+    let (s, out) = (scenario.to_str().unwrap(), split.to_str().unwrap());
+    let output = loadgen(&["run", s, "--out", out, "-q", "--processes", "2"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let r2 = results(&split);
+    assert_eq!(r2["parts"], 2);
+    let dropped_in_split = chaos_count(&stack, "drop").await - dropped;
+    assert!(dropped_in_split > 0);
+    assert_eq!(u(&r2["deliveries"]["lost"]), dropped_in_split * 5);
+    assert_eq!(timeline_lost(&r2), u(&r2["deliveries"]["lost"]));
     stack.stop().await;
 }
 
@@ -424,4 +444,158 @@ async fn a_rate_stepping_run_judges_every_step() {
     let sends: Vec<u64> = steps.iter().map(|s| u(&s["sends"])).collect();
     assert!(sends[1] > sends[0] && sends[2] > sends[1], "{sends:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("highest step held"));
+}
+
+/// SMALL with three rate steps of 2 s.
+fn stepped() -> String {
+    SMALL.replace("duration = \"5s\"", "duration = \"6s\"").replace(
+        "deadline = \"2s\"",
+        "deadline = \"2s\"\nsteps = { start = 1.0, factor = 2.0, step = \"2s\", max_steps = 3 }",
+    )
+}
+
+#[tokio::test]
+async fn a_split_rate_stepping_run_judges_every_step_like_one_process() {
+    let dir = scratch("split-steps");
+    let scenario = write_scenario(&dir, &stepped());
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let s = scenario.to_str().unwrap();
+    let (one_s, two_s) = (one.to_str().unwrap(), two.to_str().unwrap());
+    let one_args = ["run", s, "--out", one_s, "-q", "--processes", "1"];
+    let two_args = ["run", s, "--out", two_s, "-q", "--processes", "2"];
+    let (a, b) = tokio::join!(loadgen(&one_args), loadgen(&two_args));
+    assert!(matches!(a.status.code(), Some(0 | 1)), "{}", explain(&a));
+    assert!(matches!(b.status.code(), Some(0 | 1)), "{}", explain(&b));
+    let (r1, r2) = (results(&one), results(&two));
+    assert_eq!(r2["parts"], 2);
+    let (s1, s2) = (
+        r1["steps"].as_array().expect("steps of one process"),
+        r2["steps"].as_array().expect("steps of the split run"),
+    );
+    assert_eq!(s1.len(), 3);
+    assert_eq!(s2.len(), s1.len());
+    for (x, y) in s1.iter().zip(s2) {
+        // Sends are counted by intended send time, which the seed fixes: the same in both.
+        for key in ["index", "multiplier", "from_s", "to_s", "sends"] {
+            assert_eq!(x[key], y[key], "steps[].{key}");
+        }
+        assert!(u(&y["sends"]) > 0, "{y}");
+        assert!(y["held"].is_boolean(), "{y}");
+        // Whole seconds: the step's losses are its seconds' losses.
+        let (from, to) = (y["from_s"].as_f64().unwrap(), y["to_s"].as_f64().unwrap());
+        let lost: u64 = r2["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| (from..to).contains(&(u(&s["t"]) as f64)))
+            .map(|s| u(&s["lost"]))
+            .sum();
+        assert_eq!(u(&y["lost"]), lost, "{y}");
+    }
+    // Twice the rate, about twice the sends, in both.
+    let sends: Vec<u64> = s2.iter().map(|s| u(&s["sends"])).collect();
+    assert!(sends[1] > sends[0] && sends[2] > sends[1], "{sends:?}");
+    // The highest step held is judged the same way: present when the first step held.
+    for r in [&r1, &r2] {
+        let first_held = r["steps"][0]["held"].as_bool().unwrap();
+        assert_eq!(
+            r["highest_step_held"].is_u64(),
+            first_held,
+            "{}",
+            r["steps"]
+        );
+    }
+    assert_eq!(timeline_lost(&r2), u(&r2["deliveries"]["lost"]));
+    assert!(String::from_utf8_lossy(&b.stdout).contains("highest step held"));
+
+    // `loadgen figures` and the report read the split run's steps.
+    let results_json = two.join("results.json");
+    let figures = loadgen(&[
+        "figures",
+        results_json.to_str().unwrap(),
+        "-m",
+        "held_per_s",
+        "--median",
+    ])
+    .await;
+    assert_eq!(figures.status.code(), Some(0), "{}", explain(&figures));
+    let held_per_s: f64 = String::from_utf8_lossy(&figures.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {}", explain(&figures)));
+    match r2["highest_step_held"].as_u64() {
+        Some(i) => assert_eq!(
+            held_per_s,
+            s2[i as usize]["deliveries_per_s"].as_f64().unwrap()
+        ),
+        None => assert_eq!(held_per_s, 0.0),
+    }
+    let report = std::fs::read_to_string(two.join("report.html")).expect("report.html");
+    assert!(!report.contains("This run had no rate steps."));
+    if r2["highest_step_held"].is_u64() {
+        assert!(report.contains("The highest step held is step"));
+    }
+}
+
+/// A split run (2 processes) of SMALL, 8 s of sending, with one fault; its results.json.
+async fn split_run_with_fault(name: &str, fault: &str) -> (PathBuf, Value) {
+    let dir = scratch(name);
+    let text = SMALL
+        .replace("duration = \"5s\"", "duration = \"8s\"")
+        .replace("rate_per_member = 2.0", "rate_per_member = 5.0")
+        + "\n[[faults]]\nat = \"3s\"\n"
+        + fault
+        + "\n";
+    let scenario = write_scenario(&dir, &text);
+    let (s, out) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    let output = loadgen(&["run", s, "--out", out, "-q", "--processes", "2"]).await;
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{}",
+        explain(&output)
+    );
+    let r = results(&dir);
+    assert_eq!(r["parts"], 2);
+    // The merged record echoes the scenario as the parent ran it, faults included.
+    assert_eq!(r["scenario"]["faults"].as_array().map(Vec::len), Some(1));
+    (dir, r)
+}
+
+#[tokio::test]
+async fn a_split_run_reports_the_recovery_from_a_fault() {
+    let pause = "pause_worker = { worker = 0, for = \"1s\" }";
+    let kill = "kill_worker = 0";
+    for (name, fault, action) in [
+        ("split-pause", pause, "pause_worker 0"),
+        ("split-kill", kill, "kill_worker 0"),
+    ] {
+        let (dir, r) = split_run_with_fault(name, fault).await;
+        let fault = &r["faults"][0];
+        assert_eq!(
+            fault["action"].as_str().map(|a| a.starts_with(action)),
+            Some(true),
+            "{fault}"
+        );
+        // Recovered: the fault was over about 4 s in, and the run sends until 10 s.
+        let recovered = fault["recovered_after_ms"].as_u64();
+        assert!(
+            recovered.is_some(),
+            "{action}: no recovery in a split run: {fault}"
+        );
+        if action.starts_with("pause") {
+            assert!(
+                recovered >= Some(1_000),
+                "not before the pause ended: {fault}"
+            );
+        }
+        let lost = u(&r["deliveries"]["lost"]);
+        assert!(u(&fault["lost_in_window"]) <= lost, "{fault} vs {lost}");
+        assert_eq!(timeline_lost(&r), lost, "{action}");
+        eprintln!("{action}: {fault}, lost in the run {lost}");
+        let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+        assert!(
+            !report.contains("not within the run"),
+            "{action}: the report shows the recovery"
+        );
+    }
 }

@@ -570,7 +570,85 @@ pub fn finalize(
         from_us: 0,
         to_us: u64::MAX,
     };
-    settle(room, sessions, deadline_us, end_us, whole_run, true)
+    settle(
+        room,
+        sessions,
+        deadline_us,
+        end_us,
+        whole_run,
+        Record::Metrics(None),
+    )
+}
+
+/// Owed deliveries lost, by the second of the messages' INTENDED send time: `counts()[t]` are
+/// the losses among messages intended in `start_us + t s .. start_us + (t + 1) s`.
+///
+/// Filled by [`finalize_counting_losses`] in the same walk that settles each message, so it
+/// costs one add per sent message, not a pass per second. Its sum is the `lost` of the totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostBySecond {
+    start_us: u64,
+    width_us: u64,
+    counts: Vec<u64>,
+}
+
+impl LostBySecond {
+    /// Seconds counted from `start_us` (the run's start).
+    pub fn new(start_us: u64) -> Self {
+        Self::with_width(start_us, 1_000_000)
+    }
+
+    /// Intervals of `width_us` instead of seconds (tests use short ones).
+    pub fn with_width(start_us: u64, width_us: u64) -> Self {
+        LostBySecond {
+            start_us,
+            width_us: width_us.max(1),
+            counts: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, intended_us: u64, lost: u64) {
+        if lost == 0 {
+            return;
+        }
+        let i = (intended_us.saturating_sub(self.start_us) / self.width_us) as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        self.counts[i] += lost;
+    }
+
+    /// Losses by interval from the start; ends at the last interval with a loss.
+    pub fn counts(&self) -> &[u64] {
+        &self.counts
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// [`finalize`], also adding each message's lost deliveries (owed − delivered) into `losses`
+/// by its intended send time.
+pub fn finalize_counting_losses(
+    room: &RoomLedger,
+    sessions: &[(SessionId, SessionLedger)],
+    deadline_us: u64,
+    end_us: u64,
+    losses: &mut LostBySecond,
+) -> DeliveryTotals {
+    let whole_run = Window {
+        from_us: 0,
+        to_us: u64::MAX,
+    };
+    settle(
+        room,
+        sessions,
+        deadline_us,
+        end_us,
+        whole_run,
+        Record::Metrics(Some(losses)),
+    )
 }
 
 /// Deliveries lost among the messages meant to be sent in `from_us ..= to_us` (e.g. between a
@@ -584,18 +662,25 @@ pub fn lost_between(
     to_us: u64,
 ) -> u64 {
     let only = Window { from_us, to_us };
-    settle(room, sessions, deadline_us, end_us, only, false).lost
+    settle(room, sessions, deadline_us, end_us, only, Record::Nothing).lost
+}
+
+/// What [`settle`] records besides the totals.
+enum Record<'a> {
+    Nothing,
+    /// The per-message metrics, and the losses by second when given.
+    Metrics(Option<&'a mut LostBySecond>),
 }
 
 /// [`finalize`] restricted to messages intended within `only` (whose other counts, such as
-/// `extra`, are then not meaningful); `record` adds the per-message metrics.
+/// `extra`, are then not meaningful); `record` says what else to record.
 fn settle(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
     deadline_us: u64,
     end_us: u64,
     only: Window,
-    record: bool,
+    mut record: Record<'_>,
 ) -> DeliveryTotals {
     let log = room.sessions();
     let windows: Vec<Window> = log
@@ -608,7 +693,14 @@ fn settle(
         ..DeliveryTotals::default()
     };
     for sender_slot in 0..room.senders {
-        settle_sender(room, sender_slot, &windows, &ledgers, record, &mut totals);
+        settle_sender(
+            room,
+            sender_slot,
+            &windows,
+            &ledgers,
+            &mut record,
+            &mut totals,
+        );
     }
     for ((_, ledger), used) in sessions.iter().zip(used) {
         totals.duplicated += ledger.duplicated;
@@ -646,7 +738,7 @@ fn settle_sender(
     sender_slot: u32,
     windows: &[Window],
     ledgers: &[Option<&SessionLedger>],
-    record: bool,
+    record: &mut Record<'_>,
     totals: &mut DeliveryTotals,
 ) {
     let sent = SentLog::read(room, sender_slot);
@@ -669,8 +761,15 @@ fn settle_sender(
             );
         }
     }
-    if record {
-        settle_messages(room, sender_slot, &sent, &per_message, totals);
+    if let Record::Metrics(losses) = record {
+        settle_messages(
+            room,
+            sender_slot,
+            &sent,
+            &per_message,
+            losses.as_deref_mut(),
+            totals,
+        );
     }
 }
 
@@ -701,12 +800,14 @@ fn count_receipts(
     }
 }
 
-/// Walks one sender's messages: fan-out size, completion, incomplete count.
+/// Walks one sender's messages: fan-out size, completion, incomplete count, and (when asked)
+/// each message's losses by its intended second.
 fn settle_messages(
     room: &RoomLedger,
     sender_slot: u32,
     sent: &SentLog,
     per_message: &PerMessage,
+    mut losses: Option<&mut LostBySecond>,
     totals: &mut DeliveryTotals,
 ) {
     let (mut owed, mut got) = (0i64, 0i64);
@@ -715,6 +816,10 @@ fn settle_messages(
         got += per_message.got[i];
         totals.messages += 1;
         room.recorder.record(Metric::FanoutSize, owed as u64);
+        if let Some(losses) = losses.as_deref_mut() {
+            // got <= owed: receipts count only inside the session's owed runs.
+            losses.add(sent.intended[i], (owed - got) as u64);
+        }
         if got < owed {
             totals.incomplete += 1;
         } else if owed > 0

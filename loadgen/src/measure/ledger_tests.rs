@@ -614,6 +614,14 @@ fn naive(p: &Plan) -> Expected {
 }
 
 fn run(p: &Plan) -> (DeliveryTotals, Histograms, u64) {
+    let h = build(p);
+    let (from, to) = p.window;
+    let lost_in_window = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
+    (h.finalize(p.deadline, p.end), h.merged(), lost_in_window)
+}
+
+/// The room and ledgers of a plan, before any settling.
+fn build(p: &Plan) -> Harness {
     let mut h = Harness::new(p.senders, p.capacity);
     let ids: Vec<SessionId> = p
         .sessions
@@ -642,9 +650,38 @@ fn run(p: &Plan) -> (DeliveryTotals, Histograms, u64) {
         let id = session.map_or(SessionId(1000), |s| ids[s]);
         h.ledgers.push((id, ledger));
     }
-    let (from, to) = p.window;
-    let lost_in_window = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
-    (h.finalize(p.deadline, p.end), h.merged(), lost_in_window)
+    h
+}
+
+#[test]
+fn losses_by_second_are_lost_between_over_each_second_and_sum_to_lost() {
+    let mut intervals_with_losses = 0;
+    for seed in 0..600 {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let p = plan(&mut rng);
+        let h = build(&p);
+        // "Seconds" of 20 µs from 5 µs: the plan's times span 0..200.
+        let (start, width) = (5, 20);
+        let mut losses = LostBySecond::with_width(start, width);
+        let totals = finalize_counting_losses(&h.room, &h.ledgers, p.deadline, p.end, &mut losses);
+        assert_eq!(losses.total(), totals.lost, "seed {seed}");
+        for i in 0..20u64 {
+            let (from, to) = (start + i * width, start + (i + 1) * width - 1);
+            // Messages intended before the start count in the first interval.
+            let from = if i == 0 { 0 } else { from };
+            let want = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
+            let got = losses.counts().get(i as usize).copied().unwrap_or(0);
+            assert_eq!(got, want, "seed {seed}, interval {i}");
+            intervals_with_losses += u64::from(got > 0);
+        }
+        let last = start + 20 * width;
+        assert_eq!(
+            lost_between(&h.room, &h.ledgers, p.deadline, p.end, last, u64::MAX),
+            0,
+            "seed {seed}: the plan's times end before {last}"
+        );
+    }
+    assert!(intervals_with_losses > 100, "{intervals_with_losses}");
 }
 
 fn histogram_of(values: &[u64]) -> Histogram<u64> {

@@ -104,6 +104,9 @@ pub struct Overrides {
     pub target_url: Option<String>,
     /// `seed`.
     pub seed: Option<u64>,
+    /// Drop every `[[faults]]` entry (a part of a split run: the parent injects them, and the
+    /// part's `target_url` would refuse them).
+    pub without_faults: bool,
 }
 
 impl Scenario {
@@ -218,6 +221,10 @@ fn override_raw(raw: &mut RawScenario, overrides: &Overrides) -> Vec<KeyPath> {
     if let Some(seed) = overrides.seed {
         raw.seed = Some(seed);
         mark(&["seed"]);
+    }
+    if overrides.without_faults && !raw.faults.is_empty() {
+        raw.faults.clear();
+        mark(&["faults"]);
     }
     changed
 }

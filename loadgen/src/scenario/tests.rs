@@ -493,6 +493,13 @@ fn other_impossible_values() {
         ),
         (
             edited(
+                "transports",
+                "steps = { step = \"1500ms\", max_steps = 2 }\ntransports",
+            ),
+            "t.toml:15: traffic.steps.step: 1.5s is not whole seconds",
+        ),
+        (
+            edited(
                 "rate_per_member = 1.0",
                 "rate_per_member = 1.0\nrate_per_room = 1.0",
             ),
@@ -562,6 +569,7 @@ fn overrides_replace_and_revalidate() {
         rate_per_member: Some(0.5),
         target_url: Some("http://10.0.0.1:8080".into()),
         seed: Some(9),
+        without_faults: false,
     };
     scenario.apply(&overrides).unwrap();
     assert_eq!(scenario.population.members, 100);
@@ -616,6 +624,13 @@ fn a_bad_override_is_named_and_changes_nothing() {
             .contains("faults[0]: faults need target.local"),
         "{error}"
     );
+    // A part of a split run: the parent injects the faults, the part runs against a url.
+    let part = Overrides {
+        without_faults: true,
+        ..url
+    };
+    failover.apply(&part).unwrap_or_else(|e| panic!("{e}"));
+    assert!(failover.faults.is_empty());
 }
 
 // ---- plans ----

@@ -492,6 +492,8 @@ fn steps(raw: &RawSteps, arrival: &Arrival, steady: Duration) -> Checked<RateSte
     };
     let step = raw.step.0;
     positive(&path("step"), step)?;
+    // Steps are judged on whole seconds of the timeline (sends, fan-out, lost by second).
+    whole_seconds(&path("step"), step)?;
     if raw.max_steps == 0 {
         return problem(path("max_steps"), "must be at least 1");
     }
