@@ -78,8 +78,9 @@ const RECOVERY_HORIZON_S: u32 = 300;
 /// whole second from the fault's end on in which messages were sent, none of them was lost,
 /// and the fan-out p99 of what arrived was back near its level before the fault (at most twice
 /// it, or 10 ms above it). A second in which nobody sent shows nothing, so it is skipped: a
-/// fault that silenced every member, or one after the sending ended, does not recover. `lost_in_window` counts the messages intended from the fault's second until then (until
-/// the run's end when it never recovered).
+/// fault that silenced every member, or one after the sending ended, does not recover.
+/// `lost_in_window` counts the messages intended from the fault's second until then (until the
+/// run's end when it never recovered).
 pub fn fault_result(
     fault: &FaultRecord,
     timeline: &[SecondStats],
