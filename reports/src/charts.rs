@@ -842,6 +842,9 @@ pub fn throughput_timeline(
     })
 }
 
+/// The narrowest recovery band, as a share of the time axis, that shows beside its line.
+const MIN_VISIBLE_BAND: f64 = 0.003;
+
 /// A fault for the latency timeline: when, how long until recovery (if it recovered), what.
 #[derive(Debug, Clone)]
 pub struct FaultMark {
@@ -862,7 +865,13 @@ pub fn latency_timeline(
     let mut legend: Vec<Legend> = line_legend(lines);
     if !faults.is_empty() {
         legend.push(Legend::new("fault injected", RED, Mark::Dashed));
-        if faults.iter().any(|f| f.recovered_after_s.is_some()) {
+        // A band of a few milliseconds on an axis of minutes is hidden under the fault's own
+        // line: no legend entry for what cannot be seen.
+        let visible = |r: f64| r >= span * MIN_VISIBLE_BAND;
+        if faults
+            .iter()
+            .any(|f| f.recovered_after_s.is_some_and(visible))
+        {
             legend.push(Legend::new("until recovered", RED, Mark::Band));
         }
     }
@@ -1178,6 +1187,27 @@ mod tests {
             .min()
             .unwrap();
         assert!(y_of(">\nkill_worker 1\n<") + 14 <= top, "{svg}");
+    }
+
+    #[test]
+    fn only_a_visible_recovery_band_is_in_the_legend() {
+        let line = Line {
+            label: "p99".to_owned(),
+            color: ORANGE,
+            dashed: false,
+            runs: vec![vec![(5.0, 1000.0), (20.0, 1000.0)]],
+        };
+        let legend_with = |recovered_after_s: f64| {
+            let fault = FaultMark {
+                at_s: 10.0,
+                recovered_after_s: Some(recovered_after_s),
+                label: "pause".to_owned(),
+            };
+            let svg = latency_timeline(Size::WIDE, "t", &[line.clone()], 30.0, &[fault]);
+            svg.unwrap().contains("until recovered")
+        };
+        assert!(legend_with(2.0), "a two-second band on a 30 s axis shows");
+        assert!(!legend_with(0.001), "a 1 ms band on a 30 s axis does not");
     }
 
     #[test]

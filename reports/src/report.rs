@@ -656,7 +656,8 @@ fn balance_caption(workers: usize, members: u64, delivered: u64) -> String {
     }
     format!(
         "Each chat worker's share of the {} members (at the quiet point) and of the {} \
-         deliveries it made; nginx ip_hash should keep them near the even share.",
+         deliveries the workers made (every room message: join and quit notices as well as \
+         says); nginx ip_hash should keep them near the even share.",
         count(members),
         count(delivered)
     )
