@@ -1203,7 +1203,8 @@ mod tests {
                 recovered_after_s: Some(recovered_after_s),
                 label: "pause".to_owned(),
             };
-            let svg = latency_timeline(Size::WIDE, "t", &[line.clone()], 30.0, &[fault]);
+            let svg =
+                latency_timeline(Size::WIDE, "t", std::slice::from_ref(&line), 30.0, &[fault]);
             svg.unwrap().contains("until recovered")
         };
         assert!(legend_with(2.0), "a two-second band on a 30 s axis shows");
