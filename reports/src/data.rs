@@ -158,6 +158,9 @@ pub fn buckets(timeline: &[SecondStats]) -> Vec<Bucket> {
         for (kind, count) in &s.errors {
             *b.errors.entry(kind.clone()).or_default() += count;
         }
+        if s.lost > 0 {
+            *b.errors.entry(LOST_KIND.to_owned()).or_default() += s.lost;
+        }
         if s.deliveries == 0 && s.fanout_hist.is_empty() && s.fanout_p99_us == 0 {
             continue;
         }
@@ -195,12 +198,20 @@ pub fn buckets(timeline: &[SecondStats]) -> Vec<Bucket> {
     out
 }
 
-/// Error kinds that occur anywhere in the timeline, most frequent first.
+/// The errors chart's kind for owed deliveries never made, counted in the second their
+/// message was meant to be sent: when a worker dies, this is what its members missed, and when.
+pub const LOST_KIND: &str = "lost delivery";
+
+/// Error kinds that occur anywhere in the timeline (lost deliveries included), most frequent
+/// first.
 pub fn error_kinds(timeline: &[SecondStats]) -> Vec<(String, u64)> {
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for s in timeline {
         for (kind, n) in &s.errors {
             *totals.entry(kind).or_default() += n;
+        }
+        if s.lost > 0 {
+            *totals.entry(LOST_KIND).or_default() += s.lost;
         }
     }
     let mut kinds: Vec<(String, u64)> =
@@ -386,6 +397,17 @@ mod tests {
         let stall = &b[100 / 6];
         assert!(stall.fanout_p99_us.unwrap() >= 4_900_000);
         assert!(stall.fanout_p50_us.unwrap() < 2_000);
+    }
+
+    #[test]
+    fn lost_deliveries_are_an_error_kind_in_their_send_second() {
+        let mut lossy = second(1, 5, 2_000);
+        lossy.lost = 7;
+        let timeline = vec![second(0, 5, 2_000), lossy];
+        let b = buckets(&timeline);
+        assert_eq!(b[0].errors.get(LOST_KIND), None);
+        assert_eq!(b[1].errors.get(LOST_KIND), Some(&7));
+        assert_eq!(error_kinds(&timeline), [(LOST_KIND.to_owned(), 7)]);
     }
 
     #[test]

@@ -638,7 +638,11 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
     let c8 = Chart {
         id: "errors-timeline",
         title: title8.to_owned(),
-        caption: format!("Errors by kind, stacked.{per_point}"),
+        caption: format!(
+            "Errors by kind, stacked; \"{}\" counts owed deliveries never made, in the \
+             second their message was meant to be sent.{per_point}",
+            data::LOST_KIND
+        ),
         svg: charts::both(|size| {
             charts::errors_timeline(size, title8, &d.buckets, &kinds, d.span)
         })?,
