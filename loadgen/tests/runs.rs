@@ -318,6 +318,13 @@ async fn dropped_and_duplicated_messages_are_counted_exactly() {
     assert_eq!(r["verdict"], "fail");
     // Every loss is in the second its message was meant to be sent.
     assert_eq!(timeline_lost(&r), u(&r["deliveries"]["lost"]));
+    // ...and the report charts them over time, all of them.
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    let lost = roomstorm_reports::format::count(u(&r["deliveries"]["lost"]));
+    assert!(
+        report.contains(&format!("lost delivery ({lost})")),
+        "the errors chart's legend must count the {lost} lost deliveries"
+    );
 
     // The same run split over two processes: the parts' per-second losses merge exactly.
     let split = dir.join("split");
