@@ -177,16 +177,22 @@ deadline = "2s"
 "lost" = "== 0"
 "#;
 
+/// The scenario run twice at once, in one process (results in `one`) and split over two (in
+/// `two`).
+async fn one_and_two_processes(scenario: &Path, one: &Path, two: &Path) -> (Output, Output) {
+    let s = scenario.to_str().unwrap();
+    let (one_s, two_s) = (one.to_str().unwrap(), two.to_str().unwrap());
+    let one_args = ["run", s, "--out", one_s, "-q", "--processes", "1"];
+    let two_args = ["run", s, "--out", two_s, "-q", "--processes", "2"];
+    tokio::join!(loadgen(&one_args), loadgen(&two_args))
+}
+
 #[tokio::test]
 async fn two_processes_merge_to_the_same_totals_as_one() {
     let dir = scratch("merge");
     let scenario = write_scenario(&dir, SMALL);
     let (one, two) = (dir.join("one"), dir.join("two"));
-    let s = scenario.to_str().unwrap();
-    let (one_s, two_s) = (one.to_str().unwrap(), two.to_str().unwrap());
-    let one_args = ["run", s, "--out", one_s, "-q", "--processes", "1"];
-    let two_args = ["run", s, "--out", two_s, "-q", "--processes", "2"];
-    let (a, b) = tokio::join!(loadgen(&one_args), loadgen(&two_args));
+    let (a, b) = one_and_two_processes(&scenario, &one, &two).await;
     assert_eq!(a.status.code(), Some(0), "{}", explain(&a));
     assert_eq!(b.status.code(), Some(0), "{}", explain(&b));
     let (r1, r2) = (results(&one), results(&two));
@@ -466,11 +472,7 @@ async fn a_split_rate_stepping_run_judges_every_step_like_one_process() {
     let dir = scratch("split-steps");
     let scenario = write_scenario(&dir, &stepped());
     let (one, two) = (dir.join("one"), dir.join("two"));
-    let s = scenario.to_str().unwrap();
-    let (one_s, two_s) = (one.to_str().unwrap(), two.to_str().unwrap());
-    let one_args = ["run", s, "--out", one_s, "-q", "--processes", "1"];
-    let two_args = ["run", s, "--out", two_s, "-q", "--processes", "2"];
-    let (a, b) = tokio::join!(loadgen(&one_args), loadgen(&two_args));
+    let (a, b) = one_and_two_processes(&scenario, &one, &two).await;
     assert!(matches!(a.status.code(), Some(0 | 1)), "{}", explain(&a));
     assert!(matches!(b.status.code(), Some(0 | 1)), "{}", explain(&b));
     let (r1, r2) = (results(&one), results(&two));

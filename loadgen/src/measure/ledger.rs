@@ -566,18 +566,7 @@ pub fn finalize(
     deadline_us: u64,
     end_us: u64,
 ) -> DeliveryTotals {
-    let whole_run = Window {
-        from_us: 0,
-        to_us: u64::MAX,
-    };
-    settle(
-        room,
-        sessions,
-        deadline_us,
-        end_us,
-        whole_run,
-        Record::Metrics(None),
-    )
+    settle_whole_run(room, sessions, deadline_us, end_us, None)
 }
 
 /// Owed deliveries lost, by the second of the messages' INTENDED send time: `counts()[t]` are
@@ -637,18 +626,23 @@ pub fn finalize_counting_losses(
     end_us: u64,
     losses: &mut LostBySecond,
 ) -> DeliveryTotals {
+    settle_whole_run(room, sessions, deadline_us, end_us, Some(losses))
+}
+
+/// Settles every message of the room, recording metrics (and losses by second, if asked).
+fn settle_whole_run(
+    room: &RoomLedger,
+    sessions: &[(SessionId, SessionLedger)],
+    deadline_us: u64,
+    end_us: u64,
+    losses: Option<&mut LostBySecond>,
+) -> DeliveryTotals {
     let whole_run = Window {
         from_us: 0,
         to_us: u64::MAX,
     };
-    settle(
-        room,
-        sessions,
-        deadline_us,
-        end_us,
-        whole_run,
-        Record::Metrics(Some(losses)),
-    )
+    let record = Record::Metrics(losses);
+    settle(room, sessions, deadline_us, end_us, whole_run, record)
 }
 
 /// Deliveries lost among the messages meant to be sent in `from_us ..= to_us` (e.g. between a

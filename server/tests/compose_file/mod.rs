@@ -108,23 +108,17 @@ impl Compose {
 
     /// The bind mounts of a service: (host path relative to the repository, container path).
     pub fn bind_mounts(&self, service: &str) -> Vec<(String, String)> {
-        self.list(service, "volumes")
-            .iter()
-            .filter_map(|volume| {
-                let mut parts = volume.split(':');
-                let source = parts.next()?;
-                let target = parts
-                    .next()
-                    .unwrap_or_else(|| panic!("volume `{volume}` has no target"));
-                (source.starts_with('.') || source.starts_with('/'))
-                    .then(|| (source.to_string(), target.to_string()))
-            })
-            .collect()
+        self.volumes(service, false)
     }
 
     /// The named volumes of a service: (volume name, container path). Each must be declared
     /// under the top-level `volumes`.
     pub fn named_volumes(&self, service: &str) -> Vec<(String, String)> {
+        self.volumes(service, true)
+    }
+
+    /// A service's volumes of one kind: named ones, or bind mounts (a path for a source).
+    fn volumes(&self, service: &str, named: bool) -> Vec<(String, String)> {
         self.list(service, "volumes")
             .iter()
             .filter_map(|volume| {
@@ -133,8 +127,8 @@ impl Compose {
                 let target = parts
                     .next()
                     .unwrap_or_else(|| panic!("volume `{volume}` has no target"));
-                let named = !(source.starts_with('.') || source.starts_with('/'));
-                named.then(|| (source.to_string(), target.to_string()))
+                let is_path = source.starts_with('.') || source.starts_with('/');
+                (is_path != named).then(|| (source.to_string(), target.to_string()))
             })
             .collect()
     }
