@@ -71,7 +71,15 @@ nav.toc a:hover { text-decoration: underline; }
 .tile.accent { border-left-color: var(--accent); }
 
 /* Tables */
-.table-wrap { overflow-x: auto; }
+/* A table wider than the screen scrolls in its card; a shadow on the side that has more to
+   show says so (the covers scroll with the table and hide the shadow at either end). */
+.table-wrap { overflow-x: auto;
+  background:
+    linear-gradient(to right, var(--card) 30%, rgba(255,255,255,0)) left / 40px 100% no-repeat local,
+    linear-gradient(to left, var(--card) 30%, rgba(255,255,255,0)) right / 40px 100% no-repeat local,
+    radial-gradient(farthest-side at 0 50%, rgba(0,0,0,0.18), rgba(0,0,0,0)) left / 14px 100% no-repeat scroll,
+    radial-gradient(farthest-side at 100% 50%, rgba(0,0,0,0.18), rgba(0,0,0,0)) right / 14px 100% no-repeat scroll;
+  background-color: var(--card); }
 table { width: 100%; border-collapse: collapse; font-size: 14px; }
 th, td { padding: 8px 12px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
 th { font-size: 12px; font-weight: 600; color: var(--muted); text-transform: uppercase; letter-spacing: 0.04em;
@@ -128,7 +136,7 @@ footer { margin-top: 36px; font-size: 12px; color: var(--muted); text-align: cen
   figure.chart .wide { display: none; }
   figure.chart .narrow { display: block; }
   figure.chart, .tile, tr, .banner { break-inside: avoid; }
-  .table-wrap { overflow: visible; }
+  .table-wrap { overflow: visible; background: none; }
   table { font-size: 8.5pt; }
   th, td { padding: 4px 6px; }
   section { break-inside: auto; }

@@ -116,6 +116,14 @@ fn render_and_check(results: &Results) -> (String, Html) {
     assert!(css.contains("repeat(auto-fill, minmax(min(100%, 600px), 1fr))"));
     let print = &css[css.find("@media print").expect("a print stylesheet")..];
     assert!(print.contains("figure.chart .narrow { display: block; }"));
+    // A table that scrolls on a phone shows a shadow on the side with more to see: covers that
+    // scroll with the content (`local`) over shadows that stay (`scroll`).
+    let wrap = &css[css.find(".table-wrap {").expect("the table wrapper's rule")..];
+    let wrap = &wrap[..wrap.find('}').expect("rule end")];
+    assert!(
+        wrap.contains("no-repeat local") && wrap.contains("no-repeat scroll"),
+        "{wrap}"
+    );
     (html, doc)
 }
 
