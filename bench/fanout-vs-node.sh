@@ -27,14 +27,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-runs=3 quick=0 out_arg=
-while [ $# -gt 0 ]; do
-  case $1 in
-    --) shift; break ;;
-    *) common_flag "$@"; shift "$used" ;;
-  esac
-done
-extra=("$@")
+common_flags_only "$@"
 
 need redis-server "apt-get install -y redis-server"
 need redis-cli "apt-get install -y redis-tools"

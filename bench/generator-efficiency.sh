@@ -27,14 +27,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-runs=3 quick=0 out_arg=
-while [ $# -gt 0 ]; do
-  case $1 in
-    --) shift; break ;;
-    *) common_flag "$@"; shift "$used" ;;
-  esac
-done
-extra=("$@")
+common_flags_only "$@"
 if [ "$quick" = 1 ]; then
   runs=2
   extra=(--members 200 --rooms 2 --duration 10s "${extra[@]}")

@@ -20,6 +20,20 @@ common_flag() {
   esac
 }
 
+# common_flags_only "$@": the whole command line of a benchmark without flags of its own: the
+# common flags (defaults: 3 runs, not quick, the default folder), then after `--` the flags
+# passed to every `loadgen run`, in $extra.
+common_flags_only() {
+  runs=3 quick=0 out_arg=
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --) shift; break ;;
+      *) common_flag "$@"; shift "$used" ;;
+    esac
+  done
+  extra=("$@")
+}
+
 # need CMD WHAT-TO-INSTALL: stops with an install hint when CMD is missing.
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "$(basename "$0"): '$1' not found: $2" >&2; exit 2; }
