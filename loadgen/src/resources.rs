@@ -428,6 +428,11 @@ fn sample(sources: Sources, stopped: mpsc::Receiver<()>, taken: &AtomicUsize) ->
 mod tests {
     use super::*;
 
+    /// A classification as written in a test: (pid, component name) pairs.
+    fn components(pairs: &[(u32, &str)]) -> BTreeMap<u32, String> {
+        pairs.iter().map(|&(p, n)| (p, n.to_owned())).collect()
+    }
+
     #[test]
     fn parses_stat_after_the_last_parenthesis() {
         let line = "4242 (my (odd) name) S 17 4242 17 0 -1 4194560 4120 0 0 0 \
@@ -556,7 +561,7 @@ mod tests {
             _ => None,
         };
         let got = classify(&sources, me, &table, ids);
-        let expected: BTreeMap<u32, String> = [
+        let expected = [
             (100, "loadgen"),
             (101, "master"),
             (102, "chat worker 0"),
@@ -565,11 +570,8 @@ mod tests {
             (105, "nginx"),
             (106, "nginx"),
             (108, "loadgen"),
-        ]
-        .into_iter()
-        .map(|(p, n)| (p, n.to_owned()))
-        .collect();
-        assert_eq!(got, expected);
+        ];
+        assert_eq!(got, components(&expected));
         // Without a local stack, only the generator.
         let mut alone = Sources::generator_only(GENERATOR_WITH_EMBEDDED);
         alone.generator_pids = vec![me];
@@ -605,7 +607,7 @@ mod tests {
         };
         sources.generator_pids = vec![me];
         let got = classify(&sources, me, &table, |_| None);
-        let expected: BTreeMap<u32, String> = [
+        let expected = [
             (100, "loadgen"),
             (200, "ours workers"),
             (201, "ours workers"),
@@ -613,11 +615,8 @@ mod tests {
             (203, "ours workers"),
             (300, "nginx"),
             (301, "nginx"),
-        ]
-        .into_iter()
-        .map(|(p, n)| (p, n.to_owned()))
-        .collect();
-        assert_eq!(got, expected);
+        ];
+        assert_eq!(got, components(&expected));
     }
 
     #[test]
