@@ -90,6 +90,7 @@ impl RunContext {
             })
             .collect();
         let seconds = (timing.total.as_secs() + 30) as usize;
+        let (send_from_us, send_until_us) = timing.send_window(start_us);
         Arc::new(RunContext {
             timeline: Timeline::new(start_us, seconds),
             rooms,
@@ -98,8 +99,8 @@ impl RunContext {
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             start_us,
-            send_from_us: start_us + timing.ramp_up.as_micros() as u64,
-            send_until_us: start_us + (timing.ramp_up + timing.send).as_micros() as u64,
+            send_from_us,
+            send_until_us,
             scenario,
             plan,
         })
@@ -118,6 +119,15 @@ pub struct RunTiming {
     /// Members leaving.
     pub ramp_down: Duration,
     pub total: Duration,
+}
+
+impl RunTiming {
+    /// When members send, on the run clock, for a run started at `start_us`: from the end of
+    /// the ramp-up until the steady phase ends. The same for every part of a split run.
+    pub fn send_window(&self, start_us: u64) -> (u64, u64) {
+        let from = start_us + self.ramp_up.as_micros() as u64;
+        (from, from + self.send.as_micros() as u64)
+    }
 }
 
 /// Most messages one sender of the room can send: sizes the room ledger's slots.

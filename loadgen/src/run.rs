@@ -361,7 +361,7 @@ async fn run_split(
     let part_pids = children.iter().filter_map(|(_, _, c)| c.id()).collect();
     let sampler = Sampler::start(sources(target, part_pids, &args.samples).await);
     let before = target.worker_stats().await;
-    let send_until = start_us + (timing.ramp_up + timing.send).as_micros() as u64;
+    let (send_from, send_until) = timing.send_window(start_us);
     let quiet_at = quiet_point(scenario, send_until);
     let quiet = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
     let faults = inject_faults(target, &scenario.faults, start_us);
@@ -397,7 +397,7 @@ async fn run_split(
     let deadline_us = scenario.traffic.deadline.as_micros() as u64;
     let window = RunWindow {
         start_us,
-        send_from_us: start_us + timing.ramp_up.as_micros() as u64,
+        send_from_us: send_from,
         send_until_us: send_until,
         last_owed_us: now_us().saturating_sub(deadline_us),
     };
