@@ -645,8 +645,10 @@ fn settle_whole_run(
     settle(room, sessions, deadline_us, end_us, whole_run, record)
 }
 
-/// Deliveries lost among the messages meant to be sent in `from_us ..= to_us` (e.g. between a
-/// fault and its recovery), by the definitions of [`finalize`]. Records nothing.
+/// Deliveries lost among the messages meant to be sent in `from_us ..= to_us`, by the
+/// definitions of [`finalize`]. Records nothing. Runs no longer call it (faults and steps are
+/// judged on the per-second [`LostBySecond`] series, see `judging.rs`); it is the exact
+/// reference the tests check that series against, interval by interval.
 pub fn lost_between(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
