@@ -109,6 +109,7 @@ fn whole_and_halves() -> (Results, Results, Results) {
     let da = DeliveryTotals {
         expected: 10,
         delivered: 9,
+        never: 1,
         lost: 1,
         messages: 3,
         incomplete: 1,

@@ -39,6 +39,10 @@ pub struct Results {
     /// How long it ran, seconds.
     pub duration_s: f64,
     pub counters: Counters,
+    /// Messages planned by the members' schedules, made, and left unsent; zeros in files
+    /// written before it existed.
+    #[serde(default)]
+    pub sends: Sends,
     pub deliveries: Deliveries,
     pub latency: Latency,
     pub histograms: EncodedHistograms,
@@ -65,6 +69,60 @@ pub struct Results {
     /// The highest step that held (and every step before it held too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub highest_step_held: Option<u32>,
+    /// What the run was pointed at; `None` in files written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetKind>,
+}
+
+/// What kind of target a run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    /// The local stack loadgen started: Redis, the cluster's workers, nginx.
+    LocalStack,
+    /// One chat worker inside loadgen (no Redis, no nginx): the fallback when they are missing.
+    Embedded,
+    /// A server at a URL loadgen did not start.
+    Url,
+}
+
+impl TargetKind {
+    /// How a person reads it: `local stack`, `embedded worker`, `url`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            TargetKind::LocalStack => "local stack",
+            TargetKind::Embedded => "embedded worker",
+            TargetKind::Url => "url",
+        }
+    }
+}
+
+/// The members' send schedules against what was sent (see `docs/measurement.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Sends {
+    /// Sends the schedules called for during the send window (intended times in it), for
+    /// every member with a schedule, connected or not.
+    pub planned: u64,
+    /// Of those, sent: written to the member's socket, stamped with the intended time.
+    pub made: u64,
+    /// `planned − made`: due while the member was not connected, still in a lagging member's
+    /// backlog when the window closed, or whose write failed.
+    pub unsent: u64,
+}
+
+impl Sends {
+    /// From the planned and made counts (`unsent` derived).
+    pub fn new(planned: u64, made: u64) -> Sends {
+        Sends {
+            planned,
+            made,
+            unsent: planned.saturating_sub(made),
+        }
+    }
+
+    pub fn add(&mut self, other: &Sends) {
+        *self = Sends::new(self.planned + other.planned, self.made + other.made);
+    }
 }
 
 /// One step of a rate-stepping run, judged on the messages meant to be sent in it.
@@ -76,8 +134,12 @@ pub struct StepResult {
     /// Seconds since the run's start.
     pub from_s: f64,
     pub to_s: f64,
-    /// Messages meant to be sent in the step.
+    /// Messages meant to be sent in the step (by intended send time) that were sent.
     pub sends: u64,
+    /// Messages the schedules called for in the step (by intended send time): the offered
+    /// load; 0 in files written before it existed.
+    #[serde(default)]
+    pub planned: u64,
     /// First receipts per second while the step lasted.
     pub deliveries_per_s: f64,
     /// Fan-out percentiles of the receipts while the step lasted.
@@ -329,7 +391,13 @@ impl Counters {
 pub struct DeliveryTotals {
     /// Deliveries owed: Σ over tracked sent messages of the sessions they were owed to.
     pub expected: u64,
+    /// Owed and received within the deadline (on time).
     pub delivered: u64,
+    /// Owed and received, but after the deadline.
+    pub late: u64,
+    /// Owed and never received.
+    pub never: u64,
+    /// `late + never`.
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -349,6 +417,8 @@ impl DeliveryTotals {
     pub fn add(&mut self, other: &DeliveryTotals) {
         self.expected += other.expected;
         self.delivered += other.delivered;
+        self.late += other.late;
+        self.never += other.never;
         self.lost += other.lost;
         self.duplicated += other.duplicated;
         self.reordered += other.reordered;
@@ -373,7 +443,18 @@ impl DeliveryTotals {
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Deliveries {
     pub expected: u64,
+    /// Owed deliveries received within the deadline; the same number as `delivered`.
+    #[serde(default)]
+    pub on_time: u64,
+    /// Owed deliveries received after the deadline.
+    #[serde(default)]
+    pub late: u64,
+    /// Owed deliveries never received.
+    #[serde(default)]
+    pub never: u64,
+    /// On time (= `on_time`).
     pub delivered: u64,
+    /// `late + never`.
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -394,6 +475,9 @@ impl From<&DeliveryTotals> for Deliveries {
     fn from(t: &DeliveryTotals) -> Self {
         Deliveries {
             expected: t.expected,
+            on_time: t.delivered,
+            late: t.late,
+            never: t.never,
             delivered: t.delivered,
             lost: t.lost,
             duplicated: t.duplicated,
@@ -409,10 +493,22 @@ impl From<&DeliveryTotals> for Deliveries {
 }
 
 impl Deliveries {
+    /// Files written before `on_time`, `late` and `never` existed counted every owed receipt
+    /// as delivered, whatever its latency, and every other owed delivery as lost: read them as
+    /// on time and never received.
+    fn read_old_fates(&mut self) {
+        if self.on_time + self.late + self.never == 0 && self.expected > 0 {
+            self.on_time = self.delivered;
+            self.never = self.lost;
+        }
+    }
+
     fn totals(&self) -> DeliveryTotals {
         DeliveryTotals {
             expected: self.expected,
             delivered: self.delivered,
+            late: self.late,
+            never: self.never,
             lost: self.lost,
             duplicated: self.duplicated,
             reordered: self.reordered,
@@ -520,6 +616,8 @@ impl Results {
             resources: None,
             steps: Vec::new(),
             highest_step_held: None,
+            target: None,
+            sends: Sends::default(),
         }
     }
 
@@ -587,8 +685,9 @@ impl Results {
 
     /// Parses results.json text; refuses other schemas.
     pub fn from_json(text: &str) -> anyhow::Result<Results> {
-        let results: Results =
+        let mut results: Results =
             serde_json::from_str(text).context("not a roomstorm results file")?;
+        results.deliveries.read_old_fates();
         ensure!(
             results.schema == SCHEMA,
             "results schema {:?} is not {SCHEMA:?} (written by another loadgen version?)",
@@ -636,10 +735,12 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
     out.duration_s = parts.iter().map(|p| p.duration_s).fold(0.0, f64::max);
     out.parts = parts.iter().map(|p| p.parts).sum();
     out.counters = Counters::default();
+    out.sends = Sends::default();
     let mut deliveries = DeliveryTotals::default();
     let mut histograms = Histograms::new();
     for (i, part) in parts.iter().enumerate() {
         out.counters.add(&part.counters);
+        out.sends.add(&part.sends);
         deliveries.add(&part.deliveries.totals());
         let h = part
             .decode_histograms()

@@ -23,6 +23,11 @@ pub struct SecondStats {
     pub t: u32,
     /// Members connected (the gauge's last value in that second; summed across parts).
     pub members: u64,
+    /// Messages the schedules called for with their intended send time in this second (the
+    /// offered load); 0 in files written before it existed.
+    #[serde(default)]
+    pub planned: u64,
+    /// Of those, sent (by intended send time).
     pub sends: u64,
     /// First receipts (in order or not).
     pub deliveries: u64,
@@ -33,6 +38,10 @@ pub struct SecondStats {
     /// Absent (0) in results written before it existed.
     #[serde(default)]
     pub lost: u64,
+    /// Of `lost`, the deliveries that did arrive, after the deadline (by intended send time
+    /// too); `lost − late` never arrived. 0 in files written before it existed.
+    #[serde(default)]
+    pub late: u64,
     /// Errors by kind name; only kinds that happened.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub errors: BTreeMap<String, u64>,
@@ -64,10 +73,12 @@ impl SecondStats {
     /// percentiles recomputed from the sum.
     pub fn add(&mut self, other: &SecondStats) -> anyhow::Result<()> {
         self.members += other.members;
+        self.planned += other.planned;
         self.sends += other.sends;
         self.deliveries += other.deliveries;
         self.duplicates += other.duplicates;
         self.lost += other.lost;
+        self.late += other.late;
         for (kind, n) in &other.errors {
             *self.errors.entry(kind.clone()).or_default() += n;
         }

@@ -185,6 +185,8 @@ pub fn extreme() -> Results {
     r.set_deliveries(&DeliveryTotals {
         expected: 12_000,
         delivered: 10_800,
+        late: 200,
+        never: 1_000,
         lost: 1_200,
         duplicated: 17,
         reordered: 4,
@@ -302,6 +304,7 @@ pub fn stepped(results: &Results, steps: &[(f64, u64, bool)]) -> Results {
             from_s: i as f64 * 10.0,
             to_s: (i + 1) as f64 * 10.0,
             sends: (rate / 100.0) as u64 * 10,
+            planned: (rate / 100.0) as u64 * 10,
             deliveries_per_s: rate,
             fanout_p99_us: p99,
             fanout_max_us: p99 * 2,
