@@ -83,7 +83,12 @@ async fn receive(n: u32, pace_us: u64) -> Result<(), Box<dyn std::error::Error>>
 
     let counters = Counters::default();
     let timeline = Timeline::new(START_US, 3600);
-    let room = RoomLedger::with_recorder(SENDERS, n / SENDERS + 1, Arc::new(Recorder::new()));
+    let room = RoomLedger::with_recorder(
+        SENDERS,
+        n / SENDERS + 1,
+        u64::MAX,
+        Arc::new(Recorder::new()),
+    );
     for i in 0..n {
         room.on_send(i % SENDERS, i / SENDERS, START_US + u64::from(i) * 10);
     }

@@ -23,6 +23,8 @@ pub struct Counters {
     pub received_messages: AtomicU64,
     pub server_errors: AtomicU64,
     pub disconnects: AtomicU64,
+    /// Planned leaves whose close did not finish in time (settled with what was received).
+    pub close_timeouts: AtomicU64,
     pub reconnects: AtomicU64,
     pub heartbeats: AtomicU64,
     /// Members currently joined.
@@ -84,7 +86,11 @@ impl RunContext {
                     messages_per_sender(&scenario, &plan, room.index as usize, timing.send);
                 Arc::new(RoomState {
                     id: room.id.clone(),
-                    ledger: RoomLedger::new(room.members.len() as u32, capacity),
+                    ledger: RoomLedger::new(
+                        room.members.len() as u32,
+                        capacity,
+                        scenario.traffic.deadline.as_micros() as u64,
+                    ),
                     finished: Mutex::new(Vec::new()),
                 })
             })
@@ -127,6 +133,13 @@ impl RunTiming {
     pub fn send_window(&self, start_us: u64) -> (u64, u64) {
         let from = start_us + self.ramp_up.as_micros() as u64;
         (from, from + self.send.as_micros() as u64)
+    }
+
+    /// The end of the drain: a deadline (rounded up to whole seconds) after the last intended
+    /// send, so every message sent is past its deadline or received by then. Members still
+    /// there are owed every message; leaving after it is the end of the run, not a leave.
+    pub fn drain_end(&self, start_us: u64) -> u64 {
+        self.send_window(start_us).1 + self.drain.as_micros() as u64
     }
 }
 

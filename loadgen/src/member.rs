@@ -6,7 +6,6 @@
 //! messages. Receiving parses only what it records.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::clock::now_us;
 use crate::context::{Counters, RoomState, RunContext};
 use crate::measure::histograms::{self, Metric};
-use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
+use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
 use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::scenario::{ClientAddress, MemberPlan};
@@ -41,9 +40,29 @@ pub struct Session {
     /// How long connect and join took (also recorded into the histograms).
     pub connect_time: Duration,
     pub join_time: Duration,
-    /// Set before a planned close, so the receiving side does not count it as a drop.
-    closing: Arc<AtomicBool>,
+    /// Tells the receiving side that the member is leaving on purpose.
+    leaving: Arc<Leaving>,
     receiver: JoinHandle<()>,
+}
+
+/// How long a planned leave may take (the close handshake and the last receipts) before the
+/// receiving side stops waiting and settles with what it got.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A planned leave, as the receiving task learns of it: when it was decided (the session's
+/// end in the ledger, so a slow close does not make the member owed more) and a signal to stop
+/// waiting for the connection's end.
+#[derive(Default)]
+struct Leaving {
+    /// µs of the decision to leave; 0 while the member stays.
+    at_us: std::sync::atomic::AtomicU64,
+    give_up: tokio::sync::Notify,
+}
+
+impl Leaving {
+    fn at(&self) -> Option<u64> {
+        Some(self.at_us.load(Relaxed)).filter(|&t| t > 0)
+    }
 }
 
 /// The source identity of member `id`: its own /24, so nginx `ip_hash` tells members apart.
@@ -133,14 +152,14 @@ pub async fn open_session(
     histograms::record(Metric::Join, join_time.as_micros() as u64);
     let room = ctx.rooms[member.room as usize].clone();
     let id = room.ledger.session_joined(member.slot, join_done_us);
-    let closing = Arc::new(AtomicBool::new(false));
-    let receiver = tokio::spawn(receive(ctx.clone(), room, id, rx, closing.clone()));
+    let leaving = Arc::new(Leaving::default());
+    let receiver = tokio::spawn(receive(ctx.clone(), room, id, rx, leaving.clone()));
     Ok(Session {
         tx,
         id,
         connect_time,
         join_time,
-        closing,
+        leaving,
         receiver,
     })
 }
@@ -167,19 +186,30 @@ async fn wait_for_own_join(ctx: &RunContext, rx: &mut Receiver, name: &str) -> R
 }
 
 /// The receiving side of one session: every broadcast goes into the ledger; runs until the
-/// connection ends, then closes the session in the room's ledger.
+/// connection ends (or a planned leave gives up waiting for that), then closes the session in
+/// the room's ledger and hands the session's ledger over for settling. Always: a session
+/// whose ledger never reached the room would have everything it received counted as lost.
 async fn receive(
     ctx: Arc<RunContext>,
     room: Arc<RoomState>,
     id: SessionId,
     mut rx: Receiver,
-    closing: Arc<AtomicBool>,
+    leaving: Arc<Leaving>,
 ) {
     let mut ledger = SessionLedger::for_room(&room.ledger);
-    let mut unexpected = false;
-    while let Some(incoming) = rx.next_raw().await {
+    let give_up = leaving.give_up.notified();
+    tokio::pin!(give_up);
+    loop {
+        let incoming = tokio::select! {
+            biased;
+            _ = &mut give_up => {
+                ctx.counters.close_timeouts.fetch_add(1, Relaxed);
+                break;
+            }
+            incoming = rx.next_raw() => incoming,
+        };
         match incoming {
-            RawIncoming::Event(event) => on_event(
+            Some(RawIncoming::Event(event)) => on_event(
                 &ctx.counters,
                 &ctx.timeline,
                 &room.ledger,
@@ -187,21 +217,22 @@ async fn receive(
                 event.packet(),
                 now_us(),
             ),
-            RawIncoming::Disconnected(_) => {
-                unexpected = !closing.load(Relaxed);
-                break;
-            }
+            Some(RawIncoming::Disconnected(_)) | None => break,
         }
     }
-    let left = now_us();
-    if unexpected {
-        ctx.counters.disconnects.fetch_add(1, Relaxed);
-        ctx.timeline.error(left, ErrorKind::Disconnected);
-    }
+    let (left, how) = match leaving.at() {
+        Some(at) => (at, Leave::Planned),
+        None => {
+            let now = now_us();
+            ctx.counters.disconnects.fetch_add(1, Relaxed);
+            ctx.timeline.error(now, ErrorKind::Disconnected);
+            (now, Leave::CutOff)
+        }
+    };
     ctx.counters
         .heartbeats
         .fetch_add(u64::from(rx.pings_received()), Relaxed);
-    room.ledger.session_left(id, left);
+    room.ledger.session_left(id, left, how);
     room.finish(id, ledger);
 }
 
@@ -236,17 +267,23 @@ pub fn on_event(
 }
 
 impl Session {
-    /// Leaves cleanly and waits (bounded) for the receiving side to finish its accounting.
+    /// Leaves on purpose and waits for the receiving side to finish its accounting: at most
+    /// [`CLOSE_TIMEOUT`] for the close handshake and the last receipts, then the receiver is
+    /// told to stop waiting and settles with what it received (counted in `close_timeouts`).
     pub async fn close(self) {
-        self.closing.store(true, Relaxed);
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.tx.close()).await;
-        let mut receiver = self.receiver;
-        if tokio::time::timeout(Duration::from_secs(5), &mut receiver)
-            .await
-            .is_err()
-        {
-            receiver.abort();
+        self.leaving.at_us.store(now_us().max(1), Relaxed);
+        let (tx, mut receiver) = (self.tx, self.receiver);
+        let closed = async {
+            let _ = tx.close().await;
+            let _ = (&mut receiver).await;
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, closed).await.is_ok() {
+            return;
         }
+        // The receiver waits for nothing but the connection: once told, it only settles its
+        // ledger, so this wait ends.
+        self.leaving.give_up.notify_one();
+        let _ = receiver.await;
     }
 
     pub fn is_alive(&self) -> bool {

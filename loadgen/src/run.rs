@@ -280,7 +280,8 @@ async fn run_against(
     let at_quiet = at_quiet_sample.await.unwrap_or_default();
     let received_at_quiet = received.await.unwrap_or_default();
 
-    let mut results = settle(&ctx, scenario, started_at, end_us, &faults)?;
+    let drain_end_us = timing.drain_end(start_us);
+    let mut results = settle(&ctx, scenario, started_at, (drain_end_us, end_us), &faults)?;
     results.counters.received_at_quiet_point = received_at_quiet;
     results.workers = worker_counts(&before, &at_quiet);
     results.resources = resources;
@@ -399,7 +400,7 @@ async fn run_split(
         start_us,
         send_from_us: send_from,
         send_until_us: send_until,
-        last_owed_us: now_us().saturating_sub(deadline_us),
+        last_owed_us: timing.drain_end(start_us).saturating_sub(deadline_us),
     };
     judge_faults_and_steps(
         &mut merged,
@@ -457,12 +458,13 @@ fn worker_counts(
         .collect()
 }
 
-/// Settles every room's ledger and assembles the results of this process.
+/// Settles every room's ledger and assembles the results of this process; `(drain_end_us,
+/// end_us)`: the end of the drain (members there then are owed every message) and of the run.
 fn settle(
     ctx: &Arc<RunContext>,
     scenario: &Scenario,
     started_at: SystemTime,
-    end_us: u64,
+    (drain_end_us, end_us): (u64, u64),
     faults: &[FaultRecord],
 ) -> anyhow::Result<Results> {
     let deadline_us = scenario.traffic.deadline.as_micros() as u64;
@@ -471,7 +473,7 @@ fn settle(
     for room in &ctx.rooms {
         let sessions = room.take_finished();
         let room_totals =
-            finalize_counting_losses(&room.ledger, &sessions, deadline_us, end_us, &mut losses);
+            finalize_counting_losses(&room.ledger, &sessions, drain_end_us, &mut losses);
         totals.add(&room_totals);
     }
     // After finalize, which records fan-out sizes and completion times.
@@ -482,14 +484,14 @@ fn settle(
     results.set_histograms(&histograms)?;
     results.set_deliveries(&totals);
     results.timeline = ctx.timeline.stats()?;
-    set_lost(&mut results.timeline, losses.counts());
+    set_lost(&mut results.timeline, losses.lost(), losses.late());
     results.errors = ctx.timeline.error_totals();
     results.counters = counters(ctx);
     let window = RunWindow {
         start_us: ctx.start_us,
         send_from_us: ctx.send_from_us,
         send_until_us: ctx.send_until_us,
-        last_owed_us: end_us.saturating_sub(deadline_us),
+        last_owed_us: drain_end_us.saturating_sub(deadline_us),
     };
     judge_faults_and_steps(
         &mut results,
@@ -513,6 +515,7 @@ fn counters(ctx: &RunContext) -> results::Counters {
         join_timeouts: c.join_timeouts.load(Relaxed),
         disconnects: c.disconnects.load(Relaxed),
         reconnects: c.reconnects.load(Relaxed),
+        close_timeouts: c.close_timeouts.load(Relaxed),
         heartbeats: c.heartbeats.load(Relaxed),
         received_at_quiet_point: 0,
     }

@@ -360,6 +360,10 @@ pub struct Counters {
     pub disconnects: u64,
     /// Reconnections after a loss.
     pub reconnects: u64,
+    /// Planned leaves whose close took longer than 5 s: the member's receipts were settled
+    /// with what it had received by then.
+    #[serde(default)]
+    pub close_timeouts: u64,
     /// Engine.IO pings answered.
     pub heartbeats: u64,
     /// `message` events received by the quiet point (the end of the drain, when nothing is in
@@ -380,6 +384,7 @@ impl Counters {
         self.join_timeouts += o.join_timeouts;
         self.disconnects += o.disconnects;
         self.reconnects += o.reconnects;
+        self.close_timeouts += o.close_timeouts;
         self.heartbeats += o.heartbeats;
         self.received_at_quiet_point += o.received_at_quiet_point;
     }

@@ -109,26 +109,37 @@ pub fn merge_timelines<'a>(
     Ok(by_second.into_values().collect())
 }
 
-/// Writes `lost[t]` (owed deliveries lost of the messages intended in second `t`) into the
-/// timeline's seconds, adding the seconds it does not have yet (a loss in a second after the
-/// last busy one still counts).
-pub fn set_lost(timeline: &mut Vec<SecondStats>, lost: &[u64]) {
-    for (t, &n) in lost.iter().enumerate() {
+/// Writes `lost[t]` (owed deliveries lost, late or never, of the messages intended in second
+/// `t`) and `late[t]` (of those, the ones that arrived after the deadline) into the timeline's
+/// seconds, adding the seconds it does not have yet (a loss in a second after the last busy
+/// one still counts).
+pub fn set_lost(timeline: &mut Vec<SecondStats>, lost: &[u64], late: &[u64]) {
+    set_per_second(timeline, lost, |s| &mut s.lost);
+    set_per_second(timeline, late, |s| &mut s.late);
+}
+
+/// Writes `counts[t]` into the field `field` of second `t`, adding missing seconds.
+pub fn set_per_second(
+    timeline: &mut Vec<SecondStats>,
+    counts: &[u64],
+    field: fn(&mut SecondStats) -> &mut u64,
+) {
+    for (t, &n) in counts.iter().enumerate() {
         if n == 0 {
             continue;
         }
         let t = u32::try_from(t).unwrap_or(u32::MAX);
         let at = timeline.partition_point(|s| s.t < t);
         match timeline.get_mut(at) {
-            Some(second) if second.t == t => second.lost = n,
-            _ => timeline.insert(
-                at,
-                SecondStats {
+            Some(second) if second.t == t => *field(second) = n,
+            _ => {
+                let mut second = SecondStats {
                     t,
-                    lost: n,
                     ..SecondStats::default()
-                },
-            ),
+                };
+                *field(&mut second) = n;
+                timeline.insert(at, second);
+            }
         }
     }
 }
@@ -169,9 +180,10 @@ mod tests {
     #[test]
     fn losses_land_in_their_seconds_even_past_the_last_busy_one() {
         let mut timeline = vec![second(0, 0), second(2, 0)];
-        set_lost(&mut timeline, &[0, 5, 1, 0, 2]);
+        set_lost(&mut timeline, &[0, 5, 1, 0, 2], &[0, 1]);
         let lost: Vec<(u32, u64)> = timeline.iter().map(|s| (s.t, s.lost)).collect();
         assert_eq!(lost, [(0, 0), (1, 5), (2, 1), (4, 2)]);
+        assert_eq!(timeline[1].late, 1);
         assert_eq!(timeline[2].sends, 1, "the existing second is kept");
     }
 

@@ -1,29 +1,39 @@
-//! Exact delivery accounting: for every message, who was owed it, who got it, and how often.
+//! Exact delivery accounting: for every message, who was owed it, who got it, when, and how often.
 //!
 //! Latency percentiles say nothing about messages that never arrived; a chat server that drops
 //! 1% of deliveries under load looks *faster*. So besides latency we keep an exact ledger, with
-//! these definitions (also in `docs/measurement.md`):
+//! these definitions (also in `docs/measurement.md`, the one place they are written for users):
 //!
 //! - A SESSION is one connection of one member: it starts when the member saw its own join
-//!   broadcast (`join_done_us`) and ends when it left or lost the connection (`left_us`, `None`
-//!   while connected). A reconnect is a new session.
-//! - A message `(sender_slot, seq, intended_us)` of a room is OWED to every session of the room
-//!   with `join_done_us <= intended_us` and `intended_us + deadline_us <= left_us`; sessions
-//!   still open at the end of the run count as left at `end_us`. The sender's own session is
-//!   owed its echo like everyone else.
-//! - DELIVERED: owed and received (counted once per session). LOST: owed − delivered.
+//!   broadcast (`join_done_us`) and ends when it left ([`Leave::Planned`]: churn, the end of the
+//!   run) or was cut off ([`Leave::CutOff`]: the server closed it, a network error, a killed
+//!   worker). A reconnect is a new session.
+//! - A STAY is what a member is owed as one: a session, continued by the member's next session
+//!   as long as the previous one was cut off (the member is still owed what its room said while
+//!   it was reconnecting). A stay ends with a planned leave, or runs to the end of the run.
+//! - A message `(sender_slot, seq, intended_us)` of a room is OWED to every stay of the room with
+//!   `join_done_us <= intended_us` (of the stay's first session) and, when the stay ended with a
+//!   planned leave before the run's end at `left_us`, `intended_us + deadline_us <= left_us`.
+//!   A stay cut off and never back, or still there at the end, is owed every later message. The
+//!   sender's own stay is owed its echo like everyone else.
+//! - Its FATE: ON TIME (received by some session of the stay within `deadline_us` of the
+//!   intended send time; `delivered`), LATE (received, only after that), or NEVER received.
+//!   LOST = late + never.
 //! - DUPLICATED: receipts of a `(sender, seq)` the session already had.
 //! - REORDERED: first receipts whose seq is below the highest seq the session already got
 //!   from that sender (the server promises per-sender order).
 //! - EXTRA: first receipts that were not owed (sent before the join finished, or within the
-//!   deadline before the session left), or of a seq that was never recorded as sent.
+//!   deadline before a planned leave), of a seq that was never recorded as sent, or a second
+//!   session of the same stay getting what an earlier one already had.
 //! - UNTRACKED: first receipts the ledger has no room for (seq beyond the planned capacity,
 //!   sender slot beyond the room's size); `untracked_sends` counts such sends.
 //!
+//! So every first receipt of a session is exactly one of: on time, late, extra, untracked.
+//!
 //! Cost model. Per sent message: one atomic store. Per received message: one update of the
-//! receiving session's own state (no lock, no allocation while it receives in order) and two
-//! relaxed atomics on the message's slot. Join and leave take the room's membership lock. All
-//! the set arithmetic happens once, in [`finalize`], after the run.
+//! receiving session's own state (no lock, no allocation while it receives in order and on
+//! time) and two relaxed atomics on the message's slot. Join and leave take the room's
+//! membership lock. All the set arithmetic happens once, in [`finalize`], after the run.
 //!
 //! All times are µs on one clock of the process that holds the room (a room never spans
 //! processes), so no clock skew enters the accounting.
@@ -62,20 +72,32 @@ impl Slot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u32);
 
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    /// The member left on purpose (churn, the end of the run): owed nothing after.
+    Planned,
+    /// The connection was taken from the member (closed by the server, a network error, a
+    /// killed worker): the member is still owed its room's messages until it is back.
+    CutOff,
+}
+
 /// One connection of one member, as the membership log keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Session {
     pub member_slot: u32,
     /// When the member saw its own join broadcast, µs.
     pub join_done_us: u64,
-    /// When the session ended, µs; `None` while connected.
-    pub left_us: Option<u64>,
+    /// When and how the session ended; `None` while connected.
+    pub left: Option<(u64, Leave)>,
 }
 
 /// What the room knows, shared by all its members' tasks.
 pub struct RoomLedger {
     senders: u32,
     capacity: u32,
+    /// A receipt later than this after its intended send time is late.
+    deadline_us: u64,
     /// `senders × capacity` slots, sender-major.
     slots: Box<[Slot]>,
     untracked_sends: AtomicU64,
@@ -85,18 +107,29 @@ pub struct RoomLedger {
 
 impl RoomLedger {
     /// A room of `senders` member slots (room-local indices `0..senders`), each expected to
-    /// send at most `capacity` messages (seqs `0..capacity`). Records into the process-wide
-    /// histograms.
-    pub fn new(senders: u32, capacity: u32) -> Self {
-        Self::with_recorder(senders, capacity, Arc::clone(Recorder::global()))
+    /// send at most `capacity` messages (seqs `0..capacity`), whose messages are due within
+    /// `deadline_us` of their intended send time. Records into the process-wide histograms.
+    pub fn new(senders: u32, capacity: u32, deadline_us: u64) -> Self {
+        Self::with_recorder(
+            senders,
+            capacity,
+            deadline_us,
+            Arc::clone(Recorder::global()),
+        )
     }
 
     /// Like [`RoomLedger::new`], recording latencies into `recorder`.
-    pub fn with_recorder(senders: u32, capacity: u32, recorder: Arc<Recorder>) -> Self {
+    pub fn with_recorder(
+        senders: u32,
+        capacity: u32,
+        deadline_us: u64,
+        recorder: Arc<Recorder>,
+    ) -> Self {
         let total = senders as usize * capacity as usize;
         RoomLedger {
             senders,
             capacity,
+            deadline_us,
             slots: (0..total).map(|_| Slot::new()).collect(),
             untracked_sends: AtomicU64::new(0),
             sessions: Mutex::new(Vec::new()),
@@ -157,15 +190,15 @@ impl RoomLedger {
         sessions.push(Session {
             member_slot,
             join_done_us,
-            left_us: None,
+            left: None,
         });
         id
     }
 
-    /// Closes a session at `left_us` (leave, disconnect, or give-up). The first close wins.
-    pub fn session_left(&self, id: SessionId, left_us: u64) {
+    /// Closes a session at `left_us`, as `how` says. The first close wins.
+    pub fn session_left(&self, id: SessionId, left_us: u64, how: Leave) {
         if let Some(session) = lock(&self.sessions).get_mut(id.0 as usize) {
-            session.left_us.get_or_insert(left_us);
+            session.left.get_or_insert((left_us, how));
         }
     }
 
@@ -333,6 +366,9 @@ pub struct SessionLedger {
     strangers: BTreeMap<u32, Seqs>,
     /// Lower ranges of senders (room members and strangers alike) that had a gap.
     earlier: Earlier,
+    /// Tracked first receipts that came after the deadline, as ranges by sender slot: nothing
+    /// while everything is on time; appends while a sender's messages are late in order.
+    late: Earlier,
     duplicated: u64,
     reordered: u64,
     invalid: u64,
@@ -390,6 +426,9 @@ impl SessionLedger {
             let latency_us = now_us.saturating_sub(intended_us);
             room.recorder.record(Metric::Fanout, latency_us);
             room.on_first_receipt(sender_slot, seq, latency_us);
+            if latency_us > room.deadline_us && room.slot(sender_slot, seq).is_some() {
+                add_seq(self.late.entry(sender_slot).or_default(), seq);
+            }
         }
         kind
     }
@@ -426,6 +465,70 @@ impl SessionLedger {
     fn ranges(&self, sender_slot: u32) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
         let seqs = *self.senders.get(sender_slot as usize)?;
         Some(seqs.ranges(self.earlier.get(&sender_slot)))
+    }
+
+    /// The late ranges of an in-room sender, ascending (empty when all came on time).
+    fn late_ranges(&self, sender_slot: u32) -> &[(u32, u32)] {
+        self.late.get(&sender_slot).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Adds `seq`, known to be absent, to sorted disjoint non-adjacent `ranges`.
+fn add_seq(ranges: &mut Vec<(u32, u32)>, seq: u32) {
+    match ranges.last_mut() {
+        Some(last) if last.1 == seq => last.1 += 1,
+        Some(last) if last.1 < seq => ranges.push((seq, seq + 1)),
+        None => ranges.push((seq, seq + 1)),
+        Some(_) => {
+            let at = ranges.partition_point(|&(_, end)| end <= seq);
+            insert_into_gap(ranges, at, seq);
+        }
+    }
+}
+
+/// Sorts ranges and merges those that overlap or touch, in place.
+fn normalize(ranges: &mut Vec<(u32, u32)>) {
+    ranges.sort_unstable();
+    let mut out = 0;
+    for i in 0..ranges.len() {
+        let (a, b) = ranges[i];
+        if out > 0 && a <= ranges[out - 1].1 {
+            ranges[out - 1].1 = ranges[out - 1].1.max(b);
+        } else {
+            ranges[out] = (a, b);
+            out += 1;
+        }
+    }
+    ranges.truncate(out);
+}
+
+/// Pushes `ranges − minus` (both sorted and disjoint) onto `out`.
+fn push_difference(
+    ranges: impl Iterator<Item = (u32, u32)>,
+    minus: &[(u32, u32)],
+    out: &mut Vec<(u32, u32)>,
+) {
+    let mut m = 0;
+    for (mut a, b) in ranges {
+        while m < minus.len() && minus[m].1 <= a {
+            m += 1;
+        }
+        let mut k = m;
+        while a < b {
+            match minus.get(k) {
+                Some(&(ma, mb)) if ma < b => {
+                    if a < ma {
+                        out.push((a, ma));
+                    }
+                    a = a.max(mb);
+                    k += 1;
+                }
+                _ => {
+                    out.push((a, b));
+                    break;
+                }
+            }
+        }
     }
 }
 
@@ -493,7 +596,7 @@ impl SentLog {
     }
 }
 
-/// The intended send times a session is owed: `from_us ..= to_us`.
+/// The intended send times a stay is owed: `from_us ..= to_us`.
 #[derive(Debug, Clone, Copy)]
 struct Window {
     from_us: u64,
@@ -506,18 +609,6 @@ impl Window {
         from_us: 1,
         to_us: 0,
     };
-
-    fn of(session: &Session, deadline_us: u64, end_us: u64) -> Window {
-        let left = session.left_us.unwrap_or(end_us).min(end_us);
-        match left.checked_sub(deadline_us) {
-            Some(to_us) => Window {
-                from_us: session.join_done_us,
-                to_us,
-            },
-            // The session ended before even the clock's first deadline.
-            None => Window::EMPTY,
-        }
-    }
 
     /// The part of this window inside `other`.
     fn within(self, other: Window) -> Window {
@@ -532,11 +623,56 @@ impl Window {
     }
 }
 
+/// One member's unbroken stay in the room: the sessions (indices into the membership log) that
+/// are owed as one, and the window of intended send times owed to it.
+struct Stay {
+    sessions: Vec<usize>,
+    window: Window,
+}
+
+/// Groups the membership log into stays (see the module's definitions): a member's sessions in
+/// join order, a stay continuing past every session that was cut off (or, in a log read before
+/// the run ended, is still open), and ending at a planned leave.
+fn stays(log: &[Session], deadline_us: u64, end_us: u64) -> Vec<Stay> {
+    let mut order: Vec<usize> = (0..log.len()).collect();
+    order.sort_by_key(|&i| (log[i].member_slot, log[i].join_done_us, i));
+    let mut out: Vec<Stay> = Vec::new();
+    let mut continues = false;
+    let mut previous_member = None;
+    for i in order {
+        let session = &log[i];
+        let same_member = previous_member == Some(session.member_slot);
+        match out.last_mut() {
+            Some(stay) if continues && same_member => stay.sessions.push(i),
+            _ => out.push(Stay {
+                sessions: vec![i],
+                window: Window {
+                    from_us: session.join_done_us,
+                    to_us: u64::MAX,
+                },
+            }),
+        }
+        previous_member = Some(session.member_slot);
+        continues = !matches!(session.left, Some((_, Leave::Planned)));
+        if let (Some(stay), Some((left_us, Leave::Planned))) = (out.last_mut(), session.left)
+            && left_us < end_us
+        {
+            // A planned leave: owed what was meant to be sent a deadline before it.
+            match left_us.checked_sub(deadline_us) {
+                Some(to_us) => stay.window.to_us = to_us,
+                None => stay.window = Window::EMPTY,
+            }
+        }
+    }
+    out
+}
+
 /// Per-message counters of one sender, kept as difference arrays so that a run of indices
-/// costs O(1) to add.
+/// costs O(1) to add: owed, received by the stay (any time), received on time.
 struct PerMessage {
     owed: Vec<i64>,
     got: Vec<i64>,
+    on_time: Vec<i64>,
 }
 
 impl PerMessage {
@@ -544,6 +680,7 @@ impl PerMessage {
         PerMessage {
             owed: vec![0; messages + 1],
             got: vec![0; messages + 1],
+            on_time: vec![0; messages + 1],
         }
     }
 
@@ -553,32 +690,36 @@ impl PerMessage {
     }
 }
 
-/// Settles a room after its run: who was owed what, what arrived, what was lost.
+/// Settles a room after its run: who was owed what, what arrived on time, late, or never.
 ///
 /// `sessions` are the receiving ledgers by session; sessions of the room log without a ledger
-/// received nothing (all they were owed is lost); a ledger whose id is unknown to the room, or
-/// repeats another's, has all its receipts counted as extra. Records, per tracked message,
-/// [`Metric::FanoutSize`] (sessions owed) and, when every owed session got it,
-/// [`Metric::Completion`] (its slowest first receipt).
+/// received nothing; a ledger whose id is unknown to the room, or repeats another's, has all
+/// its receipts counted as extra. `end_us` is the end of the run's drain: sessions still there
+/// then, whatever happened after, are owed every message. Records, per tracked message,
+/// [`Metric::FanoutSize`] (stays owed) and, when every owed stay received it (on time or
+/// late), [`Metric::Completion`] (its slowest first receipt).
+#[cfg(test)]
 pub fn finalize(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
-    deadline_us: u64,
     end_us: u64,
 ) -> DeliveryTotals {
-    settle_whole_run(room, sessions, deadline_us, end_us, None)
+    settle(room, sessions, end_us, WHOLE_RUN, Record::Metrics(None))
 }
 
-/// Owed deliveries lost, by the second of the messages' INTENDED send time: `counts()[t]` are
-/// the losses among messages intended in `start_us + t s .. start_us + (t + 1) s`.
+/// Owed deliveries lost (late and never) and late, by the second of the messages' INTENDED
+/// send time: `lost()[t]` are the losses among messages intended in
+/// `start_us + t s .. start_us + (t + 1) s`.
 ///
 /// Filled by [`finalize_counting_losses`] in the same walk that settles each message, so it
-/// costs one add per sent message, not a pass per second. Its sum is the `lost` of the totals.
+/// costs one add per sent message, not a pass per second. Its sums are the totals' `lost` and
+/// `late`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostBySecond {
     start_us: u64,
     width_us: u64,
-    counts: Vec<u64>,
+    lost: Vec<u64>,
+    late: Vec<u64>,
 }
 
 impl LostBySecond {
@@ -592,80 +733,91 @@ impl LostBySecond {
         LostBySecond {
             start_us,
             width_us: width_us.max(1),
-            counts: Vec::new(),
+            lost: Vec::new(),
+            late: Vec::new(),
         }
     }
 
-    fn add(&mut self, intended_us: u64, lost: u64) {
-        if lost == 0 {
-            return;
-        }
+    fn add(&mut self, intended_us: u64, lost: u64, late: u64) {
         let i = (intended_us.saturating_sub(self.start_us) / self.width_us) as usize;
-        if i >= self.counts.len() {
-            self.counts.resize(i + 1, 0);
+        for (counts, n) in [(&mut self.lost, lost), (&mut self.late, late)] {
+            if n == 0 {
+                continue;
+            }
+            if i >= counts.len() {
+                counts.resize(i + 1, 0);
+            }
+            counts[i] += n;
         }
-        self.counts[i] += lost;
     }
 
-    /// Losses by interval from the start; ends at the last interval with a loss.
-    pub fn counts(&self) -> &[u64] {
-        &self.counts
+    /// Losses (late + never) by interval from the start; ends at the last interval with one.
+    pub fn lost(&self) -> &[u64] {
+        &self.lost
+    }
+
+    /// Late deliveries by interval from the start; ends at the last interval with one.
+    pub fn late(&self) -> &[u64] {
+        &self.late
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.lost.iter().sum()
     }
 }
 
-/// [`finalize`], also adding each message's lost deliveries (owed − delivered) into `losses`
-/// by its intended send time.
+/// [`finalize`], also adding each message's lost and late deliveries into `losses` by its
+/// intended send time.
 pub fn finalize_counting_losses(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
-    deadline_us: u64,
     end_us: u64,
     losses: &mut LostBySecond,
 ) -> DeliveryTotals {
-    settle_whole_run(room, sessions, deadline_us, end_us, Some(losses))
+    settle(
+        room,
+        sessions,
+        end_us,
+        WHOLE_RUN,
+        Record::Metrics(Some(losses)),
+    )
 }
 
-/// Settles every message of the room, recording metrics (and losses by second, if asked).
-fn settle_whole_run(
-    room: &RoomLedger,
-    sessions: &[(SessionId, SessionLedger)],
-    deadline_us: u64,
-    end_us: u64,
-    losses: Option<&mut LostBySecond>,
-) -> DeliveryTotals {
-    let whole_run = Window {
-        from_us: 0,
-        to_us: u64::MAX,
-    };
-    let record = Record::Metrics(losses);
-    settle(room, sessions, deadline_us, end_us, whole_run, record)
-}
+const WHOLE_RUN: Window = Window {
+    from_us: 0,
+    to_us: u64::MAX,
+};
 
-/// Deliveries lost among the messages meant to be sent in `from_us ..= to_us`, by the
-/// definitions of [`finalize`]. Records nothing. Runs no longer call it (faults and steps are
-/// judged on the per-second [`LostBySecond`] series, see `judging.rs`); it is the exact
+/// Deliveries lost (late or never) among the messages meant to be sent in `from_us ..= to_us`,
+/// by the definitions of [`finalize`]. Records nothing. Runs do not call it (faults and steps
+/// are judged on the per-second [`LostBySecond`] series, see `judging.rs`); it is the exact
 /// reference the tests check that series against, interval by interval.
+#[cfg(test)]
 pub fn lost_between(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
-    deadline_us: u64,
     end_us: u64,
     from_us: u64,
     to_us: u64,
 ) -> u64 {
     let only = Window { from_us, to_us };
-    settle(room, sessions, deadline_us, end_us, only, Record::Nothing).lost
+    settle(room, sessions, end_us, only, Record::Nothing).lost
 }
 
 /// What [`settle`] records besides the totals.
 enum Record<'a> {
+    #[cfg(test)]
     Nothing,
     /// The per-message metrics, and the losses by second when given.
     Metrics(Option<&'a mut LostBySecond>),
+}
+
+/// Reused buffers for one room's settling (no allocation per stay and sender).
+#[derive(Default)]
+struct Scratch {
+    runs: Vec<(usize, usize)>,
+    received: Vec<(u32, u32)>,
+    on_time: Vec<(u32, u32)>,
 }
 
 /// [`finalize`] restricted to messages intended within `only` (whose other counts, such as
@@ -673,27 +825,28 @@ enum Record<'a> {
 fn settle(
     room: &RoomLedger,
     sessions: &[(SessionId, SessionLedger)],
-    deadline_us: u64,
     end_us: u64,
     only: Window,
     mut record: Record<'_>,
 ) -> DeliveryTotals {
     let log = room.sessions();
-    let windows: Vec<Window> = log
-        .iter()
-        .map(|s| Window::of(s, deadline_us, end_us).within(only))
-        .collect();
+    let mut stays = stays(&log, room.deadline_us, end_us);
+    for stay in &mut stays {
+        stay.window = stay.window.within(only);
+    }
     let (ledgers, used) = ledgers_by_session(log.len(), sessions);
     let mut totals = DeliveryTotals {
         untracked_sends: room.untracked_sends(),
         ..DeliveryTotals::default()
     };
+    let mut scratch = Scratch::default();
     for sender_slot in 0..room.senders {
         settle_sender(
             room,
             sender_slot,
-            &windows,
+            &stays,
             &ledgers,
+            &mut scratch,
             &mut record,
             &mut totals,
         );
@@ -707,7 +860,8 @@ fn settle(
             totals.extra += ledger.unique();
         }
     }
-    totals.lost = totals.expected - totals.delivered;
+    totals.never = totals.expected - totals.delivered - totals.late;
+    totals.lost = totals.late + totals.never;
     totals
 }
 
@@ -728,34 +882,26 @@ fn ledgers_by_session(
     (by_session, used)
 }
 
-/// Settles one sender's messages across every session of the room.
+/// Settles one sender's messages across every stay of the room.
 fn settle_sender(
     room: &RoomLedger,
     sender_slot: u32,
-    windows: &[Window],
+    stays: &[Stay],
     ledgers: &[Option<&SessionLedger>],
+    scratch: &mut Scratch,
     record: &mut Record<'_>,
     totals: &mut DeliveryTotals,
 ) {
     let sent = SentLog::read(room, sender_slot);
     let mut per_message = PerMessage::new(sent.seqs.len());
-    let mut runs = Vec::new();
-    for (window, ledger) in windows.iter().zip(ledgers) {
-        sent.owed_runs(*window, &mut runs);
-        for &run in &runs {
+    for stay in stays {
+        sent.owed_runs(stay.window, &mut scratch.runs);
+        for &run in &scratch.runs {
             PerMessage::add(&mut per_message.owed, run);
             totals.expected += (run.1 - run.0) as u64;
         }
-        if let Some(ranges) = ledger.and_then(|l| l.ranges(sender_slot)) {
-            count_receipts(
-                room.capacity,
-                &sent,
-                ranges,
-                &runs,
-                &mut per_message,
-                totals,
-            );
-        }
+        let received = gather_receipts(room.capacity, sender_slot, stay, ledgers, scratch);
+        count_receipts(&sent, scratch, &mut per_message, received, totals);
     }
     if let Record::Metrics(losses) = record {
         settle_messages(
@@ -769,35 +915,96 @@ fn settle_sender(
     }
 }
 
-/// Sorts one session's receipts from one sender into delivered, extra and untracked.
-fn count_receipts(
+/// What the sessions of one stay received from one sender.
+struct Received {
+    /// First receipts, summed over the stay's sessions (a seq two sessions got counts twice).
+    first_receipts: u64,
+    /// Of those, beyond the ledger's capacity.
+    untracked: u64,
+}
+
+/// Fills `scratch.received` and `scratch.on_time` with the seqs the stay's sessions got from
+/// `sender_slot` (any time, and on time), each sorted and merged across sessions.
+fn gather_receipts(
     capacity: u32,
+    sender_slot: u32,
+    stay: &Stay,
+    ledgers: &[Option<&SessionLedger>],
+    scratch: &mut Scratch,
+) -> Received {
+    scratch.received.clear();
+    scratch.on_time.clear();
+    let mut received = Received {
+        first_receipts: 0,
+        untracked: 0,
+    };
+    for ledger in stay.sessions.iter().filter_map(|&i| ledgers[i]) {
+        let Some(ranges) = ledger.ranges(sender_slot) else {
+            continue;
+        };
+        let before = scratch.received.len();
+        scratch.received.extend(ranges);
+        for &(a, b) in &scratch.received[before..] {
+            received.first_receipts += u64::from(b - a);
+            received.untracked += u64::from(b.saturating_sub(a.max(capacity)));
+        }
+        let (mine, late) = (&scratch.received[before..], ledger.late_ranges(sender_slot));
+        push_difference(mine.iter().copied(), late, &mut scratch.on_time);
+    }
+    if stay.sessions.len() > 1 {
+        normalize(&mut scratch.received);
+        normalize(&mut scratch.on_time);
+    }
+    received
+}
+
+/// Sorts one stay's receipts from one sender (in `scratch`) into on time, late, extra and
+/// untracked, against the messages owed to it (`scratch.runs`).
+fn count_receipts(
     sent: &SentLog,
-    ranges: impl Iterator<Item = (u32, u32)>,
-    owed_runs: &[(usize, usize)],
+    scratch: &Scratch,
     per_message: &mut PerMessage,
+    received: Received,
     totals: &mut DeliveryTotals,
 ) {
-    for (a, b) in ranges {
-        let untracked = u64::from(b.saturating_sub(a.max(capacity)));
+    let got = add_owed_receipts(sent, &scratch.received, &scratch.runs, &mut per_message.got);
+    let on_time = add_owed_receipts(
+        sent,
+        &scratch.on_time,
+        &scratch.runs,
+        &mut per_message.on_time,
+    );
+    totals.untracked += received.untracked;
+    totals.delivered += on_time;
+    totals.late += got - on_time;
+    totals.extra += received.first_receipts - received.untracked - got;
+}
+
+/// Adds to `diff` the owed messages (index runs `owed_runs`) whose seq lies in `ranges`;
+/// returns how many.
+fn add_owed_receipts(
+    sent: &SentLog,
+    ranges: &[(u32, u32)],
+    owed_runs: &[(usize, usize)],
+    diff: &mut [i64],
+) -> u64 {
+    let mut n = 0;
+    for &(a, b) in ranges {
         // Indices of the sent messages whose seq lies in a..b.
         let (ia, ib) = (sent.index_of(a), sent.index_of(b));
-        let mut delivered = 0;
         for &(lo, hi) in owed_runs {
             let (x, y) = (lo.max(ia), hi.min(ib));
             if x < y {
-                PerMessage::add(&mut per_message.got, (x, y));
-                delivered += (y - x) as u64;
+                PerMessage::add(diff, (x, y));
+                n += (y - x) as u64;
             }
         }
-        totals.untracked += untracked;
-        totals.delivered += delivered;
-        totals.extra += u64::from(b - a) - untracked - delivered;
     }
+    n
 }
 
 /// Walks one sender's messages: fan-out size, completion, incomplete count, and (when asked)
-/// each message's losses by its intended second.
+/// each message's lost and late deliveries by its intended second.
 fn settle_messages(
     room: &RoomLedger,
     sender_slot: u32,
@@ -806,15 +1013,20 @@ fn settle_messages(
     mut losses: Option<&mut LostBySecond>,
     totals: &mut DeliveryTotals,
 ) {
-    let (mut owed, mut got) = (0i64, 0i64);
+    let (mut owed, mut got, mut on_time) = (0i64, 0i64, 0i64);
     for (i, &seq) in sent.seqs.iter().enumerate() {
         owed += per_message.owed[i];
         got += per_message.got[i];
+        on_time += per_message.on_time[i];
         totals.messages += 1;
         room.recorder.record(Metric::FanoutSize, owed as u64);
         if let Some(losses) = losses.as_deref_mut() {
-            // got <= owed: receipts count only inside the session's owed runs.
-            losses.add(sent.intended[i], (owed - got) as u64);
+            // on_time <= got <= owed: receipts count only inside the stay's owed runs.
+            losses.add(
+                sent.intended[i],
+                (owed - on_time) as u64,
+                (got - on_time) as u64,
+            );
         }
         if got < owed {
             totals.incomplete += 1;

@@ -20,9 +20,13 @@ struct Harness {
 
 impl Harness {
     fn new(senders: u32, capacity: u32) -> Self {
+        Self::with_deadline(senders, capacity, DEADLINE)
+    }
+
+    fn with_deadline(senders: u32, capacity: u32, deadline: u64) -> Self {
         let recorder = Arc::new(Recorder::new());
         Harness {
-            room: RoomLedger::with_recorder(senders, capacity, Arc::clone(&recorder)),
+            room: RoomLedger::with_recorder(senders, capacity, deadline, Arc::clone(&recorder)),
             recorder,
             ledgers: Vec::new(),
         }
@@ -36,7 +40,13 @@ impl Harness {
     }
 
     fn leave(&mut self, session: usize, at: u64) {
-        self.room.session_left(self.ledgers[session].0, at);
+        self.room
+            .session_left(self.ledgers[session].0, at, Leave::Planned);
+    }
+
+    fn cut_off(&mut self, session: usize, at: u64) {
+        self.room
+            .session_left(self.ledgers[session].0, at, Leave::CutOff);
     }
 
     fn receive(
@@ -52,8 +62,8 @@ impl Harness {
             .on_receive(&self.room, sender, seq, intended, now)
     }
 
-    fn finalize(&self, deadline: u64, end: u64) -> DeliveryTotals {
-        finalize(&self.room, &self.ledgers, deadline, end)
+    fn finalize(&self, end: u64) -> DeliveryTotals {
+        finalize(&self.room, &self.ledgers, end)
     }
 
     fn merged(&self) -> Histograms {
@@ -101,7 +111,7 @@ fn deliver_all_except(h: &mut Harness, messages: &[(u32, u32, u64)], skip: &[(us
 fn in_order_delivery_to_everyone() {
     let (mut h, messages) = three_members_five_messages();
     deliver_all_except(&mut h, &messages, &[]);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!(
         t,
         DeliveryTotals {
@@ -127,7 +137,7 @@ fn in_order_delivery_to_everyone() {
 fn a_lost_message_is_lost_and_its_message_incomplete() {
     let (mut h, messages) = three_members_five_messages();
     deliver_all_except(&mut h, &messages, &[(2, 0, 3)]);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!((t.expected, t.delivered, t.lost), (45, 44, 1));
     assert_eq!((t.messages, t.incomplete), (15, 1));
     assert_eq!(h.merged().summary(Metric::Completion).count, 14);
@@ -139,7 +149,7 @@ fn a_duplicate_is_counted_once_and_has_no_latency() {
     let (mut h, messages) = three_members_five_messages();
     deliver_all_except(&mut h, &messages, &[]);
     assert_eq!(h.receive(1, 2, 2, 3002, 9999), ReceiptKind::Duplicate);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!(
         (t.delivered, t.duplicated, t.reordered, t.extra),
         (45, 1, 0, 0)
@@ -159,7 +169,7 @@ fn a_reorder_is_delivered_and_counted() {
     assert_eq!(h.receive(s, 0, 0, 1000, 1600), ReceiptKind::Reordered);
     assert_eq!(h.receive(s, 0, 0, 1000, 1700), ReceiptKind::Duplicate);
     assert_eq!(h.receive(s, 0, 2, 1002, 1800), ReceiptKind::First);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!((t.expected, t.delivered, t.lost), (3, 3, 0));
     assert_eq!((t.reordered, t.duplicated), (1, 1));
     assert_eq!(h.merged().summary(Metric::Fanout).count, 3);
@@ -168,9 +178,9 @@ fn a_reorder_is_delivered_and_counted() {
 #[test]
 fn a_late_joiner_is_not_owed_earlier_messages_and_their_receipt_is_extra() {
     let (mut h, messages) = three_members_five_messages();
-    let late = h.join(0, 2500);
+    let late = h.join(3, 2500); // a fourth member, who sends nothing
     deliver_all_except(&mut h, &messages, &[]);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     // Messages 2..5 of each sender (9) are owed to the late session; seqs 0 and 1 (6) are not.
     assert_eq!(t.expected, 45 + 9);
     assert_eq!((t.delivered, t.extra, t.lost), (54, 6, 0));
@@ -191,7 +201,7 @@ fn a_session_that_left_is_owed_only_what_was_sent_a_deadline_before() {
         .map(|m| (1, m.0, m.1))
         .collect();
     deliver_all_except(&mut h, &messages, &skip);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!(t.expected, 30 + 8);
     // Received before leaving but not owed: seq 2 of sender 2 (3002), seqs 3 (4000..4002 ≤ 4001).
     assert_eq!((t.delivered, t.extra, t.lost), (38, 3, 0));
@@ -202,7 +212,7 @@ fn lost_between_counts_only_messages_meant_for_that_window() {
     let (mut h, messages) = three_members_five_messages();
     // Seq 1 (2000..2002) and seq 3 (4000..4002) of sender 0 never reach session 2.
     deliver_all_except(&mut h, &messages, &[(2, 0, 1), (2, 0, 3)]);
-    let lost = |from, to| lost_between(&h.room, &h.ledgers, DEADLINE, END, from, to);
+    let lost = |from, to| lost_between(&h.room, &h.ledgers, END, from, to);
     assert_eq!(lost(0, END), 2);
     assert_eq!(lost(1500, 3500), 1);
     assert_eq!(lost(2001, 3999), 0);
@@ -210,7 +220,7 @@ fn lost_between_counts_only_messages_meant_for_that_window() {
     assert_eq!(lost(5000, 1000), 0);
     // It records nothing: the histograms only hold the receipts' latencies.
     assert_eq!(h.merged().summary(Metric::FanoutSize).count, 0);
-    assert_eq!(h.finalize(DEADLINE, END).lost, 2);
+    assert_eq!(h.finalize(END).lost, 2);
 }
 
 #[test]
@@ -230,23 +240,102 @@ fn a_reconnect_is_a_new_session_with_its_own_window() {
         h.receive(session, 1, 1, 3500, 4100);
         h.receive(session, 1, 2, 6000, 6100);
     }
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     // seq 0: a, stay; seq 1 (3500): stay only (a left before 4500, b joined after); seq 2: b, stay.
     assert_eq!((t.expected, t.delivered, t.extra, t.lost), (5, 5, 1, 0));
 }
 
 #[test]
-fn messages_within_the_last_deadline_before_the_end_are_not_owed() {
+fn a_session_still_there_at_the_end_is_owed_every_message() {
     let mut h = Harness::new(1, 4);
     let s = h.join(0, 0);
     h.room.on_send(0, 0, END - DEADLINE);
-    h.room.on_send(0, 1, END - DEADLINE + 1);
+    h.room.on_send(0, 1, END - 1);
     h.receive(s, 0, 0, END - DEADLINE, END - 1);
-    let t = h.finalize(DEADLINE, END);
-    assert_eq!((t.expected, t.delivered, t.lost), (1, 1, 0));
-    assert_eq!(t.messages, 2);
+    let t = h.finalize(END);
+    assert_eq!((t.expected, t.delivered, t.never, t.lost), (2, 1, 1, 1));
+    assert_eq!((t.messages, t.incomplete), (2, 1));
+    // Leaving after the end of the drain (the run's ramp-down) is the end, not a leave.
+    h.leave(s, END + 5);
+    assert_eq!(h.finalize(END).expected, 2);
     let size = h.merged().summary(Metric::FanoutSize);
-    assert_eq!((size.count, size.min_us, size.max_us), (2, 0, 1));
+    assert_eq!((size.min_us, size.max_us), (1, 1));
+}
+
+#[test]
+fn a_receipt_after_the_deadline_is_late_and_lost_not_delivered() {
+    let mut h = Harness::new(1, 4);
+    let (a, b) = (h.join(0, 0), h.join(1, 0));
+    h.room.on_send(0, 0, 1000);
+    h.room.on_send(0, 1, 2000);
+    h.receive(a, 0, 0, 1000, 1000 + DEADLINE); // exactly the deadline: on time
+    h.receive(b, 0, 0, 1000, 1001 + DEADLINE); // 1 µs more: late
+    h.receive(a, 0, 1, 2000, 2000 + 30 * DEADLINE);
+    let t = h.finalize(END);
+    assert_eq!(t.expected, 4);
+    assert_eq!((t.delivered, t.late, t.never, t.lost), (1, 2, 1, 3));
+    assert_eq!(t.incomplete, 1, "seq 1 never reached b");
+    // Late receipts keep their latency: the fan-out histogram holds all three.
+    let fanout = h.merged().summary(Metric::Fanout);
+    assert_eq!(fanout.count, 3);
+    assert!(fanout.max_us >= 30 * DEADLINE, "{}", fanout.max_us);
+    let completion = h.merged().summary(Metric::Completion);
+    assert_eq!((completion.count, completion.max_us), (1, DEADLINE + 1));
+}
+
+#[test]
+fn a_member_cut_off_is_owed_until_it_is_back() {
+    let mut h = Harness::new(2, 8);
+    let first = h.join(0, 0);
+    let other = h.join(1, 0);
+    for (seq, at) in [(0, 1000), (1, 3500), (2, 6000), (3, 9000)] {
+        h.room.on_send(1, seq, at);
+        h.receive(other, 1, seq, at, at + 10);
+    }
+    h.receive(first, 1, 0, 1000, 1010);
+    h.cut_off(first, 3000);
+    // Back at 7000: seq 1 (3500) and seq 2 (6000) fell in the gap and are still owed.
+    let back = h.join(0, 7000);
+    h.receive(back, 1, 2, 6000, 7100); // the server sent it late: late, not extra
+    h.receive(back, 1, 3, 9000, 9010);
+    let t = h.finalize(END);
+    assert_eq!(t.expected, 8);
+    assert_eq!((t.delivered, t.late, t.never, t.extra), (6, 1, 1, 0));
+    // Cut off and never back: owed every later message.
+    let mut h = Harness::new(1, 4);
+    let s = h.join(0, 0);
+    h.room.on_send(0, 0, 5000);
+    h.cut_off(s, 1000);
+    let t = h.finalize(END);
+    assert_eq!((t.expected, t.never), (1, 1));
+}
+
+#[test]
+fn a_second_session_of_a_stay_getting_the_same_message_is_extra() {
+    let mut h = Harness::new(1, 4);
+    let first = h.join(0, 0);
+    h.room.on_send(0, 0, 1000);
+    h.receive(first, 0, 0, 1000, 1100);
+    h.cut_off(first, 1200);
+    let back = h.join(0, 1300);
+    h.receive(back, 0, 0, 1000, 1400);
+    let t = h.finalize(END);
+    assert_eq!((t.expected, t.delivered, t.extra, t.lost), (1, 1, 1, 0));
+}
+
+#[test]
+fn every_first_receipt_is_on_time_late_extra_or_untracked() {
+    let mut h = Harness::new(1, 2);
+    let s = h.join(0, 500);
+    h.room.on_send(0, 0, 100); // before the join: extra
+    h.room.on_send(0, 1, 1000);
+    h.receive(s, 0, 0, 100, 600);
+    h.receive(s, 0, 1, 1000, 1000 + 2 * DEADLINE);
+    h.receive(s, 0, 5, 1000, 1100); // beyond capacity
+    let t = h.finalize(END);
+    let first_receipts = 3;
+    assert_eq!(t.delivered + t.late + t.extra + t.untracked, first_receipts);
+    assert_eq!((t.late, t.extra, t.untracked), (1, 1, 1));
 }
 
 #[test]
@@ -259,7 +348,7 @@ fn beyond_capacity_is_untracked() {
     }
     h.receive(s, 7, 0, 1000, 2000);
     h.receive(s, 7, 0, 1000, 2000);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!(
         (t.expected, t.delivered, t.untracked, t.untracked_sends),
         (2, 2, 4, 3)
@@ -278,7 +367,7 @@ fn a_failed_send_is_owed_to_nobody() {
     h.room.on_send(0, 9, 1000);
     h.room.on_send_failed(0, 9);
     h.receive(s, 0, 0, 1000, 1200);
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!(
         (t.expected, t.extra, t.messages, t.untracked_sends),
         (0, 1, 0, 0)
@@ -294,7 +383,7 @@ fn sessions_without_a_ledger_lose_and_unknown_ledgers_are_extra() {
     stray.on_receive(&h.room, 0, 0, 1000, 1100);
     stray.on_receive(&h.room, 0, 0, 1000, 1100);
     h.ledgers.push((SessionId(99), stray));
-    let t = h.finalize(DEADLINE, END);
+    let t = h.finalize(END);
     assert_eq!((t.expected, t.delivered, t.lost), (1, 0, 1));
     assert_eq!((t.extra, t.duplicated, t.incomplete), (1, 1, 1));
 }
@@ -305,7 +394,7 @@ fn an_invalid_seq_is_ignored() {
     let s = h.join(0, 0);
     assert_eq!(h.receive(s, 0, u32::MAX, 0, 1), ReceiptKind::Invalid);
     assert_eq!(h.ledgers[s].1.invalid(), 1);
-    assert_eq!(h.finalize(DEADLINE, END), DeliveryTotals::default());
+    assert_eq!(h.finalize(END), DeliveryTotals::default());
 }
 
 /// One sender's seqs with their own lower-range map, as a session keeps them.
@@ -424,8 +513,8 @@ struct Plan {
     end: u64,
     /// Intended times whose losses `lost_between` must count.
     window: (u64, u64),
-    /// (member, join_done, left)
-    sessions: Vec<(u32, u64, Option<u64>)>,
+    /// (member, join_done, left and how)
+    sessions: Vec<(u32, u64, Option<(u64, Leave)>)>,
     /// Per sender: (seq, intended, kept) — `kept` false for a failed send.
     sends: Vec<Vec<(u32, u64, bool)>>,
     /// Per ledger: (session index or None for a stray ledger, receipts (sender, seq, intended, now)).
@@ -439,9 +528,14 @@ fn plan(rng: &mut SmallRng) -> Plan {
     let sessions: Vec<_> = (0..rng.random_range(1..=6))
         .map(|_| {
             let join = rng.random_range(0..120);
+            let how = if rng.random_bool(0.5) {
+                Leave::Planned
+            } else {
+                Leave::CutOff
+            };
             let left = rng
-                .random_bool(0.4)
-                .then(|| join + rng.random_range(0..150));
+                .random_bool(0.5)
+                .then(|| (join + rng.random_range(0..150), how));
             (rng.random_range(0..senders), join, left)
         })
         .collect();
@@ -491,12 +585,7 @@ fn receipts(rng: &mut SmallRng, senders: u32, sends: &[Vec<(u32, u64, bool)>]) -
         for &(seq, intended, _) in list {
             let copies = [0, 1, 1, 1, 1, 2][rng.random_range(0..6)];
             for _ in 0..copies {
-                out.push((
-                    sender as u32,
-                    seq,
-                    intended,
-                    intended + rng.random_range(0..500),
-                ));
+                out.push((sender as u32, seq, intended, intended + spread(rng)));
             }
         }
     }
@@ -526,6 +615,37 @@ struct Expected {
     completion: Vec<u64>,
 }
 
+/// The stays of the plan's sessions, by the definitions: a member's sessions in join order,
+/// one stay continuing past every session not ended by a planned leave; each stay's owed window.
+fn naive_stays(p: &Plan) -> (Vec<usize>, Vec<(u64, u64)>) {
+    let mut order: Vec<usize> = (0..p.sessions.len()).collect();
+    order.sort_by_key(|&i| (p.sessions[i].0, p.sessions[i].1, i));
+    let mut stay_of = vec![0; p.sessions.len()];
+    let mut windows: Vec<(u64, u64)> = Vec::new();
+    let mut previous: Option<usize> = None;
+    for i in order {
+        let (member, join, left) = p.sessions[i];
+        let continues = previous.is_some_and(|prev| {
+            p.sessions[prev].0 == member && !matches!(p.sessions[prev].2, Some((_, Leave::Planned)))
+        });
+        if !continues {
+            windows.push((join, u64::MAX));
+        }
+        stay_of[i] = windows.len() - 1;
+        if let Some((at, Leave::Planned)) = left
+            && at < p.end
+        {
+            let last = windows.last_mut().expect("a stay");
+            *last = match at.checked_sub(p.deadline) {
+                Some(to) => (last.0, to),
+                None => (1, 0),
+            };
+        }
+        previous = Some(i);
+    }
+    (stay_of, windows)
+}
+
 fn naive(p: &Plan) -> Expected {
     let sent: HashMap<(u32, u32), u64> = p
         .sends
@@ -538,11 +658,10 @@ fn naive(p: &Plan) -> Expected {
         .filter(|&((_, seq), _, kept)| kept && seq < p.capacity)
         .map(|(k, t, _)| (k, t))
         .collect();
-    let owed = |session: usize, key: &(u32, u32)| -> bool {
-        let (_, join, left) = p.sessions[session];
-        let left = left.unwrap_or(p.end).min(p.end);
-        sent.get(key)
-            .is_some_and(|&t| join <= t && t + p.deadline <= left)
+    let (stay_of, windows) = naive_stays(p);
+    let owed = |stay: usize, key: &(u32, u32)| -> bool {
+        let (from, to) = windows[stay];
+        sent.get(key).is_some_and(|&t| from <= t && t <= to)
     };
     let mut e = Expected {
         totals: DeliveryTotals::default(),
@@ -557,7 +676,10 @@ fn naive(p: &Plan) -> Expected {
             .filter(|&&(seq, _, kept)| kept && seq >= p.capacity)
             .count() as u64;
     }
-    let mut got: HashMap<(u32, u32), u64> = HashMap::new();
+    // (stay, message) received at all / on time, by any session of the stay.
+    let mut got_any: HashSet<(usize, (u32, u32))> = HashSet::new();
+    let mut got_on_time: HashSet<(usize, (u32, u32))> = HashSet::new();
+    let mut tracked_first_receipts = 0;
     let mut max_latency: HashMap<(u32, u32), u64> = HashMap::new();
     let mut used_sessions = HashSet::new();
     for (session, receipts) in &p.ledgers {
@@ -584,24 +706,39 @@ fn naive(p: &Plan) -> Expected {
             match session {
                 None => e.totals.extra += 1,
                 Some(_) if !tracked => e.totals.untracked += 1,
-                Some(s) if owed(s, &(sender, seq)) => {
-                    e.totals.delivered += 1;
-                    *got.entry((sender, seq)).or_insert(0) += 1;
+                Some(s) => {
+                    tracked_first_receipts += 1;
+                    let stay = stay_of[s];
+                    if owed(stay, &(sender, seq)) {
+                        got_any.insert((stay, (sender, seq)));
+                        if latency <= p.deadline {
+                            got_on_time.insert((stay, (sender, seq)));
+                        }
+                    }
                 }
-                Some(_) => e.totals.extra += 1,
             }
         }
     }
     let mut keys: Vec<_> = sent.keys().copied().collect();
     keys.sort();
     for key in keys {
-        let owed_to = (0..p.sessions.len()).filter(|&s| owed(s, &key)).count() as u64;
-        let got = got.get(&key).copied().unwrap_or(0);
+        let owed_to: Vec<usize> = (0..windows.len()).filter(|&s| owed(s, &key)).collect();
+        let got = owed_to
+            .iter()
+            .filter(|&&s| got_any.contains(&(s, key)))
+            .count() as u64;
+        let on_time = owed_to
+            .iter()
+            .filter(|&&s| got_on_time.contains(&(s, key)))
+            .count() as u64;
+        let owed_to = owed_to.len() as u64;
         e.totals.messages += 1;
         e.totals.expected += owed_to;
+        e.totals.delivered += on_time;
+        e.totals.late += got - on_time;
         e.fanout_size.push(owed_to);
         if (p.window.0..=p.window.1).contains(&sent[&key]) {
-            e.lost_in_window += owed_to - got;
+            e.lost_in_window += owed_to - on_time;
         }
         if got < owed_to {
             e.totals.incomplete += 1;
@@ -609,27 +746,29 @@ fn naive(p: &Plan) -> Expected {
             e.completion.push(max_latency[&key]);
         }
     }
-    e.totals.lost = e.totals.expected - e.totals.delivered;
+    e.totals.extra += tracked_first_receipts - got_any.len() as u64;
+    e.totals.never = e.totals.expected - e.totals.delivered - e.totals.late;
+    e.totals.lost = e.totals.late + e.totals.never;
     e
 }
 
 fn run(p: &Plan) -> (DeliveryTotals, Histograms, u64) {
     let h = build(p);
     let (from, to) = p.window;
-    let lost_in_window = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
-    (h.finalize(p.deadline, p.end), h.merged(), lost_in_window)
+    let lost_in_window = lost_between(&h.room, &h.ledgers, p.end, from, to);
+    (h.finalize(p.end), h.merged(), lost_in_window)
 }
 
 /// The room and ledgers of a plan, before any settling.
 fn build(p: &Plan) -> Harness {
-    let mut h = Harness::new(p.senders, p.capacity);
+    let mut h = Harness::with_deadline(p.senders, p.capacity, p.deadline);
     let ids: Vec<SessionId> = p
         .sessions
         .iter()
         .map(|&(member, join, left)| {
             let id = h.room.session_joined(member, join);
-            if let Some(left) = left {
-                h.room.session_left(id, left);
+            if let Some((at, how)) = left {
+                h.room.session_left(id, at, how);
             }
             id
         })
@@ -663,20 +802,25 @@ fn losses_by_second_are_lost_between_over_each_second_and_sum_to_lost() {
         // "Seconds" of 20 µs from 5 µs: the plan's times span 0..200.
         let (start, width) = (5, 20);
         let mut losses = LostBySecond::with_width(start, width);
-        let totals = finalize_counting_losses(&h.room, &h.ledgers, p.deadline, p.end, &mut losses);
+        let totals = finalize_counting_losses(&h.room, &h.ledgers, p.end, &mut losses);
         assert_eq!(losses.total(), totals.lost, "seed {seed}");
+        assert_eq!(
+            losses.late().iter().sum::<u64>(),
+            totals.late,
+            "seed {seed}"
+        );
         for i in 0..20u64 {
             let (from, to) = (start + i * width, start + (i + 1) * width - 1);
             // Messages intended before the start count in the first interval.
             let from = if i == 0 { 0 } else { from };
-            let want = lost_between(&h.room, &h.ledgers, p.deadline, p.end, from, to);
-            let got = losses.counts().get(i as usize).copied().unwrap_or(0);
+            let want = lost_between(&h.room, &h.ledgers, p.end, from, to);
+            let got = losses.lost().get(i as usize).copied().unwrap_or(0);
             assert_eq!(got, want, "seed {seed}, interval {i}");
             intervals_with_losses += u64::from(got > 0);
         }
         let last = start + 20 * width;
         assert_eq!(
-            lost_between(&h.room, &h.ledgers, p.deadline, p.end, last, u64::MAX),
+            lost_between(&h.room, &h.ledgers, p.end, last, u64::MAX),
             0,
             "seed {seed}: the plan's times end before {last}"
         );
@@ -722,6 +866,8 @@ fn randomized_runs_match_the_naive_model() {
     let DeliveryTotals {
         expected,
         delivered,
+        late,
+        never,
         lost,
         duplicated,
         reordered,
@@ -734,6 +880,8 @@ fn randomized_runs_match_the_naive_model() {
     for (name, n) in [
         ("expected", expected),
         ("delivered", delivered),
+        ("late", late),
+        ("never", never),
         ("lost", lost),
         ("duplicated", duplicated),
         ("reordered", reordered),
@@ -745,4 +893,10 @@ fn randomized_runs_match_the_naive_model() {
     ] {
         assert!(n > 20, "{name}: {n}");
     }
+}
+
+/// A receipt's latency: mostly near the plans' deadlines (0..40), sometimes far past them.
+fn spread(rng: &mut SmallRng) -> u64 {
+    let most = if rng.random_bool(0.3) { 500 } else { 40 };
+    rng.random_range(0..most)
 }
