@@ -1,5 +1,5 @@
 //! Live progress, once a second: elapsed/total, members connected/target, sends/s,
-//! deliveries/s, fan-out p99 of the last second, errors.
+//! deliveries/s, the fan-out p99 of the receipts of the last complete second, errors.
 //!
 //! Reads only counters and the timeline; on a terminal the line is redrawn in place, in a log
 //! it is printed every few seconds.
@@ -78,11 +78,9 @@ impl Snapshot {
     }
 }
 
-/// Fan-out p99 of the last complete second, from the timeline.
+/// Fan-out p99 of the receipts that arrived in the last complete second, from the timeline.
 fn last_second_p99(ctx: &RunContext) -> Option<u64> {
     let t = now_us().checked_sub(ctx.start_us)? / 1_000_000;
-    let (deliveries, p99) = ctx
-        .timeline
-        .peek(usize::try_from(t.checked_sub(1)?).ok()?)?;
-    (deliveries > 0 && p99 > 0).then_some(p99)
+    ctx.timeline
+        .live_p99(usize::try_from(t.checked_sub(1)?).ok()?)
 }

@@ -4,13 +4,23 @@
 //! when latency went up and when it came back. So every second has its own counters (atomics in
 //! an array sized at creation: no lock, no allocation) and its own fan-out histogram.
 //!
+//! A second's fan-out histogram holds the messages whose INTENDED send time falls in it,
+//! wherever they arrived: a step or a fault window is judged on its own messages, and a stall
+//! is charged to the messages it delayed, not to the second in which they finally came in. (The
+//! `deliveries` and `duplicates` counters are by receive time: throughput as it happened.)
+//!
 //! Per-second histograms are recorded per thread, like the run-wide ones: each thread fills a
-//! histogram for the second it is in and folds it into that second's shared histogram when it
-//! sees the second change (or at [`Timeline::flush`]), so the shared lock is taken about once
-//! per thread per second, never per message. Two significant digits are plenty for a per-second
-//! chart and keep each histogram at ~26 KB; seconds more than [`LIVE_SECONDS`] old are packed
-//! into their serialized form when the runtime sets the member gauge, so a long run does not
-//! hold an hour of open histograms.
+//! few histograms for the intended seconds it is receiving ([`LocalSecond`] slots) and folds one
+//! into that second's shared histogram when it needs the slot for another second (or at
+//! [`Timeline::flush`]), so the shared lock is taken a few times per thread per second, never
+//! per message. Two significant digits are plenty for a per-second chart and keep each
+//! histogram at ~26 KB; seconds more than [`LIVE_SECONDS`] old are packed into their serialized
+//! form when the runtime sets the member gauge (and packed again after a late fold reopened
+//! them), so a long run does not hold an hour of open histograms.
+//!
+//! Live progress wants the latency of what is arriving now, so each thread also keeps the
+//! receipts of its current RECEIVE second ([`LiveSecond`]), folded into a small ring of recent
+//! seconds; [`Timeline::live_p99`] reads the last complete one.
 //!
 //! Seconds count from `start_us` (same clock as every other time of the process). The written
 //! form of a second ([`SecondStats`]) and timeline merges belong to the results schema and live
@@ -18,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
@@ -177,8 +187,19 @@ impl Second {
     }
 }
 
-/// A thread's fan-out histogram for the second it is currently in.
+/// How many intended seconds a thread keeps open histograms for: receipts of a second still
+/// arrive while the next second's begin (and, under a stall, for much longer).
+const LOCAL_SLOTS: usize = 4;
+
+/// A thread's fan-out histograms for the intended seconds it is receiving, and for its current
+/// receive second.
 struct LocalSecond {
+    slots: [Slot; LOCAL_SLOTS],
+    live: LiveSecond,
+}
+
+/// One thread's histogram of one intended second.
+struct Slot {
     t: Option<usize>,
     hist: Histogram<u64>,
 }
@@ -186,11 +207,43 @@ struct LocalSecond {
 impl LocalSecond {
     fn new() -> Self {
         LocalSecond {
-            t: None,
-            hist: new_histogram(TIMELINE_SIGFIG),
+            slots: std::array::from_fn(|_| Slot {
+                t: None,
+                hist: new_histogram(TIMELINE_SIGFIG),
+            }),
+            live: LiveSecond {
+                t: None,
+                hist: new_histogram(TIMELINE_SIGFIG),
+            },
         }
     }
 
+    /// This thread's histogram of intended second `t`: its slot, or a free one, or the one of
+    /// the oldest second, folded into `seconds` first.
+    fn slot_for(&mut self, t: usize, seconds: &[Second]) -> &mut Histogram<u64> {
+        let i = match self.slots.iter().position(|s| s.t == Some(t)) {
+            Some(i) => i,
+            None => {
+                let i = (0..LOCAL_SLOTS)
+                    .min_by_key(|&i| self.slots[i].t.map_or((0, 0), |t| (1, t)))
+                    .unwrap_or(0);
+                self.slots[i].fold_into(seconds);
+                self.slots[i].t = Some(t);
+                i
+            }
+        };
+        &mut self.slots[i].hist
+    }
+
+    /// Moves everything this thread recorded into the shared histograms.
+    fn fold_into(&mut self, seconds: &[Second]) {
+        for slot in &mut self.slots {
+            slot.fold_into(seconds);
+        }
+    }
+}
+
+impl Slot {
     /// Moves what this thread recorded into its second's shared histogram.
     fn fold_into(&mut self, seconds: &[Second]) {
         if let Some(t) = self.t.take()
@@ -202,15 +255,64 @@ impl LocalSecond {
     }
 }
 
+/// One thread's receipts of one RECEIVE second, for live progress.
+struct LiveSecond {
+    t: Option<usize>,
+    hist: Histogram<u64>,
+}
+
+impl LiveSecond {
+    fn fold_into(&mut self, recent: &Mutex<Recent>) {
+        if let Some(t) = self.t.take()
+            && !self.hist.is_empty()
+        {
+            lock(recent).add(t, &self.hist);
+            self.hist.reset();
+        }
+    }
+}
+
+/// Fan-out histograms of the last few receive seconds (a ring indexed by second).
+struct Recent {
+    seconds: [(Option<usize>, Histogram<u64>); RECENT_SECONDS],
+}
+
+const RECENT_SECONDS: usize = 4;
+
+impl Recent {
+    fn new() -> Self {
+        Recent {
+            seconds: std::array::from_fn(|_| (None, new_histogram(TIMELINE_SIGFIG))),
+        }
+    }
+
+    fn add(&mut self, t: usize, hist: &Histogram<u64>) {
+        let (slot_t, slot) = &mut self.seconds[t % RECENT_SECONDS];
+        match *slot_t {
+            Some(old) if old > t => return, // a fold older than the ring: too late to show
+            Some(old) if old == t => {}
+            _ => {
+                slot.reset();
+                *slot_t = Some(t);
+            }
+        }
+        add_histogram(slot, hist);
+    }
+
+    fn get(&self, t: usize) -> Option<&Histogram<u64>> {
+        let (slot_t, slot) = &self.seconds[t % RECENT_SECONDS];
+        (*slot_t == Some(t)).then_some(slot)
+    }
+}
+
 /// The per-second record of one process.
 pub struct Timeline {
     start_us: u64,
     seconds: Box<[Second]>,
     /// Events at times outside `start_us .. start_us + seconds`.
     outside: AtomicU64,
-    /// Seconds below this index are packed (or were, before a late fold).
-    packed_below: AtomicUsize,
     local: PerThread<LocalSecond>,
+    recent: Mutex<Recent>,
 }
 
 impl Timeline {
@@ -220,8 +322,8 @@ impl Timeline {
             start_us,
             seconds: (0..seconds.max(1)).map(|_| Second::new()).collect(),
             outside: AtomicU64::new(0),
-            packed_below: AtomicUsize::new(0),
             local: PerThread::new(LocalSecond::new),
+            recent: Mutex::new(Recent::new()),
         }
     }
 
@@ -251,14 +353,17 @@ impl Timeline {
 
     /// A probe meant to be sent at `intended_us` was received at `at_us`, as `kind` (what the
     /// session's ledger said). First receipts count as deliveries with their fan-out latency.
+    /// Deliveries and duplicates count in the second of `at_us`; the fan-out latency goes into
+    /// the histogram of the INTENDED second (and the live one of the receive second).
     pub fn receipt(&self, at_us: u64, intended_us: u64, kind: ReceiptKind) {
-        let Some((t, s)) = self.second(at_us) else {
+        let Some((received, s)) = self.second(at_us) else {
             return;
         };
         match kind {
             ReceiptKind::First | ReceiptKind::Reordered => {
                 s.deliveries.fetch_add(1, Ordering::Relaxed);
-                self.record_fanout(t, at_us.saturating_sub(intended_us));
+                let intended = self.second(intended_us).map(|(t, _)| t);
+                self.record_fanout(intended, received, at_us.saturating_sub(intended_us));
             }
             ReceiptKind::Duplicate => {
                 s.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -267,14 +372,18 @@ impl Timeline {
         }
     }
 
-    /// Into this thread's histogram of second `t`, folding the previous second's first.
-    fn record_fanout(&self, t: usize, latency_us: u64) {
+    /// Into this thread's histograms of intended second `intended` (if on the timeline) and of
+    /// receive second `received`.
+    fn record_fanout(&self, intended: Option<usize>, received: usize, latency_us: u64) {
         self.local.with(|local| {
-            if local.t != Some(t) {
-                local.fold_into(&self.seconds);
-                local.t = Some(t);
+            if let Some(t) = intended {
+                record_clamped(local.slot_for(t, &self.seconds), latency_us);
             }
-            record_clamped(&mut local.hist, latency_us);
+            if local.live.t != Some(received) {
+                local.live.fold_into(&self.recent);
+                local.live.t = Some(received);
+            }
+            record_clamped(&mut local.live.hist, latency_us);
         });
     }
 
@@ -293,9 +402,10 @@ impl Timeline {
         }
     }
 
+    /// Packs every open histogram of the seconds before `t` (one uncontended lock per second:
+    /// a late fold may have reopened any of them).
     fn pack_before(&self, t: usize) {
-        let from = self.packed_below.fetch_max(t, Ordering::Relaxed);
-        for second in self.seconds.get(from..t).unwrap_or_default() {
+        for second in self.seconds.get(..t).unwrap_or_default() {
             lock(&second.fanout).pack();
         }
     }
@@ -322,16 +432,18 @@ impl Timeline {
         Ok(out)
     }
 
-    /// Deliveries and fan-out p99 of second `t` as far as threads have folded it (for live
-    /// progress: cheap, no serialization; exact totals come from [`Timeline::stats`]).
-    pub fn peek(&self, t: usize) -> Option<(u64, u64)> {
-        let second = self.seconds.get(t)?;
-        let deliveries = second.deliveries.load(Ordering::Relaxed);
-        let p99 = match &*lock(&second.fanout) {
-            SecondHist::Live(hist) => hist.value_at_quantile(0.99),
-            _ => 0,
-        };
-        Some((deliveries, p99))
+    /// The fan-out p99 of the first receipts that ARRIVED in second `t` (for live progress),
+    /// `None` if there were none or `t` is no longer among the last few seconds. Complete once
+    /// `t` is over: every thread's receipts of `t` and before are folded here first.
+    pub fn live_p99(&self, t: usize) -> Option<u64> {
+        self.local.for_each(|local| {
+            if local.live.t.is_some_and(|own| own <= t) {
+                local.live.fold_into(&self.recent);
+            }
+        });
+        let recent = lock(&self.recent);
+        let hist = recent.get(t).filter(|h| !h.is_empty())?;
+        Some(hist.value_at_quantile(0.99))
     }
 
     /// Errors of the whole run by kind name (only kinds that happened).
@@ -389,9 +501,11 @@ mod tests {
         );
         assert_eq!(stats[1].errors, BTreeMap::from([("send_failed".into(), 2)]));
         assert_eq!((stats[2].deliveries, stats[2].duplicates), (2, 1));
-        assert_eq!(stats[2].fanout_p50_us, hist_max(300));
-        assert_eq!(stats[2].fanout_max_us, hist_max(500));
-        assert!(!stats[2].fanout_hist.is_empty());
+        // Received in second 2, meant to be sent at the end of second 1: latency of second 1.
+        assert_eq!(stats[1].fanout_p50_us, hist_max(300));
+        assert_eq!(stats[1].fanout_max_us, hist_max(500));
+        assert!(!stats[1].fanout_hist.is_empty());
+        assert!(stats[2].fanout_hist.is_empty());
         assert!(stats[0].fanout_hist.is_empty());
         assert_eq!(stats[3].members, 42);
         assert_eq!(
@@ -419,7 +533,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for t in 0..20u64 {
                         for i in 0..100 {
-                            let at = START + t * S + i;
+                            let at = START + t * S + 5_000 + i;
                             tl.receipt(at, at - 1000 * (th + 1), ReceiptKind::First);
                         }
                     }
@@ -430,19 +544,77 @@ mod tests {
             h.join().expect("thread");
         }
         tl.set_members(START + 19 * S, 3); // packs seconds 0..14
-        // A late fold into a packed second.
+        // A late fold into a packed second: received in second 2, meant for second 1.
         tl.receipt(START + 2 * S, START + 2 * S - 50_000, ReceiptKind::First);
         let stats = tl.stats().expect("stats");
         assert_eq!(stats.len(), 20);
         for s in &stats {
-            let extra = u64::from(s.t == 2);
-            assert_eq!(s.deliveries, 300 + extra, "second {}", s.t);
+            let received = u64::from(s.t == 2);
+            assert_eq!(s.deliveries, 300 + received, "second {}", s.t);
             let hist = decode_histogram(&s.fanout_hist, TIMELINE_SIGFIG).expect("decodes");
-            assert_eq!(hist.len(), 300 + extra);
+            let intended = u64::from(s.t == 1);
+            assert_eq!(hist.len(), 300 + intended);
             assert_eq!(s.fanout_p50_us, hist.highest_equivalent(2000));
         }
-        assert!(stats[2].fanout_max_us >= 50_000);
+        assert!(stats[1].fanout_max_us >= 50_000);
         assert_eq!(stats[3].fanout_max_us, hist_max(3000));
+    }
+
+    /// A stall: messages meant for seconds 1 and 2 all arrive in second 6. Their latency belongs
+    /// to seconds 1 and 2 (a step or fault window is judged on its own messages); second 6 only
+    /// counts them as deliveries.
+    #[test]
+    fn latency_lands_in_the_second_the_message_was_meant_for() {
+        let tl = Timeline::new(START, 10);
+        for i in 0..50u64 {
+            tl.receipt(
+                START + S + 2_000 + i,
+                START + S + 1_000 + i,
+                ReceiptKind::First,
+            );
+        }
+        for i in 0..100u64 {
+            let intended = START + S + (i % 2) * S + 2_000 + i;
+            tl.receipt(START + 6 * S + i, intended, ReceiptKind::First);
+        }
+        let stats = tl.stats().expect("stats");
+        let hist = |t: usize| decode_histogram(&stats[t].fanout_hist, TIMELINE_SIGFIG).unwrap();
+        assert_eq!((hist(1).len(), hist(2).len()), (100, 50));
+        assert!(stats[6].fanout_hist.is_empty());
+        assert_eq!((stats[1].deliveries, stats[6].deliveries), (50, 100));
+        assert!(
+            stats[1].fanout_p99_us >= 4 * S,
+            "{}",
+            stats[1].fanout_p99_us
+        );
+        assert!(stats[2].fanout_p50_us >= 3 * S);
+    }
+
+    /// Live progress reads the receipts that arrived in the last complete second, also those
+    /// still held by threads that have not received anything since.
+    #[test]
+    fn live_p99_sees_every_threads_receipts_of_a_finished_second() {
+        let tl = Arc::new(Timeline::new(START, 10));
+        let handles: Vec<_> = (1..=3u64)
+            .map(|th| {
+                let tl = Arc::clone(&tl);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let at = START + 3 * S + 5_000 + i;
+                        tl.receipt(at, at - 1_000 * th, ReceiptKind::First);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        assert_eq!(tl.live_p99(3), Some(hist_max(3_000)));
+        assert_eq!(tl.live_p99(2), None, "nothing arrived in second 2");
+        // The ring keeps a few seconds: second 3 is gone once second 7 arrives.
+        tl.receipt(START + 7 * S, START + 7 * S - 10, ReceiptKind::First);
+        assert_eq!(tl.live_p99(7), Some(hist_max(10)));
+        assert_eq!(tl.live_p99(3), None);
     }
 
     fn hist_max(v: u64) -> u64 {
