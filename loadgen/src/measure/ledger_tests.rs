@@ -723,6 +723,8 @@ fn randomized_runs_match_the_naive_model() {
         expected,
         delivered,
         lost,
+        late: _,
+        never: _,
         duplicated,
         reordered,
         extra,
