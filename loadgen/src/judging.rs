@@ -125,7 +125,8 @@ fn baseline_p99(timeline: &[SecondStats], second: u32) -> u64 {
 }
 
 /// For a rate-stepping scenario: each step judged on its own messages (those meant to be sent
-/// in its seconds), by the scenario's fan-out latency and `lost` thresholds.
+/// in its seconds), by the scenario's thresholds that can be judged per step
+/// ([`StepMeasures::measured`]).
 pub fn judge_steps(
     steps: Option<RateSteps>,
     thresholds: &[Threshold],
@@ -155,6 +156,7 @@ pub fn judge_steps(
             .filter(|s| (first..end).contains(&s.t))
             .collect();
         let (p99, max) = step_fanout(&in_step);
+        let lost = lost_in_seconds(timeline, first, end);
         let span_s = (to - from) as f64 / 1e6;
         let mut result = StepResult {
             index,
@@ -166,10 +168,20 @@ pub fn judge_steps(
             deliveries_per_s: in_step.iter().map(|s| s.deliveries).sum::<u64>() as f64 / span_s,
             fanout_p99_us: p99,
             fanout_max_us: max,
-            lost: lost_in_seconds(timeline, first, end),
+            lost,
             held: true,
         };
-        result.held = step_holds(thresholds, &result);
+        let measures = StepMeasures {
+            fanout_p99_us: p99,
+            fanout_max_us: max,
+            lost,
+            late: in_step.iter().map(|s| s.late).sum(),
+            unsent: in_step
+                .iter()
+                .map(|s| s.planned.saturating_sub(s.sends))
+                .sum(),
+        };
+        result.held = step_holds(thresholds, &measures);
         out.push(result);
     }
     out
@@ -189,14 +201,44 @@ fn step_fanout(seconds: &[&SecondStats]) -> (u64, u64) {
     (sum.value_at_quantile(0.99), sum.max())
 }
 
-/// The scenario's thresholds that can be judged per step: fan-out p99 and maximum, and lost.
-fn step_holds(thresholds: &[Threshold], step: &StepResult) -> bool {
-    thresholds.iter().all(|t| match t.metric {
-        Metric::FanoutP99 => t.holds(step.fanout_p99_us as f64),
-        Metric::FanoutMax => t.holds(step.fanout_max_us as f64),
-        Metric::Lost => t.holds(step.lost as f64),
-        _ => true,
-    })
+/// What a step's own messages measured, for the thresholds that can be judged per step. Its
+/// seconds (by intended send time) carry each of these; the run-wide rest (percentiles other
+/// than p99, connects, ratios...) has no per-second record to judge a step by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StepMeasures {
+    fanout_p99_us: u64,
+    fanout_max_us: u64,
+    /// Owed deliveries of the step's messages not received in time: `late + never`.
+    lost: u64,
+    /// Of `lost`, those received after the deadline.
+    late: u64,
+    /// Sends the schedules called for in the step that were not made (planned − sent, per
+    /// second).
+    unsent: u64,
+}
+
+impl StepMeasures {
+    /// The step's value of `metric`, in the units thresholds compare (µs, counts); `None` for a
+    /// metric not judged per step.
+    fn measured(&self, metric: Metric) -> Option<f64> {
+        let value = match metric {
+            Metric::FanoutP99 => self.fanout_p99_us,
+            Metric::FanoutMax => self.fanout_max_us,
+            Metric::Lost => self.lost,
+            Metric::Late => self.late,
+            Metric::Never => self.lost.saturating_sub(self.late),
+            Metric::Unsent => self.unsent,
+            _ => return None,
+        };
+        Some(value as f64)
+    }
+}
+
+/// Whether every threshold that can be judged per step holds for the step.
+fn step_holds(thresholds: &[Threshold], step: &StepMeasures) -> bool {
+    thresholds
+        .iter()
+        .all(|t| step.measured(t.metric).is_none_or(|v| t.holds(v)))
 }
 
 /// The last step of the unbroken run of held steps from the first.
@@ -327,5 +369,39 @@ mod tests {
             ]
         );
         assert_eq!(highest_held(&judged), Some(0));
+    }
+
+    /// Which of three 2 s steps hold `rule`: second 2 had 3 deliveries late (none never),
+    /// second 4 lost 2 of which 1 late (so 1 never), second 6 made 10 of 12 planned sends.
+    fn held_by(rule: &str) -> Vec<bool> {
+        let steps = RateSteps {
+            start: 1.0,
+            factor: 2.0,
+            step: Duration::from_secs(2),
+            max_steps: 3,
+        };
+        let mut timeline = timeline(&[(2, 3), (4, 2)]);
+        for second in &mut timeline {
+            second.planned = second.sends;
+        }
+        timeline[2].late = 3;
+        timeline[4].late = 1;
+        timeline[6].planned = 12;
+        let rule: Threshold = rule.parse().expect("rule");
+        judge_steps(Some(steps), &[rule], &timeline, &window())
+            .iter()
+            .map(|s| s.held)
+            .collect()
+    }
+
+    #[test]
+    fn steps_are_judged_by_late_never_and_unsent() {
+        assert_eq!(held_by("lost == 0"), [false, false, true]);
+        assert_eq!(held_by("late == 0"), [false, false, true]);
+        assert_eq!(held_by("never == 0"), [true, false, true]);
+        assert_eq!(held_by("unsent == 0"), [true, true, false]);
+        assert_eq!(held_by("unsent <= 2"), [true, true, true]);
+        // Run-wide metrics have no per-step value: they do not break a step.
+        assert_eq!(held_by("delivery_ratio == 100%"), [true, true, true]);
     }
 }

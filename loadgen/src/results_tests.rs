@@ -1,6 +1,6 @@
 //! Tests of `loadgen::results` (the `roomstorm-results` crate) fed by the load generator's own
-//! measurement: exact merges of what real recorders and timelines produced, and threshold
-//! inputs for every metric a scenario can name. They live here, not in the results crate,
+//! measurement: exact merges of what real recorders and timelines produced, and measured
+//! values for every metric a scenario can name. They live here, not in the results crate,
 //! because they need loadgen's recorder, timeline and scenario types.
 
 use std::sync::Arc;
@@ -163,7 +163,9 @@ fn two_merged_halves_equal_the_whole() {
     assert_eq!(merged.environment.host, "h1,h2");
     assert_eq!(merged.environment.cores, 4);
     assert_eq!(merged.started_at, whole.started_at);
-    assert_eq!(merged.threshold_inputs(), whole.threshold_inputs());
+    for metric in crate::scenario::Metric::ALL {
+        assert_eq!(merged.measured(metric), whole.measured(metric), "{metric}");
+    }
     // Workers are summed by index (the whole recorded them one event at a time).
     let whole_workers = merge(std::slice::from_ref(&whole)).expect("merges").workers;
     assert_eq!(merged.workers, whole_workers);
@@ -221,7 +223,7 @@ fn refuses_other_schemas_and_other_scenarios() {
 fn a_failed_part_fails_the_merge_until_rejudged() {
     let (_, a, mut b) = whole_and_halves();
     b.apply_thresholds(vec![ThresholdResult {
-        rule: "lost == 0".into(),
+        rule: "lost == 0".parse().expect("rule"),
         measured: 1.0,
         passed: false,
     }]);
@@ -231,22 +233,18 @@ fn a_failed_part_fails_the_merge_until_rejudged() {
         (merged.verdict, merged.thresholds.len()),
         (Verdict::Fail, 0)
     );
-    let lost = merged.threshold_inputs()["lost"];
-    merged.apply_thresholds(vec![ThresholdResult {
-        rule: "lost < 5".into(),
-        measured: lost,
-        passed: lost < 5.0,
-    }]);
+    let rule = "lost < 5".parse().expect("rule");
+    merged.apply_thresholds(vec![ThresholdResult::judge(rule, &merged)]);
     assert_eq!(merged.verdict, Verdict::Pass);
 }
 
 #[test]
-fn threshold_inputs_cover_every_scenario_metric() {
+fn every_scenario_metric_is_measured() {
+    use crate::scenario::Metric as M;
     let (whole, _, _) = whole_and_halves();
-    let inputs = whole.threshold_inputs();
-    for metric in crate::scenario::Metric::ALL {
-        assert!(inputs.contains_key(metric.as_str()), "{metric}");
+    for metric in M::ALL {
+        assert!(whole.measured(metric).is_finite(), "{metric}");
     }
-    assert_eq!(inputs["connect.error_rate"], 1.0);
-    assert_eq!(inputs["delivery_ratio"], 29.0 / 30.0);
+    assert_eq!(whole.measured(M::ConnectErrorRate), 1.0);
+    assert_eq!(whole.measured(M::DeliveryRatio), 29.0 / 30.0);
 }

@@ -523,17 +523,9 @@ fn counters(ctx: &RunContext) -> results::Counters {
 
 /// Judges every threshold of the scenario against the results.
 pub fn judge(results: &mut Results, thresholds: &[Threshold]) {
-    let inputs = results.threshold_inputs();
     let judged = thresholds
         .iter()
-        .map(|t| {
-            let measured = inputs.get(t.metric.as_str()).copied().unwrap_or(f64::NAN);
-            ThresholdResult {
-                rule: t.to_string(),
-                measured,
-                passed: t.holds(measured),
-            }
-        })
+        .map(|&t| ThresholdResult::judge(t, results))
         .collect();
     results.apply_thresholds(judged);
 }
@@ -623,12 +615,7 @@ fn print_summary(results: &Results, out: &Path) {
         }
     }
     for t in &results.thresholds {
-        println!(
-            "  {} {}  (measured {})",
-            if t.passed { "PASS" } else { "FAIL" },
-            t.rule,
-            t.measured
-        );
+        println!("  {}", threshold_line(t));
     }
     println!(
         "  verdict: {}   results: {}",
@@ -641,6 +628,17 @@ fn print_summary(results: &Results, out: &Path) {
     );
 }
 
+/// A judged threshold as the summary prints it, the measured value in the rule's unit:
+/// `PASS fanout.p99 < 250ms  (measured 6.89ms)`.
+fn threshold_line(t: &ThresholdResult) -> String {
+    format!(
+        "{} {}  (measured {})",
+        if t.passed { "PASS" } else { "FAIL" },
+        t.rule,
+        t.measured_text()
+    )
+}
+
 /// `loadgen merge`: exact merge, thresholds judged again on the merged values.
 pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
     let parts = args
@@ -648,8 +646,8 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
         .iter()
         .map(|p| Results::read(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let thresholds = parts_thresholds(&parts)?;
     let mut merged = results::merge(&parts)?;
-    let thresholds = echoed_thresholds(&merged.scenario);
     judge(&mut merged, &thresholds);
     merged.write(&args.output)?;
     println!(
@@ -660,16 +658,68 @@ pub async fn merge(args: MergeArgs) -> anyhow::Result<bool> {
     Ok(merged.verdict == Verdict::Pass)
 }
 
-/// The thresholds of the scenario echoed in results.json (rules that do not parse are
-/// skipped: they were valid when the run was made).
-fn echoed_thresholds(echo: &serde_json::Value) -> Vec<Threshold> {
-    let Some(map) = echo.get("thresholds").and_then(|t| t.as_object()) else {
-        return Vec::new();
-    };
-    map.iter()
-        .filter_map(|(metric, condition)| {
-            let metric = crate::scenario::Metric::from_name(metric)?;
-            Threshold::parse(metric, condition.as_str()?).ok()
-        })
-        .collect()
+/// The thresholds the parts were judged by, typed as results.json carries them. Every part of
+/// one run has the same rules; parts that disagree are not parts of one run.
+fn parts_thresholds(parts: &[Results]) -> anyhow::Result<Vec<Threshold>> {
+    let rules =
+        |part: &Results| -> Vec<Threshold> { part.thresholds.iter().map(|t| t.rule).collect() };
+    let first = parts.first().map(rules).unwrap_or_default();
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        anyhow::ensure!(
+            rules(part) == first,
+            "part {} was judged by other thresholds than part 1: not parts of one run",
+            i + 1
+        );
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judged(rule: &str, measured: f64) -> ThresholdResult {
+        let rule: Threshold = rule.parse().expect("rule");
+        ThresholdResult {
+            rule,
+            measured,
+            passed: rule.holds(measured),
+        }
+    }
+
+    #[test]
+    fn the_summary_prints_measured_values_in_the_rules_unit() {
+        assert_eq!(
+            threshold_line(&judged("fanout.p99 < 250ms", 6_891.0)),
+            "PASS fanout.p99 < 250ms  (measured 6.89ms)"
+        );
+        assert_eq!(
+            threshold_line(&judged("delivery_ratio >= 80%", 1.0)),
+            "PASS delivery_ratio >= 80%  (measured 100%)"
+        );
+        assert_eq!(
+            threshold_line(&judged("never == 0", 12.0)),
+            "FAIL never == 0  (measured 12)"
+        );
+    }
+
+    #[test]
+    fn merge_judges_with_the_rules_the_parts_carry() {
+        let part = |rules: &[&str]| {
+            let mut r = Results::new(
+                serde_json::json!({"name": "t"}),
+                Environment::of_machine("h".into(), 1, "linux".into(), "abc".into()),
+                std::time::UNIX_EPOCH,
+                Duration::from_secs(1),
+            );
+            r.apply_thresholds(rules.iter().map(|t| judged(t, 0.0)).collect());
+            r
+        };
+        let rules = ["lost == 0", "fanout.p99 < 50ms"];
+        let got = parts_thresholds(&[part(&rules), part(&rules)]).expect("same rules");
+        let want: Vec<Threshold> = rules.iter().map(|t| t.parse().expect("rule")).collect();
+        assert_eq!(got, want);
+        let err = parts_thresholds(&[part(&rules), part(&["lost == 0"])]).expect_err("differ");
+        assert!(err.to_string().contains("part 2"), "{err}");
+    }
 }

@@ -238,6 +238,10 @@ async fn two_processes_merge_to_the_same_totals_as_one() {
     assert_eq!(m["deliveries"], r2["deliveries"]);
     assert_eq!(m["histograms"], r2["histograms"]);
     assert_eq!(m["latency"], r2["latency"]);
+    // ...judged again by the rules the parts carry: the same rules, measured and verdict.
+    assert_eq!(m["thresholds"][0]["rule"], "lost == 0");
+    assert_eq!(m["thresholds"], r2["thresholds"]);
+    assert_eq!(m["verdict"], r2["verdict"]);
 }
 
 #[tokio::test]

@@ -156,25 +156,6 @@ pub fn clock(s: f64, span: f64) -> String {
     }
 }
 
-/// A metric's measured value as its threshold names it (see `docs/results-schema.md`):
-/// latencies in µs, ratios as fractions, everything else a count.
-pub fn measured(metric: &str, value: f64) -> String {
-    if !value.is_finite() {
-        return "n/a".to_owned();
-    }
-    match metric {
-        "delivery_ratio" | "connect.error_rate" => pct(value),
-        m if is_latency(m) => us_f(value),
-        _ => count(value.max(0.0).round() as u64),
-    }
-}
-
-/// Whether a threshold metric name is a latency (µs).
-pub fn is_latency(metric: &str) -> bool {
-    let (family, _) = metric.split_once('.').unwrap_or((metric, ""));
-    matches!(family, "fanout" | "connect" | "join" | "completion") && metric != "connect.error_rate"
-}
-
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -244,13 +225,8 @@ mod tests {
         assert_eq!(pct(0.99999), "99.9990%");
         assert_eq!(pct(0.0), "0%");
         assert_eq!(pct(0.0001), "0.010%");
-        assert_eq!(measured("fanout.p99", 16_591.0), "16.6 ms");
-        assert_eq!(measured("lost", 3.0), "3");
-        assert_eq!(measured("delivery_ratio", 0.5), "50.0%");
         assert_eq!(pct(0.25), "25.0%");
         assert_eq!(pct(0.999983), "99.9983%");
-        assert_eq!(measured("connect.error_rate", 0.0), "0%");
-        assert_eq!(measured("lost", f64::NAN), "n/a");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! two stepped runs (ours against a peer, or before and after a change) overlays both curves.
 //! Shared by the report and the comparison so both draw the same thing.
 
-use roomstorm_results::{Results, StepResult};
+use roomstorm_results::{Results, StepResult, threshold};
 
 use crate::charts::{self, Chart, StepSeries};
 use crate::format::{count, rate, us};
@@ -32,28 +32,10 @@ pub fn series(r: &Results, label: &str, color: plotters::style::RGBColor) -> Ste
 
 /// The fan-out p99 limit of the run's thresholds (`fanout.p99 < 50ms`), in µs.
 pub fn p99_limit_us(r: &Results) -> Option<f64> {
-    r.thresholds.iter().find_map(|t| {
-        let rest = t.rule.trim().strip_prefix("fanout.p99")?;
-        let value = rest.trim_start().trim_start_matches(['<', '=', '>', ' ']);
-        duration_us(value)
-    })
-}
-
-/// A duration as scenarios write them ("50ms", "1.5s", "200us"), in µs.
-fn duration_us(text: &str) -> Option<f64> {
-    const UNITS: [(&str, f64); 6] = [
-        ("ms", 1e3),
-        ("us", 1.0),
-        ("µs", 1.0),
-        ("ns", 1e-3),
-        ("m", 60e6),
-        ("s", 1e6),
-    ];
-    let text = text.trim();
-    UNITS.iter().find_map(|(unit, scale)| {
-        let number: f64 = text.strip_suffix(unit)?.trim().parse().ok()?;
-        (number.is_finite() && number >= 0.0).then_some(number * scale)
-    })
+    r.thresholds
+        .iter()
+        .find(|t| t.rule.metric == threshold::Metric::FanoutP99)
+        .map(|t| t.rule.limit.measured_units())
 }
 
 /// The step chart of one or more runs.
@@ -125,15 +107,38 @@ pub fn section(r: &Results) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::duration_us;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use roomstorm_results::{Environment, Results, ThresholdResult};
+
+    use super::p99_limit_us;
+
+    /// The fan-out p99 limit of a run judged by `rules`.
+    fn limit(rules: &[&str]) -> Option<f64> {
+        let mut r = Results::new(
+            serde_json::json!({"name": "t"}),
+            Environment::of_machine("h".into(), 1, "linux".into(), "abc".into()),
+            UNIX_EPOCH,
+            Duration::from_secs(1),
+        );
+        r.thresholds = rules
+            .iter()
+            .map(|rule| ThresholdResult {
+                rule: rule.parse().expect("rule"),
+                measured: 0.0,
+                passed: true,
+            })
+            .collect();
+        p99_limit_us(&r)
+    }
 
     #[test]
     fn limits_read_as_scenarios_write_them() {
-        assert_eq!(duration_us("50ms"), Some(50_000.0));
-        assert_eq!(duration_us("1.5s"), Some(1_500_000.0));
-        assert_eq!(duration_us("200us"), Some(200.0));
-        assert_eq!(duration_us("2m"), Some(120_000_000.0));
-        assert_eq!(duration_us("fast"), None);
-        assert_eq!(duration_us("-1ms"), None);
+        assert_eq!(limit(&["fanout.p99 < 50ms"]), Some(50_000.0));
+        assert_eq!(limit(&["fanout.p99 <= 1.5s"]), Some(1_500_000.0));
+        assert_eq!(limit(&["lost == 0", "fanout.p99 < 200us"]), Some(200.0));
+        assert_eq!(limit(&["fanout.p99 < 2m"]), Some(120_000_000.0));
+        assert_eq!(limit(&["fanout.max < 50ms", "lost == 0"]), None);
+        assert_eq!(limit(&[]), None);
     }
 }

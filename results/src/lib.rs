@@ -12,7 +12,9 @@
 //! machine) need not build the load generator; `loadgen::results` re-exports it.
 
 pub mod histograms;
+pub mod threshold;
 pub mod timeline;
+pub mod units;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,7 +149,8 @@ pub struct StepResult {
     pub fanout_max_us: u64,
     /// Owed deliveries of the step's messages that never arrived.
     pub lost: u64,
-    /// Every fan-out latency and `lost` threshold of the scenario held in this step.
+    /// Every threshold of the scenario that can be judged per step held in this step: those on
+    /// `fanout.p99`, `fanout.max`, `lost`, `late`, `never` and `unsent`.
     pub held: bool,
 }
 
@@ -579,11 +582,29 @@ pub struct FaultRecord {
 /// One threshold rule as judged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdResult {
-    /// As written in the scenario, e.g. `fanout.p99 < 50ms`.
-    pub rule: String,
-    /// The measured value (µs, a count, or a fraction; see [`Results::threshold_inputs`]).
+    /// The rule; written as the scenario writes it, e.g. `fanout.p99 < 50ms`, and read back
+    /// through the scenario's parser (a rule that does not parse makes the file unreadable).
+    pub rule: threshold::Threshold,
+    /// The measured value (µs, a count, or a fraction; see [`Results::measured`]).
     pub measured: f64,
     pub passed: bool,
+}
+
+impl ThresholdResult {
+    /// `rule` judged against `results`.
+    pub fn judge(rule: threshold::Threshold, results: &Results) -> ThresholdResult {
+        let measured = results.measured(rule.metric);
+        ThresholdResult {
+            rule,
+            measured,
+            passed: rule.holds(measured),
+        }
+    }
+
+    /// The measured value in the rule's unit: `6.89ms`, `100%`, `12`.
+    pub fn measured_text(&self) -> String {
+        self.rule.format_measured(self.measured)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -654,34 +675,39 @@ impl Results {
         self.scenario.get("name").and_then(|n| n.as_str())
     }
 
-    /// The measured value of every metric a threshold can name (the scenario's metric names):
-    /// latencies in µs, counts as counts, ratios as fractions.
-    pub fn threshold_inputs(&self) -> BTreeMap<&'static str, f64> {
+    /// The measured value of a metric a threshold can name: latencies in µs, counts as
+    /// counts, ratios as fractions.
+    pub fn measured(&self, metric: threshold::Metric) -> f64 {
+        use threshold::Metric as M;
         let l = &self.latency;
         let d = &self.deliveries;
         let c = &self.counters;
-        let attempts = c.connects + c.connect_errors;
-        let connect_error_rate = if attempts == 0 {
-            0.0
-        } else {
-            c.connect_errors as f64 / attempts as f64
-        };
-        BTreeMap::from([
-            ("fanout.p50", l.fanout.p50_us as f64),
-            ("fanout.p90", l.fanout.p90_us as f64),
-            ("fanout.p99", l.fanout.p99_us as f64),
-            ("fanout.p999", l.fanout.p999_us as f64),
-            ("fanout.max", l.fanout.max_us as f64),
-            ("connect.p99", l.connect.p99_us as f64),
-            ("join.p99", l.join.p99_us as f64),
-            ("completion.p99", l.completion.p99_us as f64),
-            ("lost", d.lost as f64),
-            ("duplicated", d.duplicated as f64),
-            ("reordered", d.reordered as f64),
-            ("errors", self.errors.values().sum::<u64>() as f64),
-            ("delivery_ratio", d.delivery_ratio),
-            ("connect.error_rate", connect_error_rate),
-        ])
+        match metric {
+            M::FanoutP50 => l.fanout.p50_us as f64,
+            M::FanoutP90 => l.fanout.p90_us as f64,
+            M::FanoutP99 => l.fanout.p99_us as f64,
+            M::FanoutP999 => l.fanout.p999_us as f64,
+            M::FanoutMax => l.fanout.max_us as f64,
+            M::ConnectP99 => l.connect.p99_us as f64,
+            M::JoinP99 => l.join.p99_us as f64,
+            M::CompletionP99 => l.completion.p99_us as f64,
+            M::Lost => d.lost as f64,
+            M::Late => d.late as f64,
+            M::Never => d.never as f64,
+            M::Unsent => self.sends.unsent as f64,
+            M::Duplicated => d.duplicated as f64,
+            M::Reordered => d.reordered as f64,
+            M::Errors => self.errors.values().sum::<u64>() as f64,
+            M::DeliveryRatio => d.delivery_ratio,
+            M::ConnectErrorRate => {
+                let attempts = c.connects + c.connect_errors;
+                if attempts == 0 {
+                    0.0
+                } else {
+                    c.connect_errors as f64 / attempts as f64
+                }
+            }
+        }
     }
 
     pub fn to_json(&self) -> anyhow::Result<String> {
@@ -721,7 +747,7 @@ impl Results {
 ///
 /// Thresholds cannot be merged: the result has none, and its verdict is `fail` if any part
 /// failed, else `pass`, until the caller judges the merged values again
-/// ([`Results::threshold_inputs`], [`Results::apply_thresholds`]).
+/// ([`Results::measured`], [`ThresholdResult::judge`], [`Results::apply_thresholds`]).
 ///
 /// Refuses an empty list, other schema versions, and parts of different scenarios.
 pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
@@ -910,5 +936,104 @@ mod tests {
         assert!(env.os.starts_with(std::env::consts::OS));
         assert_eq!(env.loadgen_version, env!("CARGO_PKG_VERSION"));
         assert!(!env.git_revision.is_empty());
+    }
+
+    fn results() -> Results {
+        Results::new(
+            serde_json::json!({"name": "t"}),
+            Environment::of_machine("h".into(), 1, "linux".into(), "abc".into()),
+            UNIX_EPOCH,
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn threshold_results_round_trip_as_rule_text() {
+        let judged = ThresholdResult {
+            rule: "fanout.p99 < 50ms".parse().unwrap(),
+            measured: 6_891.0,
+            passed: true,
+        };
+        let text = serde_json::to_string(&judged).unwrap();
+        assert_eq!(
+            text,
+            r#"{"rule":"fanout.p99 < 50ms","measured":6891.0,"passed":true}"#
+        );
+        let back: ThresholdResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, judged);
+        assert_eq!(back.rule.limit.measured_units(), 50_000.0);
+        assert_eq!(back.measured_text(), "6.89ms");
+    }
+
+    #[test]
+    fn a_results_file_with_a_rule_that_does_not_parse_is_refused() {
+        let mut value = serde_json::to_value(results()).unwrap();
+        value["thresholds"] =
+            serde_json::json!([{"rule": "fanout.p99 < 50", "measured": 1.0, "passed": true}]);
+        let err = Results::from_json(&value.to_string()).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("threshold rule `fanout.p99 < 50`")
+                && message.contains("is a latency"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn every_threshold_metric_is_measured_from_its_field() {
+        use threshold::Metric as M;
+        let mut r = results();
+        let ms = |n: u64| Percentiles {
+            p50_us: n,
+            p90_us: n + 1,
+            p99_us: n + 2,
+            p999_us: n + 3,
+            max_us: n + 4,
+            ..Percentiles::default()
+        };
+        r.latency.fanout = ms(100);
+        r.latency.connect = ms(200);
+        r.latency.join = ms(300);
+        r.latency.completion = ms(400);
+        r.set_deliveries(&DeliveryTotals {
+            expected: 100,
+            delivered: 80,
+            late: 15,
+            never: 5,
+            lost: 20,
+            duplicated: 3,
+            reordered: 4,
+            ..DeliveryTotals::default()
+        });
+        r.sends = Sends::new(50, 44);
+        r.counters.connects = 3;
+        r.counters.connect_errors = 1;
+        r.errors = BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 5)]);
+        let expected = [
+            (M::FanoutP50, 100.0),
+            (M::FanoutP90, 101.0),
+            (M::FanoutP99, 102.0),
+            (M::FanoutP999, 103.0),
+            (M::FanoutMax, 104.0),
+            (M::ConnectP99, 202.0),
+            (M::JoinP99, 302.0),
+            (M::CompletionP99, 402.0),
+            (M::Lost, 20.0),
+            (M::Late, 15.0),
+            (M::Never, 5.0),
+            (M::Unsent, 6.0),
+            (M::Duplicated, 3.0),
+            (M::Reordered, 4.0),
+            (M::DeliveryRatio, 0.8),
+            (M::ConnectErrorRate, 0.25),
+            (M::Errors, 7.0),
+        ];
+        assert_eq!(expected.len(), M::ALL.len(), "every metric listed");
+        for (metric, value) in expected {
+            assert_eq!(r.measured(metric), value, "{metric}");
+        }
+        let never: threshold::Threshold = "never == 0".parse().unwrap();
+        let judged = ThresholdResult::judge(never, &r);
+        assert_eq!((judged.measured, judged.passed), (5.0, false));
     }
 }

@@ -869,6 +869,8 @@ fn randomized_runs_match_the_naive_model() {
         late,
         never,
         lost,
+        late: _,
+        never: _,
         duplicated,
         reordered,
         extra,

@@ -18,7 +18,6 @@ mod model;
 mod plan;
 mod raw;
 mod shape;
-mod threshold;
 mod units;
 mod validate;
 
@@ -37,7 +36,9 @@ pub use model::{
 };
 pub use plan::{MemberPlan, Plan, RoomPlan, plan};
 pub use shape::LoadStep;
-pub use threshold::{Metric, MetricKind, Op, Threshold, ThresholdValue};
+// The threshold model and the duration reader are `roomstorm-results`' (results files carry
+// typed rules); re-exported so the scenario's users find them here.
+pub use roomstorm_results::threshold::{Limit, Metric, MetricKind, Op, Threshold};
 pub use units::{format_duration, parse_duration, parse_percent};
 
 use locate::KeyPath;
@@ -64,7 +65,7 @@ pub struct Scenario {
     /// Faults injected into the local stack, in file order.
     pub faults: Vec<Fault>,
     /// Pass/fail conditions, in file order.
-    #[serde(serialize_with = "threshold::serialize_thresholds")]
+    #[serde(serialize_with = "units::serialize_thresholds")]
     pub thresholds: Vec<Threshold>,
     /// Where it came from, for re-validation after overrides.
     #[serde(skip)]

@@ -13,8 +13,8 @@ use super::error::Problem;
 use super::locate::KeyPath;
 use super::model::*;
 use super::raw::*;
-use super::threshold::{Metric, Threshold};
 use super::units::format_duration;
+use super::{Metric, Threshold};
 use super::{Scenario, shape};
 
 /// Default `traffic.deadline`.

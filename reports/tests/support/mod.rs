@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
 use roomstorm_results::histograms::{Histograms, Metric, new_histogram};
+use roomstorm_results::threshold::{Metric as M, Threshold};
 use roomstorm_results::timeline::{SecondStats, TIMELINE_SIGFIG};
 use roomstorm_results::{
     DeliveryTotals, Environment, FaultRecord, Results, ThresholdResult, WorkerStats,
@@ -84,24 +85,28 @@ pub fn single_sample() -> Results {
     r
 }
 
+/// A threshold rule as results.json writes it, e.g. `"lost == 0"`.
+pub fn rule(text: &str) -> Threshold {
+    text.parse().expect("a valid rule")
+}
+
 /// The smoke run judged against a threshold it cannot meet.
 pub fn failed_threshold() -> Results {
     let mut r = normal();
-    let inputs = r.threshold_inputs();
     r.apply_thresholds(vec![
         ThresholdResult {
-            rule: "fanout.p99 < 1ms".into(),
-            measured: inputs["fanout.p99"],
+            rule: rule("fanout.p99 < 1ms"),
+            measured: r.measured(M::FanoutP99),
             passed: false,
         },
         ThresholdResult {
-            rule: "lost == 0".into(),
-            measured: inputs["lost"],
+            rule: rule("lost == 0"),
+            measured: r.measured(M::Lost),
             passed: true,
         },
         ThresholdResult {
-            rule: "delivery_ratio >= 99.9%".into(),
-            measured: inputs["delivery_ratio"],
+            rule: rule("delivery_ratio >= 99.9%"),
+            measured: r.measured(M::DeliveryRatio),
             passed: true,
         },
     ]);
@@ -228,10 +233,9 @@ pub fn extreme() -> Results {
             lost_in_window: 400,
         },
     ];
-    let inputs = r.threshold_inputs();
     r.apply_thresholds(vec![ThresholdResult {
-        rule: "fanout.p99 < 50ms".into(),
-        measured: inputs["fanout.p99"],
+        rule: rule("fanout.p99 < 50ms"),
+        measured: r.measured(M::FanoutP99),
         passed: false,
     }]);
     r
@@ -318,9 +322,9 @@ pub fn stepped(results: &Results, steps: &[(f64, u64, bool)]) -> Results {
         .take_while(|s| s.held)
         .last()
         .map(|s| s.index);
-    r.thresholds.retain(|t| !t.rule.starts_with("fanout.p99"));
+    r.thresholds.retain(|t| t.rule.metric != M::FanoutP99);
     r.thresholds.push(roomstorm_results::ThresholdResult {
-        rule: "fanout.p99 < 50ms".to_owned(),
+        rule: rule("fanout.p99 < 50ms"),
         measured: r.latency.fanout.p99_us as f64,
         passed: true,
     });
