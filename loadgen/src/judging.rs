@@ -18,6 +18,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::results::histograms::{add_histogram, decode_histogram, new_histogram};
 use crate::results::timeline::{SecondStats, TIMELINE_SIGFIG, lost_in_seconds};
 use crate::results::{self, Results, StepResult};
@@ -62,13 +64,14 @@ pub fn judge_faults_and_steps(
     steps: Option<RateSteps>,
     thresholds: &[Threshold],
     window: &RunWindow,
-) {
+) -> anyhow::Result<()> {
     results.faults = faults
         .iter()
         .map(|f| fault_result(f, &results.timeline, window))
         .collect();
-    results.steps = judge_steps(steps, thresholds, &results.timeline, window);
+    results.steps = judge_steps(steps, thresholds, &results.timeline, window)?;
     results.highest_step_held = highest_held(&results.steps);
+    Ok(())
 }
 
 /// How far after a fault's end recovery is looked for.
@@ -132,9 +135,9 @@ pub fn judge_steps(
     thresholds: &[Threshold],
     timeline: &[SecondStats],
     window: &RunWindow,
-) -> Vec<StepResult> {
+) -> anyhow::Result<Vec<StepResult>> {
     let Some(steps) = steps else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let step_us = steps.step.as_micros() as u64;
     let mut out = Vec::new();
@@ -155,7 +158,8 @@ pub fn judge_steps(
             .iter()
             .filter(|s| (first..end).contains(&s.t))
             .collect();
-        let (p99, max) = step_fanout(&in_step);
+        let fanout = step_fanout(&in_step)?;
+        let (p99, max) = (fanout.p99_us, fanout.max_us);
         let lost = lost_in_seconds(timeline, first, end);
         let span_s = (to - from) as f64 / 1e6;
         let mut result = StepResult {
@@ -165,7 +169,7 @@ pub fn judge_steps(
             to_s: (to - window.start_us) as f64 / 1e6,
             sends: in_step.iter().map(|s| s.sends).sum(),
             planned: in_step.iter().map(|s| s.planned).sum(),
-            deliveries_per_s: in_step.iter().map(|s| s.deliveries).sum::<u64>() as f64 / span_s,
+            deliveries_per_s: fanout.receipts as f64 / span_s,
             fanout_p99_us: p99,
             fanout_max_us: max,
             lost,
@@ -184,21 +188,38 @@ pub fn judge_steps(
         result.held = step_holds(thresholds, &measures);
         out.push(result);
     }
-    out
+    Ok(out)
 }
 
-/// Fan-out p99 and maximum of the receipts in these seconds (their histograms added).
-fn step_fanout(seconds: &[&SecondStats]) -> (u64, u64) {
+/// The fan-out of the messages meant to be sent in some seconds, wherever they arrived.
+struct StepFanout {
+    /// Their first receipts.
+    receipts: u64,
+    p99_us: u64,
+    max_us: u64,
+}
+
+/// The step's seconds' histograms added (each holds the messages intended in its second). A
+/// histogram that does not decode is a corrupt results file: an error, never a silent gap.
+fn step_fanout(seconds: &[&SecondStats]) -> anyhow::Result<StepFanout> {
     let mut sum = new_histogram(TIMELINE_SIGFIG);
     for second in seconds.iter().filter(|s| !s.fanout_hist.is_empty()) {
-        if let Ok(h) = decode_histogram(&second.fanout_hist, TIMELINE_SIGFIG) {
-            add_histogram(&mut sum, &h);
-        }
+        let h = decode_histogram(&second.fanout_hist, TIMELINE_SIGFIG)
+            .with_context(|| format!("timeline second {}", second.t))?;
+        add_histogram(&mut sum, &h);
     }
     if sum.is_empty() {
-        return (0, 0);
+        return Ok(StepFanout {
+            receipts: 0,
+            p99_us: 0,
+            max_us: 0,
+        });
     }
-    (sum.value_at_quantile(0.99), sum.max())
+    Ok(StepFanout {
+        receipts: sum.len(),
+        p99_us: sum.value_at_quantile(0.99),
+        max_us: sum.max(),
+    })
 }
 
 /// What a step's own messages measured, for the thresholds that can be judged per step. Its
@@ -355,7 +376,7 @@ mod tests {
         };
         let lost = Threshold::parse(Metric::Lost, "== 0").expect("rule");
         let timeline = timeline(&[(1, 50), (4, 1), (8, 7)]);
-        let judged = judge_steps(Some(steps), &[lost], &timeline, &window());
+        let judged = judge_steps(Some(steps), &[lost], &timeline, &window()).expect("judged");
         let summary: Vec<(f64, f64, u64, u64, bool)> = judged
             .iter()
             .map(|s| (s.multiplier, s.from_s, s.sends, s.lost, s.held))
@@ -389,6 +410,7 @@ mod tests {
         timeline[6].planned = 12;
         let rule: Threshold = rule.parse().expect("rule");
         judge_steps(Some(steps), &[rule], &timeline, &window())
+            .expect("judged")
             .iter()
             .map(|s| s.held)
             .collect()

@@ -408,7 +408,7 @@ async fn run_split(
         scenario.traffic.steps,
         &scenario.thresholds,
         &window,
-    );
+    )?;
     judge(&mut merged, &scenario.thresholds);
     merged.write(&out.join("results.json"))?;
     Ok(merged)
@@ -499,7 +499,7 @@ fn settle(
         scenario.traffic.steps,
         &scenario.thresholds,
         &window,
-    );
+    )?;
     Ok(results)
 }
 

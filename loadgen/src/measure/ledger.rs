@@ -806,7 +806,8 @@ pub fn lost_between(
 
 /// What [`settle`] records besides the totals.
 enum Record<'a> {
-    #[cfg(test)]
+    /// Only [`lost_between`], which only tests call.
+    #[cfg_attr(not(test), allow(dead_code))]
     Nothing,
     /// The per-message metrics, and the losses by second when given.
     Metrics(Option<&'a mut LostBySecond>),

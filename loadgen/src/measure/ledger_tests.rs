@@ -869,8 +869,6 @@ fn randomized_runs_match_the_naive_model() {
         late,
         never,
         lost,
-        late: _,
-        never: _,
         duplicated,
         reordered,
         extra,
