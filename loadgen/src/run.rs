@@ -540,8 +540,16 @@ fn print_summary(results: &Results, out: &Path) {
         results.counters.joins, results.counters.connect_errors, results.counters.sends
     );
     println!(
-        "  deliveries owed {}  made {}  lost {}  duplicated {}  reordered {}  ratio {:.6}",
-        d.expected, d.delivered, d.lost, d.duplicated, d.reordered, d.delivery_ratio
+        "  deliveries owed {}  on time {}  late {}  never {}  (lost {})  duplicated {}  \
+         reordered {}  ratio {:.6}",
+        d.expected,
+        d.delivered,
+        d.late,
+        d.never,
+        d.lost,
+        d.duplicated,
+        d.reordered,
+        d.delivery_ratio
     );
     println!(
         "  fan-out p50 {}  p99 {}  p99.9 {}  max {}   connect p99 {}  join p99 {}",

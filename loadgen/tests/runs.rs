@@ -330,10 +330,12 @@ async fn dropped_and_duplicated_messages_are_counted_exactly() {
     assert_eq!(timeline_lost(&r), u(&r["deliveries"]["lost"]));
     // ...and the report charts them over time, all of them.
     let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
-    let lost = roomstorm_reports::format::count(u(&r["deliveries"]["lost"]));
+    // Dropped by the server: never received, none late.
+    assert_eq!(u(&r["deliveries"]["never"]), u(&r["deliveries"]["lost"]));
+    let never = roomstorm_reports::format::count(u(&r["deliveries"]["never"]));
     assert!(
-        report.contains(&format!("lost delivery ({lost})")),
-        "the errors chart's legend must count the {lost} lost deliveries"
+        report.contains(&format!("never delivered ({never})")),
+        "the errors chart's legend must count the {never} deliveries never made"
     );
 
     // The same run split over two processes: the parts' per-second losses merge exactly.

@@ -372,7 +372,7 @@ enum Better {
 
 fn side_by_side(base: &Results, new: &Results) -> String {
     type Row = (&'static str, fn(&Results) -> (f64, String), Better);
-    let rows: [Row; 16] = [
+    let rows: [Row; 18] = [
         (
             "peak members",
             |r| {
@@ -392,9 +392,19 @@ fn side_by_side(base: &Results, new: &Results) -> String {
             Better::Neither,
         ),
         (
-            "deliveries made",
+            "deliveries on time",
             |r| (r.deliveries.delivered as f64, count(r.deliveries.delivered)),
             Better::Higher,
+        ),
+        (
+            "late",
+            |r| (r.deliveries.late as f64, count(r.deliveries.late)),
+            Better::Lower,
+        ),
+        (
+            "never received",
+            |r| (r.deliveries.never as f64, count(r.deliveries.never)),
+            Better::Lower,
         ),
         (
             "delivery ratio",

@@ -158,8 +158,8 @@ pub fn buckets(timeline: &[SecondStats]) -> Vec<Bucket> {
         for (kind, count) in &s.errors {
             *b.errors.entry(kind.clone()).or_default() += count;
         }
-        if s.lost > 0 {
-            *b.errors.entry(LOST_KIND.to_owned()).or_default() += s.lost;
+        for (kind, n) in lost_kinds(s) {
+            *b.errors.entry(kind.to_owned()).or_default() += n;
         }
         if s.deliveries == 0 && s.fanout_hist.is_empty() && s.fanout_p99_us == 0 {
             continue;
@@ -198,9 +198,19 @@ pub fn buckets(timeline: &[SecondStats]) -> Vec<Bucket> {
     out
 }
 
-/// The errors chart's kind for owed deliveries never made, counted in the second their
-/// message was meant to be sent: when a worker dies, this is what its members missed, and when.
-pub const LOST_KIND: &str = "lost delivery";
+/// The errors chart's kinds for owed deliveries lost, counted in the second their message was
+/// meant to be sent (when a worker dies, this is what its members missed, and when): those
+/// that arrived after the deadline, and those that never arrived.
+pub const LATE_KIND: &str = "late delivery";
+pub const NEVER_KIND: &str = "never delivered";
+
+/// A second's lost deliveries as error kinds with their counts (only those that happened).
+fn lost_kinds(s: &SecondStats) -> impl Iterator<Item = (&'static str, u64)> {
+    let never = s.lost.saturating_sub(s.late);
+    [(LATE_KIND, s.late), (NEVER_KIND, never)]
+        .into_iter()
+        .filter(|&(_, n)| n > 0)
+}
 
 /// Error kinds that occur anywhere in the timeline (lost deliveries included), most frequent
 /// first.
@@ -210,8 +220,8 @@ pub fn error_kinds(timeline: &[SecondStats]) -> Vec<(String, u64)> {
         for (kind, n) in &s.errors {
             *totals.entry(kind).or_default() += n;
         }
-        if s.lost > 0 {
-            *totals.entry(LOST_KIND).or_default() += s.lost;
+        for (kind, n) in lost_kinds(s) {
+            *totals.entry(kind).or_default() += n;
         }
     }
     let mut kinds: Vec<(String, u64)> =
@@ -400,14 +410,18 @@ mod tests {
     }
 
     #[test]
-    fn lost_deliveries_are_an_error_kind_in_their_send_second() {
+    fn lost_deliveries_are_error_kinds_in_their_send_second() {
         let mut lossy = second(1, 5, 2_000);
-        lossy.lost = 7;
+        (lossy.lost, lossy.late) = (7, 2);
         let timeline = vec![second(0, 5, 2_000), lossy];
         let b = buckets(&timeline);
-        assert_eq!(b[0].errors.get(LOST_KIND), None);
-        assert_eq!(b[1].errors.get(LOST_KIND), Some(&7));
-        assert_eq!(error_kinds(&timeline), [(LOST_KIND.to_owned(), 7)]);
+        assert_eq!(b[0].errors.get(NEVER_KIND), None);
+        assert_eq!(b[1].errors.get(NEVER_KIND), Some(&5));
+        assert_eq!(b[1].errors.get(LATE_KIND), Some(&2));
+        assert_eq!(
+            error_kinds(&timeline),
+            [(NEVER_KIND.to_owned(), 5), (LATE_KIND.to_owned(), 2)]
+        );
     }
 
     #[test]

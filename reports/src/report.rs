@@ -297,9 +297,9 @@ fn summary(r: &Results) -> String {
             "accent",
         ),
         Tile::new(
-            "Deliveries made",
+            "On time",
             count(d.delivered),
-            format!("{} extra", count(d.extra)),
+            format!("within the deadline; {} extra", count(d.extra)),
             if d.delivered < d.expected {
                 "bad"
             } else {
@@ -307,9 +307,21 @@ fn summary(r: &Results) -> String {
             },
         ),
         Tile::new(
+            "Late",
+            count(d.late),
+            "arrived after the deadline".to_owned(),
+            bad(d.late),
+        ),
+        Tile::new(
+            "Never received",
+            count(d.never),
+            "owed, never arrived".to_owned(),
+            bad(d.never),
+        ),
+        Tile::new(
             "Delivery ratio",
             format::pct(d.delivery_ratio),
-            "made / owed".to_owned(),
+            "on time / owed".to_owned(),
             if d.delivery_ratio < 1.0 {
                 "bad"
             } else {
@@ -319,7 +331,7 @@ fn summary(r: &Results) -> String {
         Tile::new(
             "Lost",
             count(d.lost),
-            format!("{} messages incomplete", count(d.incomplete)),
+            format!("late + never; {} messages incomplete", count(d.incomplete)),
             bad(d.lost),
         ),
         Tile::new(
@@ -639,9 +651,11 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
         id: "errors-timeline",
         title: title8.to_owned(),
         caption: format!(
-            "Errors by kind, stacked; \"{}\" counts owed deliveries never made, in the \
-             second their message was meant to be sent.{per_point}",
-            data::LOST_KIND
+            "Errors by kind, stacked; \"{}\" and \"{}\" count owed deliveries that arrived \
+             after the deadline and that never arrived, in the second their message was meant \
+             to be sent.{per_point}",
+            data::LATE_KIND,
+            data::NEVER_KIND
         ),
         svg: charts::both(|size| {
             charts::errors_timeline(size, title8, &d.buckets, &kinds, d.span)
