@@ -77,12 +77,7 @@ fn start(
         let Some(member) = ctx.plan.members.get(index) else {
             return Ok(()); // more users than planned members: they idle
         };
-        let schedule = Schedule::new(
-            member,
-            ctx.send_from_us,
-            ctx.scenario.traffic.jitter,
-            ctx.scenario.seed,
-        );
+        let schedule = Schedule::new(member, &ctx.scenario.traffic, ctx.send_from_us);
         let mut state = MemberState {
             index,
             session: None,
@@ -121,6 +116,11 @@ async fn connect(ctx: &Arc<RunContext>, index: usize, state: &mut MemberState) -
                 join: session.join_time,
             };
             state.session = Some(session);
+            // What fell due while it had no connection is not sent late in a burst: unsent
+            // (counted as planned − made).
+            if let Some(schedule) = state.schedule.as_mut() {
+                schedule.skip_missed(now_us().min(ctx.send_until_us));
+            }
             state.attempts = 0;
             state.retry_at = None;
             outcome
@@ -237,23 +237,19 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     let Some(schedule) = state.schedule.as_mut() else {
         return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
     };
+    // A lagging member still sends its backlog, in order, each message stamped with its
+    // intended time, until the window closes; what is left then is unsent (planned − made).
     if now >= ctx.send_until_us {
         return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
     }
-    if schedule.next_us > now {
-        return sleep_until_us(schedule.next_us.min(ctx.send_until_us)).await;
+    if schedule.next_us() > now {
+        return sleep_until_us(schedule.next_us().min(ctx.send_until_us)).await;
     }
-    let multiplier = ctx
-        .scenario
-        .traffic
-        .steps
-        .map(|s| s.multiplier_at(Duration::from_micros(now.saturating_sub(ctx.send_from_us))))
-        .unwrap_or(1.0);
     let member = &ctx.plan.members[state.index];
     let Some(session) = state.session.as_ref() else {
         return StepOutcome::Idle;
     };
-    match schedule.send_due(ctx, member, session, multiplier).await {
+    match schedule.send_due(ctx, member, session).await {
         Ok(took) => StepOutcome::Sent(took),
         Err(e) => StepOutcome::SendFailed(e),
     }

@@ -133,6 +133,30 @@ pub fn set_lost(timeline: &mut Vec<SecondStats>, lost: &[u64]) {
     }
 }
 
+/// Writes `planned[t]` (sends the schedules called for with their intended time in second
+/// `t`) into the timeline's seconds, adding the seconds it does not have yet (a second in which
+/// nobody could send was still planned).
+pub fn set_planned(timeline: &mut Vec<SecondStats>, planned: &[u64]) {
+    for (t, &n) in planned.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let t = u32::try_from(t).unwrap_or(u32::MAX);
+        let at = timeline.partition_point(|s| s.t < t);
+        match timeline.get_mut(at) {
+            Some(second) if second.t == t => second.planned = n,
+            _ => timeline.insert(
+                at,
+                SecondStats {
+                    t,
+                    planned: n,
+                    ..SecondStats::default()
+                },
+            ),
+        }
+    }
+}
+
 /// Owed deliveries lost of the messages intended in seconds `from..to` (of the run clock).
 pub fn lost_in_seconds(timeline: &[SecondStats], from: u32, to: u32) -> u64 {
     timeline
@@ -173,6 +197,15 @@ mod tests {
         let lost: Vec<(u32, u64)> = timeline.iter().map(|s| (s.t, s.lost)).collect();
         assert_eq!(lost, [(0, 0), (1, 5), (2, 1), (4, 2)]);
         assert_eq!(timeline[2].sends, 1, "the existing second is kept");
+    }
+
+    #[test]
+    fn planned_sends_land_in_their_seconds_even_where_nothing_was_sent() {
+        let mut timeline = vec![second(0, 0), second(2, 0)];
+        set_planned(&mut timeline, &[3, 0, 4, 7]);
+        let planned: Vec<(u32, u64, u64)> =
+            timeline.iter().map(|s| (s.t, s.planned, s.sends)).collect();
+        assert_eq!(planned, [(0, 3, 1), (2, 4, 1), (3, 7, 0)]);
     }
 
     #[test]
