@@ -21,6 +21,12 @@ use crate::scenario::Reconnect;
 /// Longest a transaction sleeps, so goose can stop users promptly.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
+/// How long after the send window's end a member may still send what was due in it: the send
+/// phase's end. A member sleeping until a send due just before the window's end wakes a timer
+/// tick or a busy scheduler's turn later; without this its on-time message would count unsent.
+/// Short against any deadline, so a real backlog is still cut off.
+const SEND_GRACE_US: u64 = 25_000;
+
 /// Per-user state, kept in goose's session data (which must be `Clone`: hence the handle).
 #[derive(Clone)]
 struct MemberHandle(Arc<tokio::sync::Mutex<MemberState>>);
@@ -237,13 +243,20 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     let Some(schedule) = state.schedule.as_mut() else {
         return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
     };
-    // A lagging member still sends its backlog, in order, each message stamped with its
-    // intended time, until the window closes; what is left then is unsent (planned − made).
-    if now >= ctx.send_until_us {
-        return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
+    // Only intended times before the window's end are sent. A lagging member still sends its
+    // backlog, in order, each message stamped with its intended time, until the send phase
+    // ends; what is left then is unsent (planned − made).
+    let next = schedule.next_us();
+    if next >= ctx.send_until_us || now >= ctx.send_until_us + SEND_GRACE_US {
+        let wake = if now < ctx.send_until_us {
+            ctx.send_until_us
+        } else {
+            now + MAX_SLEEP.as_micros() as u64
+        };
+        return sleep_until_us(wake).await;
     }
-    if schedule.next_us() > now {
-        return sleep_until_us(schedule.next_us().min(ctx.send_until_us)).await;
+    if next > now {
+        return sleep_until_us(next).await;
     }
     let member = &ctx.plan.members[state.index];
     let Some(session) = state.session.as_ref() else {
