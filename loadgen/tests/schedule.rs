@@ -3,7 +3,8 @@
 //! (`steps[].planned`), whatever happens to the members, and every planned send is either made
 //! or counted unsent (`sends`).
 
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -44,14 +45,13 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
 }
 
-#[tokio::test]
-async fn a_stepped_run_plans_each_steps_rate_and_accounts_for_every_send() {
-    let dir = scratch("schedule-steps");
-    let scenario = dir.join("scenario.toml");
-    std::fs::write(&scenario, STEPPED_WITH_A_KILL).expect("write scenario");
+/// `loadgen run` of `scenario` into `dir`, with `extra` arguments; its output and results.json.
+async fn run(scenario: &Path, dir: &Path, extra: &[&str]) -> (Output, Value) {
+    std::fs::create_dir_all(dir).expect("output dir");
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["run", scenario.to_str().unwrap()])
         .args(["--out", dir.to_str().unwrap(), "-q"])
+        .args(extra)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -61,7 +61,37 @@ async fn a_stepped_run_plans_each_steps_rate_and_accounts_for_every_send() {
         .expect("loadgen runs");
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
     let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
-    let r: Value = serde_json::from_str(&text).expect("results.json is JSON");
+    (
+        output,
+        serde_json::from_str(&text).expect("results.json is JSON"),
+    )
+}
+
+/// Per step and per second of the timeline, the planned sends.
+fn planned_by_step_and_second(r: &Value) -> (Vec<u64>, Vec<(u64, u64)>) {
+    let steps = r["steps"].as_array().expect("steps");
+    let timeline = r["timeline"].as_array().expect("timeline");
+    (
+        steps.iter().map(|s| u(&s["planned"])).collect(),
+        timeline
+            .iter()
+            .filter(|s| u(&s["planned"]) > 0)
+            .map(|s| (u(&s["t"]), u(&s["planned"])))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn a_stepped_run_plans_each_steps_rate_and_accounts_for_every_send() {
+    let dir = scratch("schedule-steps");
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, STEPPED_WITH_A_KILL).expect("write scenario");
+    // The same scenario in one process and split over two, at once (each on its own stack).
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let ((output, r), (_, split)) = tokio::join!(
+        run(&scenario, &one, &[]),
+        run(&scenario, &two, &["--processes", "2"]),
+    );
 
     // Each step offers members × rate × multiplier × its length, its first second included
     // (the schedules are 60 seeded renewal processes: a few percent of spread at most).
@@ -110,5 +140,18 @@ async fn a_stepped_run_plans_each_steps_rate_and_accounts_for_every_send() {
             "messages sent {made} of {planned} planned ({unsent} unsent)"
         )),
         "{stdout}"
+    );
+
+    // The plan, not the run, decides what was planned: the split run planned exactly the same,
+    // step by step and second by second, and accounts for its sends the same way.
+    assert_eq!(
+        planned_by_step_and_second(&split),
+        planned_by_step_and_second(&r)
+    );
+    let sends = &split["sends"];
+    assert_eq!(u(&sends["planned"]), planned);
+    assert_eq!(
+        u(&sends["planned"]),
+        u(&sends["made"]) + u(&sends["unsent"])
     );
 }
