@@ -21,6 +21,12 @@ use crate::scenario::Reconnect;
 /// Longest a transaction sleeps, so goose can stop users promptly.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
+/// How long after the send window's end a member may still send what was due in it: the send
+/// phase's end. A member sleeping until a send due just before the window's end wakes a timer
+/// tick or a busy scheduler's turn later; without this its on-time message would count unsent.
+/// Short against any deadline, so a real backlog is still cut off.
+const SEND_GRACE_US: u64 = 25_000;
+
 /// Per-user state, kept in goose's session data (which must be `Clone`: hence the handle).
 #[derive(Clone)]
 struct MemberHandle(Arc<tokio::sync::Mutex<MemberState>>);
@@ -77,12 +83,7 @@ fn start(
         let Some(member) = ctx.plan.members.get(index) else {
             return Ok(()); // more users than planned members: they idle
         };
-        let schedule = Schedule::new(
-            member,
-            ctx.send_from_us,
-            ctx.scenario.traffic.jitter,
-            ctx.scenario.seed,
-        );
+        let schedule = Schedule::new(member, &ctx.scenario.traffic, ctx.send_from_us);
         let mut state = MemberState {
             index,
             session: None,
@@ -121,6 +122,11 @@ async fn connect(ctx: &Arc<RunContext>, index: usize, state: &mut MemberState) -
                 join: session.join_time,
             };
             state.session = Some(session);
+            // What fell due while it had no connection is not sent late in a burst: unsent
+            // (counted as planned − made).
+            if let Some(schedule) = state.schedule.as_mut() {
+                schedule.skip_missed(now_us().min(ctx.send_until_us));
+            }
             state.attempts = 0;
             state.retry_at = None;
             outcome
@@ -237,23 +243,26 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
     let Some(schedule) = state.schedule.as_mut() else {
         return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
     };
-    if now >= ctx.send_until_us {
-        return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
+    // Only intended times before the window's end are sent. A lagging member still sends its
+    // backlog, in order, each message stamped with its intended time, until the send phase
+    // ends; what is left then is unsent (planned − made).
+    let next = schedule.next_us();
+    if next >= ctx.send_until_us || now >= ctx.send_until_us + SEND_GRACE_US {
+        let wake = if now < ctx.send_until_us {
+            ctx.send_until_us
+        } else {
+            now + MAX_SLEEP.as_micros() as u64
+        };
+        return sleep_until_us(wake).await;
     }
-    if schedule.next_us > now {
-        return sleep_until_us(schedule.next_us.min(ctx.send_until_us)).await;
+    if next > now {
+        return sleep_until_us(next).await;
     }
-    let multiplier = ctx
-        .scenario
-        .traffic
-        .steps
-        .map(|s| s.multiplier_at(Duration::from_micros(now.saturating_sub(ctx.send_from_us))))
-        .unwrap_or(1.0);
     let member = &ctx.plan.members[state.index];
     let Some(session) = state.session.as_ref() else {
         return StepOutcome::Idle;
     };
-    match schedule.send_due(ctx, member, session, multiplier).await {
+    match schedule.send_due(ctx, member, session).await {
         Ok(took) => StepOutcome::Sent(took),
         Err(e) => StepOutcome::SendFailed(e),
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
+use crate::pace::{Planned, planned};
 use crate::scenario::{Plan, Scenario};
 
 /// Process-wide event counters (relaxed atomics: bumped on hot paths, read by the printer).
@@ -67,6 +68,9 @@ pub struct RunContext {
     pub send_from_us: u64,
     /// ...until here; the drain after it lets the last messages arrive before members leave.
     pub send_until_us: u64,
+    /// What the members' schedules call for in the send window (the offered load), counted
+    /// from the plan before the run: the schedules do not depend on what happens in it.
+    pub planned: Planned,
 }
 
 impl RunContext {
@@ -78,12 +82,18 @@ impl RunContext {
         start_us: u64,
         timing: RunTiming,
     ) -> Arc<Self> {
+        let (send_from_us, send_until_us) = timing.send_window(start_us);
+        let planned = planned(
+            &plan.members,
+            &scenario.traffic,
+            start_us,
+            (send_from_us, send_until_us),
+        );
         let rooms = plan
             .rooms
             .iter()
             .map(|room| {
-                let capacity =
-                    messages_per_sender(&scenario, &plan, room.index as usize, timing.send);
+                let capacity = messages_per_sender(&plan, &planned, room.index);
                 Arc::new(RoomState {
                     id: room.id.clone(),
                     ledger: RoomLedger::new(
@@ -96,7 +106,6 @@ impl RunContext {
             })
             .collect();
         let seconds = (timing.total.as_secs() + 30) as usize;
-        let (send_from_us, send_until_us) = timing.send_window(start_us);
         Arc::new(RunContext {
             timeline: Timeline::new(start_us, seconds),
             rooms,
@@ -107,6 +116,7 @@ impl RunContext {
             start_us,
             send_from_us,
             send_until_us,
+            planned,
             scenario,
             plan,
         })
@@ -143,22 +153,14 @@ impl RunTiming {
     }
 }
 
-/// Most messages one sender of the room can send: sizes the room ledger's slots.
-fn messages_per_sender(scenario: &Scenario, plan: &Plan, room: usize, send: Duration) -> u32 {
-    let fastest = plan
-        .members
+/// Most messages one sender of the room can send: sizes the room ledger's slots. Exact: a
+/// member's seqs count its intended send times in the window, and nothing is sent past them.
+fn messages_per_sender(plan: &Plan, planned: &Planned, room: u32) -> u32 {
+    plan.members
         .iter()
-        .filter(|m| m.room as usize == room)
-        .filter_map(|m| m.send_interval)
-        .min();
-    let Some(interval) = fastest else { return 0 };
-    let multiplier = scenario
-        .traffic
-        .steps
-        .map(|s| s.multiplier_at(Duration::MAX / 2))
-        .unwrap_or(1.0)
-        .max(1.0);
-    let base = send.as_secs_f64() / interval.as_secs_f64().max(1e-6) * multiplier;
-    // Jitter and catching up after stalls can only add a little; keep a margin.
-    (base * 1.25 + 16.0).min(u32::MAX as f64 / 2.0) as u32
+        .zip(&planned.per_member)
+        .filter(|(m, _)| m.room == room)
+        .map(|(_, &n)| n)
+        .max()
+        .unwrap_or(0)
 }

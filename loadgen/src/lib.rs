@@ -3,9 +3,10 @@
 //! delivery completeness), against our cluster or any server speaking the original protocol.
 //!
 //! Kept apart like oha: `scenario` (what to run), `member` and `attack` (the client side:
-//! simulated members as goose users), `measure` (histograms, delivery ledger, timeline: the
-//! monitor), `results` (the written record, exact merges), `progress` (the printer), `target`
-//! (the system under test and its faults) and `run` (the order of it all).
+//! simulated members as goose users; `pace`, when they mean to send), `measure` (histograms,
+//! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
+//! `progress` (the printer), `target` (the system under test and its faults) and `run` (the
+//! order of it all).
 
 pub mod attack;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod figures;
 pub mod judging;
 pub mod measure;
 pub mod member;
+pub mod pace;
 pub mod progress;
 pub mod render;
 pub mod resources;

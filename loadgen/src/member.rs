@@ -20,7 +20,8 @@ use crate::measure::histograms::{self, Metric};
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
 use crate::measure::timeline::{ErrorKind, Timeline};
-use crate::scenario::{ClientAddress, MemberPlan};
+use crate::pace::Pace;
+use crate::scenario::{ClientAddress, MemberPlan, Traffic};
 
 /// Why a member could not get into its room.
 #[derive(Debug, thiserror::Error)]
@@ -291,81 +292,95 @@ impl Session {
     }
 }
 
-/// The open-model send schedule of one member.
+/// The open-model send schedule of one member: its [`Pace`] (when), and the texts it sends.
+///
+/// Every intended send time in the send window ends one way: sent (stamped with its intended
+/// time, however late), skipped because it fell due while the member had no connection, or
+/// left over when the window closed. Skipped and left-over sends, and failed writes, are the
+/// run's `sends.unsent`, counted as planned (from the plan, [`crate::pace::planned`]) − made.
 pub struct Schedule {
-    pub next_us: u64,
-    pub seq: u32,
-    interval_us: f64,
-    jitter: f64,
-    rng: SmallRng,
+    pace: Pace,
+    /// Text sizes come from their own stream, so that they cannot move the send times.
+    sizes: SmallRng,
     text: String,
 }
 
+/// Distinguishes the size stream's seed from the pace's (both derive from the member's seed).
+const SIZE_STREAM: u64 = 0x5349_5a45_5354_524d;
+
 impl Schedule {
-    pub fn new(member: &MemberPlan, first_us: u64, jitter: f64, seed: u64) -> Option<Self> {
-        let interval = member.send_interval?;
-        let mut rng = SmallRng::seed_from_u64(
-            seed ^ u64::from(member.id).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        );
-        // Spread first sends over one interval so members do not fire in lockstep.
-        let offset = rng.random_range(0.0..1.0) * interval.as_micros() as f64;
+    /// `member`'s schedule for a send window starting at `from_us`; `None` if it never sends.
+    pub fn new(member: &MemberPlan, traffic: &Traffic, from_us: u64) -> Option<Self> {
         Some(Schedule {
-            next_us: first_us + offset as u64,
-            seq: 0,
-            interval_us: interval.as_micros() as f64,
-            jitter,
-            rng,
+            pace: Pace::for_member(member, traffic, from_us)?,
+            sizes: SmallRng::seed_from_u64(member.seed ^ SIZE_STREAM),
             text: String::with_capacity(member.message_size.1 + 8),
         })
     }
 
-    /// Moves to the next intended send time; `multiplier` scales the rate (rate steps).
-    fn advance(&mut self, multiplier: f64) {
-        let interval = self.interval_us / multiplier.max(1e-9);
-        let jitter = if self.jitter > 0.0 {
-            self.rng.random_range(-self.jitter..=self.jitter) * interval
-        } else {
-            0.0
-        };
-        self.next_us += (interval + jitter).max(1.0) as u64;
-        self.seq += 1;
+    /// The intended time of the next send.
+    pub fn next_us(&self) -> u64 {
+        self.pace.next_us()
     }
 
-    /// Sends the message due at `next_us` (whatever time it is now) and advances.
+    /// Skips the sends that fell due before `now_us` (call it when the member has just joined
+    /// again: they were due while it had no connection, and a backlog of old messages fired at
+    /// once is not what a reconnecting client does). Returns how many: unsent.
+    pub fn skip_missed(&mut self, now_us: u64) -> u64 {
+        let mut skipped = 0;
+        while self.pace.next_us() < now_us {
+            self.pace.advance();
+            skipped += 1;
+        }
+        skipped
+    }
+
+    /// Sends still due before `until_us`: when the window closes there, the backlog left unsent.
+    pub fn left_before(&self, until_us: u64) -> u64 {
+        self.pace.count_before(until_us)
+    }
+
+    /// The next message: its seq, its intended time and its probe text (stamped with both);
+    /// the schedule moves on to the next intended time.
+    pub fn take_next(&mut self, member: &MemberPlan) -> (u32, u64, &str) {
+        let (intended, seq) = (self.pace.next_us(), self.pace.seq());
+        let size = if member.message_size.0 == member.message_size.1 {
+            member.message_size.0
+        } else {
+            self.sizes
+                .random_range(member.message_size.0..=member.message_size.1)
+        };
+        encode_probe(&mut self.text, member.slot, seq, intended, size);
+        self.pace.advance();
+        (seq, intended, &self.text)
+    }
+
+    /// Sends the message due at [`next_us`](Self::next_us) (whatever time it is now) and moves
+    /// on. Counted made (`counters.sends`, the timeline's `sends` by intended second) only when
+    /// the write succeeded.
     pub async fn send_due(
         &mut self,
         ctx: &RunContext,
         member: &MemberPlan,
         session: &Session,
-        multiplier: f64,
     ) -> Result<Duration, String> {
-        let intended = self.next_us;
-        let seq = self.seq;
-        let size = if member.message_size.0 == member.message_size.1 {
-            member.message_size.0
-        } else {
-            self.rng
-                .random_range(member.message_size.0..=member.message_size.1)
-        };
-        self.text.clear();
-        encode_probe(&mut self.text, member.slot, seq, intended, size);
-        self.advance(multiplier);
+        let (seq, intended, text) = self.take_next(member);
         let room = &ctx.rooms[member.room as usize];
         room.ledger.on_send(member.slot, seq, intended);
         let started = Instant::now();
-        let payload = SayPayload { text: &self.text };
+        let payload = SayPayload { text };
         let result = session
             .tx
             .emit(roomstorm_protocol::EVENT_SAY, &payload)
             .await;
-        ctx.timeline.send(intended);
         match result {
             Ok(()) => {
                 ctx.counters.sends.fetch_add(1, Relaxed);
+                ctx.timeline.send(intended);
                 Ok(started.elapsed())
             }
             Err(e) => {
-                // Not sent: owed to nobody.
+                // Not sent: owed to nobody, and unsent.
                 room.ledger.on_send_failed(member.slot, seq);
                 ctx.counters.send_failures.fetch_add(1, Relaxed);
                 ctx.timeline.error(now_us(), ErrorKind::SendFailed);
@@ -383,6 +398,109 @@ struct SayPayload<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measure::probe::decode_probe;
+    use crate::scenario::{Scenario, plan};
+
+    const SECOND: u64 = 1_000_000;
+
+    /// A member sending 5 messages a second at x1 (jitter 0.3, text sizes drawn), stepped
+    /// x1, x2, x4 every 10 s.
+    const SENDER: &str = r#"
+name = "schedule"
+duration = "30s"
+[target]
+url = "http://127.0.0.1:1"
+[population]
+rooms = 1
+members = 2
+ramp = 2
+[traffic]
+rate_per_member = 5.0
+jitter = 0.3
+message_size = [40, 400]
+steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
+"#;
+
+    /// A member's life in the send window `[10 s, 40 s)`: on time, stalled (a slow socket),
+    /// disconnected, on time again, then lagging when the window closes. What it sends is
+    /// stamped with its intended times, in seq order, the backlog after a stall included; what
+    /// fell due while it was disconnected is skipped, and the backlog at the end left, both
+    /// counted; planned = made + unsent.
+    #[test]
+    fn the_send_schedule_stamps_intended_times_catches_up_in_order_and_counts_the_rest() {
+        let scenario = Scenario::from_str(SENDER, "s.toml").expect("scenario");
+        let plan = plan(&scenario);
+        let member = &plan.members[1];
+        let traffic = &scenario.traffic;
+        let (from, until) = (10 * SECOND, 40 * SECOND);
+        let planned =
+            crate::pace::planned(std::slice::from_ref(member), traffic, 0, (from, until)).total;
+        let mut schedule = Schedule::new(member, traffic, from).expect("a sender");
+        let mut made: Vec<(u32, u64)> = Vec::new();
+        // Sends whatever is due at `now`, as `attack::step` does turn after turn; returns the
+        // (seq, intended) it sent.
+        let mut send_due = |schedule: &mut Schedule, now: u64| {
+            let mut batch = Vec::new();
+            while schedule.next_us() <= now && schedule.next_us() < until {
+                let (seq, intended, text) = schedule.take_next(member);
+                let probe = decode_probe(text).expect("a probe");
+                assert_eq!(
+                    (probe.sender_slot, probe.seq, probe.intended_us),
+                    (member.slot, seq, intended)
+                );
+                assert!(text.len() >= 40 && text.len() <= 400, "{}", text.len());
+                batch.push((seq, intended));
+            }
+            made.extend_from_slice(&batch);
+            batch
+        };
+        // On time until 15 s: each message at its intended time.
+        while schedule.next_us() < from + 5 * SECOND {
+            let due = schedule.next_us();
+            assert_eq!(send_due(&mut schedule, due).len(), 1);
+        }
+        // Stalled until 18 s: the backlog goes out in order at once, each with its own stamp.
+        let backlog = send_due(&mut schedule, from + 8 * SECOND);
+        assert!(backlog.len() >= 10, "{backlog:?}");
+        assert!(
+            backlog
+                .windows(2)
+                .all(|w| w[1].0 == w[0].0 + 1 && w[1].1 >= w[0].1)
+        );
+        assert!(
+            backlog[0].1 >= from + 5 * SECOND && backlog.last().unwrap().1 <= from + 8 * SECOND
+        );
+        // On time until 22 s, then disconnected until 25 s (x2: 10 a second): skipped.
+        while schedule.next_us() < from + 12 * SECOND {
+            let due = schedule.next_us();
+            send_due(&mut schedule, due);
+        }
+        let before = schedule.pace.seq();
+        let skipped = schedule.skip_missed(from + 15 * SECOND);
+        assert!(skipped >= 20, "{skipped}");
+        assert_eq!(u64::from(schedule.pace.seq() - before), skipped);
+        assert!(schedule.next_us() >= from + 15 * SECOND);
+        // On time until 35 s, then stuck until the window closes at 40 s.
+        while schedule.next_us() < from + 25 * SECOND {
+            let due = schedule.next_us();
+            send_due(&mut schedule, due);
+        }
+        let left = schedule.left_before(until);
+        assert!(left >= 80, "{left}");
+
+        assert_eq!(made.len() as u64 + skipped + left, planned);
+        assert!(made.windows(2).all(|w| w[1].0 > w[0].0), "seq order");
+        // The stamps are the plan's intended times, whatever happened: the schedule (and its
+        // text sizes) did not move them.
+        let mut reference = Pace::for_member(member, traffic, from).expect("a sender");
+        for &(seq, intended) in &made {
+            while reference.seq() < seq {
+                reference.advance();
+            }
+            assert_eq!(reference.next_us(), intended, "seq {seq}");
+            assert!((from..until).contains(&intended));
+        }
+    }
 
     #[test]
     fn member_addresses_spread_over_slash_24s_of_both_parities() {

@@ -18,8 +18,8 @@ use crate::judging::{RunWindow, judge_faults_and_steps};
 use crate::measure::histograms;
 use crate::measure::ledger::{DeliveryTotals, LostBySecond, finalize_counting_losses};
 use crate::resources::{self, Sampler, Sources};
-use crate::results::timeline::set_lost;
-use crate::results::{self, Environment, Results, ThresholdResult, Verdict, WorkerStats};
+use crate::results::timeline::{set_lost, set_planned};
+use crate::results::{self, Environment, Results, Sends, ThresholdResult, Verdict, WorkerStats};
 use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, Threshold, parse_duration, plan};
 use crate::target::{FaultRecord, Target, inject_faults};
 
@@ -485,6 +485,9 @@ fn settle(
     results.set_deliveries(&totals);
     results.timeline = ctx.timeline.stats()?;
     set_lost(&mut results.timeline, losses.lost(), losses.late());
+    // Before judging: each step's `planned` is the sum of its seconds'.
+    set_planned(&mut results.timeline, &ctx.planned.per_second);
+    results.sends = Sends::new(ctx.planned.total, ctx.counters.sends.load(Relaxed));
     results.errors = ctx.timeline.error_totals();
     results.counters = counters(ctx);
     let window = RunWindow {
@@ -536,8 +539,12 @@ fn print_summary(results: &Results, out: &Path) {
     let fmt = roomstorm_reports::format::us;
     println!("{}", results.scenario_name().unwrap_or("run"));
     println!(
-        "  members joined {}  connect errors {}  messages sent {}",
-        results.counters.joins, results.counters.connect_errors, results.counters.sends
+        "  members joined {}  connect errors {}  messages sent {} of {} planned ({} unsent)",
+        results.counters.joins,
+        results.counters.connect_errors,
+        results.sends.made,
+        results.sends.planned,
+        results.sends.unsent
     );
     println!(
         "  deliveries owed {}  on time {}  late {}  never {}  (lost {})  duplicated {}  \

@@ -254,6 +254,30 @@ pub(crate) fn peak_members(r: &Results) -> (u64, &'static str) {
     (r.counters.joins, "joins completed")
 }
 
+/// Messages sent against what the schedules planned; files written before `sends` existed
+/// show the sends counter alone.
+fn sends_tile(r: &Results) -> Tile {
+    let s = &r.sends;
+    if s.planned == 0 && s.made == 0 {
+        return Tile::new(
+            "Messages sent",
+            count(r.counters.sends),
+            format!("{} send failures", count(r.counters.send_failures)),
+            "accent",
+        );
+    }
+    Tile::new(
+        "Messages sent",
+        count(s.made),
+        format!(
+            "of {} planned, {} unsent",
+            count(s.planned),
+            count(s.unsent)
+        ),
+        if s.unsent > 0 { "bad" } else { "accent" },
+    )
+}
+
 fn summary(r: &Results) -> String {
     let c = &r.counters;
     let d = &r.deliveries;
@@ -284,12 +308,7 @@ fn summary(r: &Results) -> String {
     };
     let tiles = [
         Tile::new("Peak members", count(peak), peak_sub.to_owned(), "accent"),
-        Tile::new(
-            "Messages sent",
-            count(c.sends),
-            format!("{} send failures", count(c.send_failures)),
-            "accent",
-        ),
+        sends_tile(r),
         Tile::new(
             "Deliveries owed",
             count(d.expected),

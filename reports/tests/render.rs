@@ -433,3 +433,51 @@ fn a_stepped_run_shows_its_curve_and_steps() {
         .collect();
     assert_eq!(verdicts, ["PASS", "PASS", "FAIL"]);
 }
+
+#[test]
+fn planned_and_made_sends_show_in_the_summary_and_per_step() {
+    let mut results = stepped(
+        &normal(),
+        &[(4_000.0, 5_000, true), (8_000.0, 20_000, true)],
+    );
+    results.sends = roomstorm_results::Sends::new(1_200, 1_150);
+    results.steps[1].planned = 812;
+    results.steps[1].sends = 790;
+    let (_, doc) = render_and_check(&results);
+    let summary = text_of(&select(&doc, "section#summary")[0]);
+    assert!(
+        summary.contains("1,150") && summary.contains("of 1,200 planned, 50 unsent"),
+        "{summary}"
+    );
+    let heads: Vec<String> = select(&doc, "section#steps thead th")
+        .iter()
+        .map(text_of)
+        .collect();
+    let column = |name: &str| {
+        heads
+            .iter()
+            .position(|h| h.trim() == name)
+            .unwrap_or_else(|| panic!("no {name} column: {heads:?}"))
+    };
+    let (planned, sent) = (column("planned"), column("sent"));
+    let row: Vec<String> = select(&doc, "section#steps tbody tr")
+        .get(1)
+        .map(|tr| {
+            tr.children()
+                .filter_map(scraper::ElementRef::wrap)
+                .map(|td| text_of(&td).trim().to_owned())
+                .collect()
+        })
+        .expect("step 1's row");
+    assert_eq!((row[planned].as_str(), row[sent].as_str()), ("812", "790"));
+}
+
+#[test]
+fn a_file_without_sends_shows_the_sends_counter() {
+    let mut results = normal();
+    results.sends = roomstorm_results::Sends::default();
+    let (_, doc) = render_and_check(&results);
+    let summary = text_of(&select(&doc, "section#summary")[0]);
+    assert!(summary.contains("send failures"), "{summary}");
+    assert!(!summary.contains("planned"), "{summary}");
+}

@@ -144,6 +144,13 @@ pub fn set_per_second(
     }
 }
 
+/// Writes `planned[t]` (sends the schedules called for with their intended time in second
+/// `t`) into the timeline's seconds, adding the seconds it does not have yet (a second in which
+/// nobody could send was still planned).
+pub fn set_planned(timeline: &mut Vec<SecondStats>, planned: &[u64]) {
+    set_per_second(timeline, planned, |s| &mut s.planned);
+}
+
 /// Owed deliveries lost of the messages intended in seconds `from..to` (of the run clock).
 pub fn lost_in_seconds(timeline: &[SecondStats], from: u32, to: u32) -> u64 {
     timeline
@@ -185,6 +192,15 @@ mod tests {
         assert_eq!(lost, [(0, 0), (1, 5), (2, 1), (4, 2)]);
         assert_eq!(timeline[1].late, 1);
         assert_eq!(timeline[2].sends, 1, "the existing second is kept");
+    }
+
+    #[test]
+    fn planned_sends_land_in_their_seconds_even_where_nothing_was_sent() {
+        let mut timeline = vec![second(0, 0), second(2, 0)];
+        set_planned(&mut timeline, &[3, 0, 4, 7]);
+        let planned: Vec<(u32, u64, u64)> =
+            timeline.iter().map(|s| (s.t, s.planned, s.sends)).collect();
+        assert_eq!(planned, [(0, 3, 1), (2, 4, 1), (3, 7, 0)]);
     }
 
     #[test]

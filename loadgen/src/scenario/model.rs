@@ -231,7 +231,11 @@ impl RateSteps {
     /// The multiplier of the base rate `elapsed` after the steady phase started:
     /// `start × factor^k` in step k, k capped at `max_steps - 1`.
     pub fn multiplier_at(&self, elapsed: Duration) -> f64 {
-        let index = self.step_at(elapsed);
+        self.multiplier(self.step_at(elapsed))
+    }
+
+    /// The multiplier of step `index` (from 0): `start × factor^index`.
+    pub fn multiplier(&self, index: u32) -> f64 {
         self.start * self.factor.powi(index as i32)
     }
 
