@@ -9,6 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use chat_server::stack::{Stack, StackConfig};
+use roomstorm_results::{Results, TargetKind};
 use serde_json::Value;
 
 mod common;
@@ -103,6 +104,7 @@ async fn smoke_delivers_everything_and_agrees_with_the_workers() {
     assert_eq!(u(&d["lost"]), 0);
     assert_eq!(u(&d["duplicated"]), 0);
     assert_eq!(r["verdict"], "pass");
+    assert_eq!(r["target"], "local_stack");
     // Members really spread over the workers through nginx.
     let workers = r["workers"].as_array().expect("workers");
     assert_eq!(workers.len(), 2);
@@ -197,6 +199,11 @@ async fn two_processes_merge_to_the_same_totals_as_one() {
     assert_eq!(b.status.code(), Some(0), "{}", explain(&b));
     let (r1, r2) = (results(&one), results(&two));
     assert_eq!(r2["parts"], 2);
+    // The parts ran against the parent's URL; the run as a whole against the local stack.
+    assert_eq!(r1["target"], "local_stack");
+    assert_eq!(r2["target"], "local_stack");
+    let part = Results::read(&two.join("part-0/results.json")).expect("part 0");
+    assert_eq!(part.target, Some(TargetKind::Url));
     // The parent sampled every process, its parts included, as one load generator.
     let loadgen_cpu = |r: &Value| {
         let components = r["resources"]["components"].as_array().expect("resources");
