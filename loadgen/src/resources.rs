@@ -638,8 +638,16 @@ mod tests {
         let me = std::process::id();
         let ticks = || read_stat(me).map_or(0, |s| s.ticks);
         let hz = ticks_per_second();
+        // An idle "server" beside the busy generator: the sampler must judge the run
+        // generator-bound, by the rule, from what it sampled.
+        let mut server = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("start sleep");
+        let mut sources = Sources::generator_only(GENERATOR);
+        sources.named = vec![("idle server".into(), server.id())];
         let before = ticks();
-        let sampler = Sampler::start(Sources::generator_only(GENERATOR));
+        let sampler = Sampler::start(sources);
         // Spin until this process has used 1.2 s of CPU (not of wall time: on a busy machine
         // the thread may get a fraction of a core) and the sampler took a periodic sample;
         // stopping takes one more.
@@ -651,13 +659,18 @@ mod tests {
         }
         std::hint::black_box(x);
         let resources = sampler.stop().expect("the sampler ran");
-        let [c] = &resources.components[..] else {
-            panic!("{resources:?}")
+        let _ = server.kill();
+        let _ = server.wait();
+        let component = |name: &str| {
+            let found = resources.components.iter().find(|c| c.name == name);
+            found.unwrap_or_else(|| panic!("no {name}: {resources:?}"))
         };
-        assert_eq!(c.name, GENERATOR);
+        assert_eq!(resources.components.len(), 2, "{resources:?}");
+        let (c, idle) = (component(GENERATOR), component("idle server"));
         assert!(c.peak_rss_kib > 0);
         assert!(c.cpu_seconds > 0.5, "{c:?}");
         assert!(c.series.len() >= 2);
-        assert!(!resources.generator_bound);
+        assert!(idle.cpu_seconds < c.cpu_seconds, "{idle:?}");
+        assert!(resources.generator_bound, "{resources:?}");
     }
 }

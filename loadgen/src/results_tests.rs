@@ -17,6 +17,7 @@ use crate::results::{
     Counters, DeliveryTotals, Environment, FaultRecord, Metric, Results, SCHEMA, ThresholdResult,
     Verdict, WorkerStats, merge,
 };
+use crate::scenario::{Metric as ScenarioMetric, Threshold};
 
 const S: u64 = 1_000_000;
 
@@ -233,9 +234,19 @@ fn a_failed_part_fails_the_merge_until_rejudged() {
         (merged.verdict, merged.thresholds.len()),
         (Verdict::Fail, 0)
     );
-    let rule = "lost < 5".parse().expect("rule");
-    merged.apply_thresholds(vec![ThresholdResult::judge(rule, &merged)]);
+    // Judged again by loadgen's own judge, on the merged values: part a lost 1 of its 10
+    // deliveries, part b none of its 20.
+    let rule = |text: &str| Threshold::parse(ScenarioMetric::Lost, text).expect("a rule");
+    crate::run::judge(&mut merged, &[rule("< 5")]);
     assert_eq!(merged.verdict, Verdict::Pass);
+    assert_eq!(
+        (merged.thresholds[0].measured, merged.thresholds[0].passed),
+        (1.0, true)
+    );
+    crate::run::judge(&mut merged, &[rule("< 5"), rule("== 0")]);
+    assert_eq!(merged.verdict, Verdict::Fail);
+    let passed: Vec<bool> = merged.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(passed, [true, false]);
 }
 
 #[test]

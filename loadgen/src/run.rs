@@ -20,8 +20,10 @@ use crate::measure::ledger::{DeliveryTotals, LostBySecond, finalize_counting_los
 use crate::resources::{self, Sampler, Sources};
 use crate::results::timeline::{set_lost, set_planned};
 use crate::results::{self, Environment, Results, Sends, ThresholdResult, Verdict, WorkerStats};
-use crate::scenario::{Arrival, Endpoint, Overrides, Scenario, Threshold, parse_duration, plan};
-use crate::target::{FaultRecord, Target, inject_faults};
+use crate::scenario::{
+    Arrival, Endpoint, LocalStack, Overrides, Scenario, Threshold, parse_duration, plan,
+};
+use crate::target::{FaultRecord, LocalMode, Target, inject_faults, local_mode};
 
 /// Members one process holds at most: it may hold 20,000 open files, and a polling member
 /// can briefly need two.
@@ -30,6 +32,9 @@ pub const MEMBERS_PER_PROCESS: u32 = 15_000;
 /// Runs the scenario; Ok(true) when every threshold held.
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let scenario = load_scenario(&args)?;
+    // Before the run folder or anything else exists: a scenario that cannot run as written
+    // (faults without the full local stack) stops here, with exit status 2.
+    let start = what_to_start(&scenario)?;
     let out = output_dir(&args, &scenario)?;
     if let Some(part) = args.part {
         let url = args.target.clone().context("--part needs --target")?;
@@ -55,7 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             bail!("--sample {name}={pid}: no process {pid} is running");
         }
     }
-    let target = start_target(&scenario, &out).await?;
+    let target = start_target(start, &out).await?;
     let outcome = if processes > 1 {
         run_split(&args, &scenario, &target, &out, processes).await
     } else {
@@ -118,33 +123,47 @@ fn output_dir(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn start_target(scenario: &Scenario, out: &Path) -> anyhow::Result<Target> {
-    match &scenario.target.endpoint {
-        Endpoint::Url(url) => {
-            check_reachable(url).await?;
-            Ok(Target::Url(url.clone()))
-        }
+/// What a run starts: decided from the scenario and the machine before anything starts.
+enum Start {
+    Url(String),
+    Local(LocalStack, LocalMode),
+}
+
+fn what_to_start(scenario: &Scenario) -> anyhow::Result<Start> {
+    Ok(match &scenario.target.endpoint {
+        // Faults with a url target were refused when the scenario was loaded.
+        Endpoint::Url(url) => Start::Url(url.clone()),
         Endpoint::Local(local) => {
             let missing = chat_server::stack::missing_parts(false);
-            match crate::target::local_mode(missing) {
-                crate::target::LocalMode::FullStack => {
-                    eprintln!(
-                        "starting the local stack: redis, {} workers, nginx (logs in {})",
-                        local.workers,
-                        out.join("stack").display()
-                    );
-                    Target::start_local(local, out).await
-                }
-                crate::target::LocalMode::Embedded { missing } => {
-                    eprintln!(
-                        "{missing} not installed: running against ONE embedded worker (--bus local, \
-                         no Redis, no nginx) instead of the {}-worker cluster.\n\
-                         For the full cluster: apt-get install -y {missing}",
-                        local.workers
-                    );
-                    Target::start_embedded().await
-                }
-            }
+            let mode = local_mode(missing, local, &scenario.faults)
+                .with_context(|| scenario.file().to_owned())?;
+            Start::Local(*local, mode)
+        }
+    })
+}
+
+async fn start_target(start: Start, out: &Path) -> anyhow::Result<Target> {
+    match start {
+        Start::Url(url) => {
+            check_reachable(&url).await?;
+            Ok(Target::Url(url))
+        }
+        Start::Local(local, LocalMode::FullStack) => {
+            eprintln!(
+                "starting the local stack: redis, {} workers, nginx (logs in {})",
+                local.workers,
+                out.join("stack").display()
+            );
+            Target::start_local(&local, out).await
+        }
+        Start::Local(local, LocalMode::Embedded { missing }) => {
+            eprintln!(
+                "{missing} not installed: running against ONE embedded worker (--bus local, \
+                 no Redis, no nginx) instead of the {}-worker cluster.\n\
+                 For the full cluster: apt-get install -y {missing}",
+                local.workers
+            );
+            Target::start_embedded().await
         }
     }
 }
@@ -261,7 +280,7 @@ async fn run_against(
         })
     };
     let sampler = Sampler::start(sources);
-    let faults = inject_faults(target, &scenario.faults, start_us);
+    let faults = inject_faults(target, &scenario.faults, start_us)?;
     let attack = crate::attack::run(ctx.clone(), &test_plan);
     let (attack, faults) = tokio::select! {
         both = async { tokio::join!(attack, faults) } => both,
@@ -285,6 +304,7 @@ async fn run_against(
     results.counters.received_at_quiet_point = received_at_quiet;
     results.workers = worker_counts(&before, &at_quiet);
     results.resources = resources;
+    results.target = Some(target.kind());
     judge(&mut results, &scenario.thresholds);
     results.write(&out.join("results.json"))?;
     Ok(results)
@@ -365,7 +385,7 @@ async fn run_split(
     let (send_from, send_until) = timing.send_window(start_us);
     let quiet_at = quiet_point(scenario, send_until);
     let quiet = tokio::spawn(sample_workers(quiet_at, target.worker_addrs().await));
-    let faults = inject_faults(target, &scenario.faults, start_us);
+    let faults = inject_faults(target, &scenario.faults, start_us)?;
     let waits = async {
         let mut done = Vec::new();
         for (i, dir, mut child) in children {
@@ -393,6 +413,8 @@ async fn run_split(
     merged.workers = worker_counts(&before, &quiet.await.unwrap_or_default());
     // This process sampled every process of the run, the parts included.
     merged.resources = resources;
+    // What this process ran against (the parts only saw its URL).
+    merged.target = Some(target.kind());
     // The parts' timelines, merged, carry every second's losses: faults and steps are judged
     // on them by the same rules as a single process's.
     let deadline_us = scenario.traffic.deadline.as_micros() as u64;

@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use chat_server::metrics::StatsSnapshot;
 use chat_server::stack::{Stack, StackConfig};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::clock::now_us;
+use crate::results::TargetKind;
 use crate::scenario::{Fault, FaultAction, LocalStack};
 
 /// A running target; `Local` and `Embedded` are ours, stopped in [`Target::shutdown`].
@@ -35,11 +36,52 @@ pub enum LocalMode {
     Embedded { missing: String },
 }
 
-/// The full stack when redis-server and nginx are installed, else the embedded worker.
-pub fn local_mode(missing: Option<String>) -> LocalMode {
-    match missing {
-        None => LocalMode::FullStack,
-        Some(missing) => LocalMode::Embedded { missing },
+/// The full stack when redis-server and nginx are installed, else the embedded worker; but
+/// never the embedded worker for a scenario with faults: it has no worker to kill or pause and
+/// no Redis to stop, so such a run would pass without its faults ever happening. That is a
+/// setup error (exit 2), decided here before anything starts, naming what to install.
+/// `missing` is [`chat_server::stack::missing_parts`]: program names, which are also the
+/// Debian package names.
+pub fn local_mode(
+    missing: Option<String>,
+    local: &LocalStack,
+    faults: &[Fault],
+) -> anyhow::Result<LocalMode> {
+    let Some(missing) = missing else {
+        return Ok(LocalMode::FullStack);
+    };
+    if faults.is_empty() {
+        return Ok(LocalMode::Embedded { missing });
+    }
+    let programs: Vec<&str> = missing.split_whitespace().collect();
+    let verb = if programs.len() > 1 { "are" } else { "is" };
+    bail!(
+        "the faults ({}) need the local stack loadgen starts (Redis, {} chat workers, nginx), \
+         and {} {verb} not installed here. Without them loadgen would run against one embedded \
+         worker, which has no worker to kill or pause and no Redis to stop: the faults would \
+         not happen. Install: apt-get install -y {missing}",
+        describe_faults(faults),
+        local.workers,
+        programs.join(" and ")
+    )
+}
+
+/// `kill_worker 1 at 10s, stop_redis for 3s at 20s`: the faults as a person wrote them.
+pub fn describe_faults(faults: &[Fault]) -> String {
+    faults
+        .iter()
+        .map(|f| format!("{} at {:?}", describe_action(f.action), f.at))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_action(action: FaultAction) -> String {
+    match action {
+        FaultAction::KillWorker(worker) => format!("kill_worker {worker}"),
+        FaultAction::StopRedis(down) => format!("stop_redis for {down:?}"),
+        FaultAction::PauseWorker { worker, duration } => {
+            format!("pause_worker {worker} for {duration:?}")
+        }
     }
 }
 
@@ -75,6 +117,15 @@ impl Target {
             let _ = stopped.await;
         }));
         Ok(Target::Embedded { url, stop, serving })
+    }
+
+    /// What kind of target this is, for results.json.
+    pub fn kind(&self) -> TargetKind {
+        match self {
+            Target::Url(_) => TargetKind::Url,
+            Target::Local(_) => TargetKind::LocalStack,
+            Target::Embedded { .. } => TargetKind::Embedded,
+        }
     }
 
     pub async fn url(&self) -> String {
@@ -134,32 +185,47 @@ pub struct FaultRecord {
     pub error: Option<String>,
 }
 
-/// Injects each fault at its time (counted from `start_us`); returns what happened.
-pub async fn inject_faults(target: &Target, faults: &[Fault], start_us: u64) -> Vec<FaultRecord> {
-    let Target::Local(stack) = target else {
-        if !faults.is_empty() {
-            eprintln!("faults skipped: they need the full local stack (redis-server and nginx)");
-        }
-        return Vec::new();
+/// Injects each fault at its time (counted from `start_us`); the future returns what
+/// happened. Faults against a target loadgen cannot break (a URL, the embedded worker) are an
+/// error, returned before anything is injected: a run must never go on without its faults.
+/// (`loadgen run` refuses such scenarios before it starts anything; this is the last guard.)
+pub fn inject_faults<'a>(
+    target: &'a Target,
+    faults: &'a [Fault],
+    start_us: u64,
+) -> anyhow::Result<impl Future<Output = Vec<FaultRecord>> + 'a> {
+    let stack = match target {
+        Target::Local(stack) => Some(stack),
+        _ if faults.is_empty() => None,
+        other => bail!(
+            "faults ({}) need the local stack loadgen starts, and this run's target is the {}",
+            describe_faults(faults),
+            other.kind().label()
+        ),
     };
-    let mut records = Vec::new();
-    let mut sorted: Vec<&Fault> = faults.iter().collect();
-    sorted.sort_by_key(|f| f.at);
-    for fault in sorted {
-        let due = start_us + fault.at.as_micros() as u64;
-        tokio::time::sleep_until(crate::clock::instant_at(due).into()).await;
-        let injected_us = now_us();
-        let (action, result) = apply(stack, fault.action).await;
-        tracing::info!("fault at {:?}: {action}", fault.at);
-        records.push(FaultRecord {
-            at_s: fault.at.as_secs_f64(),
-            action,
-            injected_us,
-            ended_us: Some(now_us()),
-            error: result.err().map(|e| format!("{e:#}")),
-        });
-    }
-    records
+    Ok(async move {
+        let Some(stack) = stack else {
+            return Vec::new();
+        };
+        let mut records = Vec::new();
+        let mut sorted: Vec<&Fault> = faults.iter().collect();
+        sorted.sort_by_key(|f| f.at);
+        for fault in sorted {
+            let due = start_us + fault.at.as_micros() as u64;
+            tokio::time::sleep_until(crate::clock::instant_at(due).into()).await;
+            let injected_us = now_us();
+            let (action, result) = apply(stack, fault.action).await;
+            tracing::info!("fault at {:?}: {action}", fault.at);
+            records.push(FaultRecord {
+                at_s: fault.at.as_secs_f64(),
+                action,
+                injected_us,
+                ended_us: Some(now_us()),
+                error: result.err().map(|e| format!("{e:#}")),
+            });
+        }
+        records
+    })
 }
 
 async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Result<()>) {
@@ -171,7 +237,7 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Re
                 .kill_worker(worker as usize)
                 .await
                 .map(drop);
-            (format!("kill_worker {worker}"), result)
+            (describe_action(action), result)
         }
         FaultAction::StopRedis(down) => {
             let result = async {
@@ -180,7 +246,7 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Re
                 stack.lock().await.restart_redis().await
             }
             .await;
-            (format!("stop_redis for {down:?}"), result)
+            (describe_action(action), result)
         }
         FaultAction::PauseWorker { worker, duration } => {
             let result = async {
@@ -194,7 +260,7 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Re
                     .map(drop)
             }
             .await;
-            (format!("pause_worker {worker} for {duration:?}"), result)
+            (describe_action(action), result)
         }
     }
 }
@@ -203,14 +269,71 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Re
 mod tests {
     use super::*;
 
+    const STACK: LocalStack = LocalStack {
+        workers: 2,
+        nginx_workers: 2,
+    };
+
+    fn kill(worker: u32, at_s: u64) -> Fault {
+        Fault {
+            at: Duration::from_secs(at_s),
+            action: FaultAction::KillWorker(worker),
+        }
+    }
+
     #[test]
     fn falls_back_to_the_embedded_worker_only_when_something_is_missing() {
-        assert_eq!(local_mode(None), LocalMode::FullStack);
+        assert_eq!(local_mode(None, &STACK, &[]).unwrap(), LocalMode::FullStack);
         assert_eq!(
-            local_mode(Some("nginx".into())),
+            local_mode(None, &STACK, &[kill(1, 10)]).unwrap(),
+            LocalMode::FullStack
+        );
+        assert_eq!(
+            local_mode(Some("nginx".into()), &STACK, &[]).unwrap(),
             LocalMode::Embedded {
                 missing: "nginx".into()
             }
         );
+    }
+
+    #[test]
+    fn faults_without_the_full_stack_are_refused_naming_what_to_install() {
+        let pause = Fault {
+            at: Duration::from_secs(20),
+            action: FaultAction::PauseWorker {
+                worker: 0,
+                duration: Duration::from_millis(500),
+            },
+        };
+        let error = local_mode(
+            Some("nginx redis-server".into()),
+            &STACK,
+            &[kill(1, 10), pause],
+        )
+        .expect_err("faults need the full stack")
+        .to_string();
+        for part in [
+            "kill_worker 1 at 10s, pause_worker 0 for 500ms at 20s",
+            "nginx and redis-server are not installed",
+            "apt-get install -y nginx redis-server",
+        ] {
+            assert!(error.contains(part), "{part:?} not in: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn faults_against_a_target_that_cannot_take_them_are_an_error() {
+        let url = Target::Url("http://127.0.0.1:9".into());
+        let error = inject_faults(&url, &[kill(0, 1)], now_us())
+            .err()
+            .expect("no way to inject")
+            .to_string();
+        assert!(
+            error.contains("kill_worker 0 at 1s") && error.contains("target is the url"),
+            "{error}"
+        );
+        // Nothing to inject: nothing to refuse.
+        let none = inject_faults(&url, &[], now_us()).expect("no faults").await;
+        assert!(none.is_empty());
     }
 }

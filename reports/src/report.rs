@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 use roomstorm_results::histograms::{Histograms, Metric};
-use roomstorm_results::{Percentiles, Results, Verdict};
+use roomstorm_results::{Percentiles, Results, TargetKind, Verdict};
 
 use crate::charts::{self, Chart, FaultMark, HistSeries, Line, WorkerShare};
 use crate::data;
@@ -185,17 +185,38 @@ pub(crate) fn footer(r: &Results) -> String {
 }
 
 /// The target as the scenario names it: a URL or the local stack's shape.
+/// What the run measured. Results that record the target kind say it first, so a run that fell
+/// back to the embedded worker is not taken for one against the cluster its scenario names;
+/// older results show the scenario's target alone.
 pub(crate) fn target(r: &Results) -> String {
     let t = &r.scenario["target"];
-    if let Some(url) = t["url"].as_str() {
-        return url.to_owned();
+    let url = t["url"].as_str();
+    let workers = t.get("local").map(|local| {
+        (
+            local["workers"].as_u64().unwrap_or(0),
+            local["nginx_workers"].as_u64().unwrap_or(0),
+        )
+    });
+    match (r.target, url, workers) {
+        (Some(TargetKind::LocalStack), _, Some((workers, nginx))) => {
+            format!("the local stack ({workers} workers, {nginx} nginx workers)")
+        }
+        (Some(TargetKind::LocalStack), _, None) => "the local stack".to_owned(),
+        (Some(TargetKind::Embedded), _, Some((workers, _))) => format!(
+            "ONE embedded worker (no Redis, no nginx), not the {workers}-worker local stack the \
+             scenario names"
+        ),
+        (Some(TargetKind::Embedded), _, None) => {
+            "ONE embedded worker (no Redis, no nginx)".to_owned()
+        }
+        (Some(TargetKind::Url), Some(url), _) => format!("url {url}"),
+        (Some(TargetKind::Url), None, _) => "a url".to_owned(),
+        (None, Some(url), _) => url.to_owned(),
+        (None, None, Some((workers, nginx))) => {
+            format!("local stack: {workers} workers, {nginx} nginx workers")
+        }
+        (None, None, None) => "unknown".to_owned(),
     }
-    if let Some(local) = t.get("local") {
-        let workers = local["workers"].as_u64().unwrap_or(0);
-        let nginx = local["nginx_workers"].as_u64().unwrap_or(0);
-        return format!("local stack: {workers} workers, {nginx} nginx workers");
-    }
-    "unknown".to_owned()
 }
 
 fn banner(r: &Results, verdict: &str) -> String {

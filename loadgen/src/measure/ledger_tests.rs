@@ -505,6 +505,9 @@ fn assert_canonical(seqs: &OneSender) {
 /// (sender, seq, intended, now) of one receipt.
 type Receipt = (u32, u32, u64, u64);
 
+/// (member, join_done, left and how) of one session.
+type PlannedSession = (u32, u64, Option<(u64, Leave)>);
+
 /// One generated run: the room's plan and every session's receipts, in arrival order.
 struct Plan {
     senders: u32,
@@ -513,8 +516,7 @@ struct Plan {
     end: u64,
     /// Intended times whose losses `lost_between` must count.
     window: (u64, u64),
-    /// (member, join_done, left and how)
-    sessions: Vec<(u32, u64, Option<(u64, Leave)>)>,
+    sessions: Vec<PlannedSession>,
     /// Per sender: (seq, intended, kept) — `kept` false for a failed send.
     sends: Vec<Vec<(u32, u64, bool)>>,
     /// Per ledger: (session index or None for a stray ledger, receipts (sender, seq, intended, now)).

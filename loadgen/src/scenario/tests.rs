@@ -113,53 +113,70 @@ fn the_readme_example_is_valid() {
     assert_eq!(scenario.thresholds.len(), 7);
 }
 
+/// The keys the parser accepts in the table where `probe` has `KEY`: read from the refusal of
+/// an unknown key there (serde lists the struct's fields), so the list is the parser's own
+/// and a key added to it must be documented.
+fn allowed_keys(probe: &str) -> Vec<String> {
+    let message = refusal(&probe.replace("KEY", "zzz_unknown = 1"));
+    let (_, list) = message
+        .split_once("zzz_unknown: unknown key; allowed: ")
+        .unwrap_or_else(|| panic!("{probe:?}: not refused as an unknown key: {message}"));
+    let list = list.lines().next().unwrap_or_default();
+    list.split(", ").map(str::to_owned).collect()
+}
+
 #[test]
 fn the_readme_documents_every_key() {
     let readme = std::fs::read_to_string(scenarios_dir().join("README.md")).unwrap();
-    let keys = [
-        "name",
-        "description",
-        "duration",
-        "seed",
-        "[target]",
-        "url",
-        "local",
-        "local.workers",
-        "local.nginx_workers",
-        "client_address",
-        "[population]",
-        "rooms",
-        "members",
-        "room_size",
-        "ramp",
-        "phases",
-        "[traffic]",
-        "rate_per_member",
-        "rate_per_room",
-        "jitter",
-        "message_size",
-        "transports",
-        "churn_per_min",
-        "reconnect",
-        "deadline",
-        "steps",
-        "steps.start",
-        "steps.factor",
-        "steps.step",
-        "steps.max_steps",
-        "[[faults]]",
-        "at",
-        "kill_worker",
-        "stop_redis",
-        "pause_worker",
-        "[thresholds]",
+    // A row of its own: `| `key` |`, tables as `[key]` or `[[key]]`.
+    let row_of = |key: &str| {
+        [
+            format!("`{key}`"),
+            format!("`[{key}]`"),
+            format!("`[[{key}]]`"),
+        ]
+        .iter()
+        .find_map(|cell| {
+            let start = format!("| {cell} |");
+            readme.lines().find(|line| line.starts_with(&start))
+        })
+        .unwrap_or_else(|| panic!("README.md has no row for `{key}`"))
+    };
+    let mut documented = 0;
+    // Each table of the file; its keys have rows, named with the prefix.
+    let tables = [
+        ("KEY\n", ""),
+        ("[target]\nKEY\n", ""),
+        ("[target]\nlocal = { KEY }\n", "local."),
+        ("[population]\nKEY\n", ""),
+        ("[traffic]\nKEY\n", ""),
+        ("[traffic]\nsteps = { KEY }\n", "steps."),
+        ("[[faults]]\nKEY\n", ""),
     ];
-    for key in keys {
-        assert!(
-            readme.contains(&format!("| `{key}` |")),
-            "README.md does not document `{key}`"
-        );
+    for (probe, prefix) in tables {
+        for key in allowed_keys(probe) {
+            row_of(&format!("{prefix}{key}"));
+            documented += 1;
+        }
     }
+    // Small inline tables: their keys are named in their parent's row.
+    let inline = [
+        ("[traffic]\ntransports = { KEY }\n", "transports"),
+        ("[population]\nphases = [{ KEY }]\n", "phases"),
+        ("[[faults]]\npause_worker = { KEY }\n", "pause_worker"),
+    ];
+    for (probe, parent) in inline {
+        let row = row_of(parent);
+        for key in allowed_keys(probe) {
+            assert!(
+                row.contains(&format!("`{key}`")) || row.contains(&format!("{key} =")),
+                "README.md's `{parent}` row does not name `{key}`: {row}"
+            );
+            documented += 1;
+        }
+    }
+    // Every table above was found: the file has at least the keys of this writing.
+    assert!(documented >= 44, "{documented}");
     for metric in Metric::ALL {
         assert!(
             readme.contains(&format!("`{metric}`")),
