@@ -4,13 +4,12 @@
 //! or counted unsent (`sends`).
 
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::process::Output;
 
 use serde_json::Value;
 
 mod common;
-use common::{explain, scratch};
+use common::{explain, loadgen, results, scratch, u};
 
 /// 60 members sending 2 messages a second at x1, stepped x1, x2, x4 every 2 s; worker 1 is
 /// killed in the second step, and its members reconnect: while they are away their sends fall
@@ -41,30 +40,17 @@ at = "4500ms"
 kill_worker = 1
 "#;
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
 /// `loadgen run` of `scenario` into `dir`, with `extra` arguments; its output and results.json.
 async fn run(scenario: &Path, dir: &Path, extra: &[&str]) -> (Output, Value) {
     std::fs::create_dir_all(dir).expect("output dir");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["run", scenario.to_str().unwrap()])
-        .args(["--out", dir.to_str().unwrap(), "-q"])
-        .args(extra)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("loadgen finished within 4 minutes")
-        .expect("loadgen runs");
+    let (scenario, out) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    let args: Vec<&str> = ["run", scenario, "--out", out, "-q"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let output = loadgen(&args).await;
     assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
-    let text = std::fs::read_to_string(dir.join("results.json")).expect("results.json");
-    (
-        output,
-        serde_json::from_str(&text).expect("results.json is JSON"),
-    )
+    (output, results(dir))
 }
 
 /// Per step and per second of the timeline, the planned sends.
