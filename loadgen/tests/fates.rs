@@ -213,11 +213,11 @@ async fn a_close_that_times_out_settles_what_the_member_received() {
         "[[faults]]\nat = \"3s\"\npause_worker = { worker = 0, for = \"7s\" }\n",
     );
     let (output, r) = run(&dir, &text, false).await;
+    assert_accounted(&r);
     assert!(
         u(&r["counters"]["close_timeouts"]) > 0,
         "no close timed out: {}\n{}",
         r["counters"],
         explain(&output)
     );
-    assert_accounted(&r);
 }
