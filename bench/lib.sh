@@ -43,7 +43,9 @@ need() {
 build_loadgen() {
   need cargo "install Rust (https://rustup.rs)"
   cargo build --release -q -p loadgen
-  loadgen=$PWD/target/release/loadgen
+  # Where cargo put it: target/, or CARGO_TARGET_DIR (or its config) when set.
+  loadgen=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/loadgen
 }
 
 # out_dir NAME [DIR]: creates runs/NAME-<timestamp> (or DIR) and sets $out to its absolute path.

@@ -45,3 +45,16 @@ fn merging_sums_the_losses_of_each_second() {
     let merged = merge(&[old, a]).expect("merges");
     assert_eq!(lost_in_seconds(&merged.timeline, 0, u32::MAX), 4);
 }
+
+#[test]
+fn an_old_results_file_reads_its_deliveries_as_on_time_and_never() {
+    let r = Results::read(&fixture("failover")).expect("an old results.json loads");
+    let d = &r.deliveries;
+    assert!(d.expected > 0, "{d:?}");
+    // Written before late existed: every owed receipt counted delivered, the rest lost.
+    assert_eq!((d.on_time, d.late, d.never), (d.delivered, 0, d.lost));
+    assert_eq!(r.sends, roomstorm_results::Sends::default());
+    assert_eq!(r.target, None);
+    assert_eq!(r.counters.close_timeouts, 0);
+    assert!(r.timeline.iter().all(|s| s.late == 0 && s.planned == 0));
+}
