@@ -214,7 +214,10 @@ pub fn inject_faults<'a>(
             let due = start_us + fault.at.as_micros() as u64;
             tokio::time::sleep_until(crate::clock::instant_at(due).into()).await;
             let injected_us = now_us();
-            let (action, result) = apply(stack, fault.action).await;
+            let (action, result) = (
+                describe_action(fault.action),
+                apply(stack, fault.action).await,
+            );
             tracing::info!("fault at {:?}: {action}", fault.at);
             records.push(FaultRecord {
                 at_s: fault.at.as_secs_f64(),
@@ -228,39 +231,28 @@ pub fn inject_faults<'a>(
     })
 }
 
-async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> (String, anyhow::Result<()>) {
+async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> anyhow::Result<()> {
     match action {
-        FaultAction::KillWorker(worker) => {
-            let result = stack
-                .lock()
-                .await
-                .kill_worker(worker as usize)
-                .await
-                .map(drop);
-            (describe_action(action), result)
-        }
+        FaultAction::KillWorker(worker) => stack
+            .lock()
+            .await
+            .kill_worker(worker as usize)
+            .await
+            .map(drop),
         FaultAction::StopRedis(down) => {
-            let result = async {
-                stack.lock().await.stop_redis().await?;
-                tokio::time::sleep(down).await;
-                stack.lock().await.restart_redis().await
-            }
-            .await;
-            (describe_action(action), result)
+            stack.lock().await.stop_redis().await?;
+            tokio::time::sleep(down).await;
+            stack.lock().await.restart_redis().await
         }
         FaultAction::PauseWorker { worker, duration } => {
-            let result = async {
-                stack.lock().await.pause_worker(worker as usize).await?;
-                tokio::time::sleep(duration).await;
-                stack
-                    .lock()
-                    .await
-                    .resume_worker(worker as usize)
-                    .await
-                    .map(drop)
-            }
-            .await;
-            (describe_action(action), result)
+            stack.lock().await.pause_worker(worker as usize).await?;
+            tokio::time::sleep(duration).await;
+            stack
+                .lock()
+                .await
+                .resume_worker(worker as usize)
+                .await
+                .map(drop)
         }
     }
 }
