@@ -632,8 +632,9 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
         id: "latency-timeline",
         title: title6.to_owned(),
         caption: format!(
-            "Fan-out p50 and p99 of each second's deliveries; faults marked from injection to \
-             recovery.{per_point}"
+            "Fan-out p50 and p99 of the messages meant to be sent in each second, wherever they \
+             arrived (a stall shows in the seconds whose messages it delayed); faults marked \
+             from injection to recovery.{per_point}"
         ),
         svg: charts::both(|size| {
             charts::latency_timeline(
