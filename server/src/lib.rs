@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod compact;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod nginx;
 pub mod probe;
