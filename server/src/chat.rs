@@ -28,7 +28,7 @@ use socketioxide_core::Value;
 
 use crate::bus::Outgoing;
 use crate::rooms::Room;
-use crate::worker::App;
+use crate::app::App;
 use roomstorm_protocol::{
     EVENT_ERROR, EVENT_JOIN, EVENT_SAY, ErrorCode, ErrorPayload, ROOM_QUERY_KEY, RoomEvent,
     normalize_username, validate_room_id, validate_text,

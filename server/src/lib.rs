@@ -6,6 +6,7 @@
 //! process), `http` (health, metrics, the page), `cluster` (the master), `nginx` (the proxy
 //! config), `stack` (everything on loopback, for people and tests).
 
+pub mod app;
 pub mod bus;
 pub mod chat;
 pub mod cli;

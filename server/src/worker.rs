@@ -12,6 +12,7 @@ use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 
+use crate::app::App;
 use crate::bus::{Bus, RedisBus};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
@@ -20,14 +21,6 @@ use crate::rooms::Rooms;
 
 /// How long a shutdown may take before the worker exits regardless.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
-
-/// Everything a socket handler needs, shared by all sockets of the worker.
-pub struct App {
-    pub config: WorkerConfig,
-    pub metrics: Arc<Metrics>,
-    pub bus: Bus,
-    pub rooms: Rooms,
-}
 
 /// A bound, not yet serving worker; `local_addr` is known before serving (port 0 works).
 pub struct Worker {
