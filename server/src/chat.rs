@@ -26,12 +26,13 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide_core::Value;
 
-use crate::bus::Outgoing;
-use crate::rooms::Room;
 use crate::app::App;
+use crate::bus::Outgoing;
+use crate::reply::reply_error;
+use crate::rooms::Room;
 use roomstorm_protocol::{
-    EVENT_ERROR, EVENT_JOIN, EVENT_SAY, ErrorCode, ErrorPayload, ROOM_QUERY_KEY, RoomEvent,
-    normalize_username, validate_room_id, validate_text,
+    EVENT_JOIN, EVENT_SAY, ErrorCode, ROOM_QUERY_KEY, RoomEvent, normalize_username,
+    validate_room_id, validate_text,
 };
 
 /// Per-socket chat state, kept in the socket's extensions.
@@ -119,22 +120,6 @@ fn room_from_query(query: Option<&str>) -> Result<String, String> {
     };
     validate_room_id(&room)?;
     Ok(room)
-}
-
-/// Sends an `error` event to this socket only, and counts the rejection.
-pub fn reply_error(
-    socket: &SocketRef,
-    metrics: &crate::metrics::Metrics,
-    code: ErrorCode,
-    message: &str,
-) {
-    metrics.reject(code);
-    let payload = ErrorPayload {
-        code: code.as_str().to_string(),
-        message: message.to_string(),
-    };
-    // A socket that is gone or whose queue is full cannot be told; the rejection is counted.
-    let _ = socket.emit(EVENT_ERROR, &payload);
 }
 
 /// A poisoned lock still guards consistent data here: no code panics while holding one.

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod probe;
 pub mod process;
+pub mod reply;
 pub mod rooms;
 pub mod signals;
 pub mod stack;

@@ -13,7 +13,7 @@ use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::bus::{Bus, RedisBus};
+use crate::bus::{Bus, Inbox, RedisBus};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
 use crate::metrics::Metrics;
@@ -54,13 +54,14 @@ impl Worker {
             );
         }
         let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone(), chaos);
+        let inbox: Arc<dyn Inbox> = delivery;
         let bus = match config.bus_kind() {
             BusKind::Redis => {
                 let url = config.redis.as_deref().unwrap_or_default();
                 Bus::Redis(RedisBus::start(
                     url,
                     &config.channel_prefix,
-                    delivery,
+                    inbox,
                     metrics.clone(),
                     config.redis_timeout(),
                 )?)
@@ -69,7 +70,10 @@ impl Worker {
                 metrics
                     .redis_up
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                Bus::Local(delivery)
+                Bus::Local {
+                    inbox,
+                    metrics: metrics.clone(),
+                }
             }
         };
         let app = Arc::new(App {
