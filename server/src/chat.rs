@@ -341,7 +341,7 @@ impl Member {
     async fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) {
         let app = &self.app;
         app.metrics.sockets.fetch_sub(1, Relaxed);
-        app.metrics.disconnect(reason_label(reason));
+        app.metrics.disconnect(reason);
         let previous = std::mem::replace(&mut *self.state(), State::Gone);
         if let State::Joined { username, room } = previous {
             room.remove_member(&socket, &app.metrics);
@@ -404,20 +404,6 @@ fn parse_data<'a, T: Deserialize<'a>>(
         return Err(bad(format!("got {shown}")));
     }
     serde_json::from_str(raw).map_err(|e| bad(e.to_string()))
-}
-
-fn reason_label(reason: DisconnectReason) -> &'static str {
-    use DisconnectReason::*;
-    match reason {
-        TransportClose => "transport_close",
-        MultipleHttpPollingError => "multiple_polling",
-        PacketParsingError => "parse_error",
-        TransportError => "transport_error",
-        HeartbeatTimeout => "heartbeat_timeout",
-        ClientNSDisconnect => "client_disconnect",
-        ServerNSDisconnect => "server_disconnect",
-        ClosingServer => "server_closing",
-    }
 }
 
 enum Verdict {

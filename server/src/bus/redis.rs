@@ -15,7 +15,7 @@ use socketioxide::extract::SocketRef;
 use tokio::sync::{mpsc, oneshot};
 
 use super::contract::{BusError, Inbox, Outgoing};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RedisOp};
 
 /// Most messages sent to Redis in one pipelined write.
 const MAX_BATCH: usize = 1024;
@@ -86,13 +86,13 @@ impl RedisBus {
     pub async fn subscribe(&self, room: &str) -> Result<(), BusError> {
         let mut conn = self.subscriber.clone();
         let result = self.bounded(conn.subscribe(self.channel(room))).await;
-        self.record("subscribe", result)
+        self.record(RedisOp::Subscribe, result)
     }
 
     pub async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
         let mut conn = self.subscriber.clone();
         let result = self.bounded(conn.unsubscribe(self.channel(room))).await;
-        self.record("unsubscribe", result)
+        self.record(RedisOp::Unsubscribe, result)
     }
 
     pub fn publish(&self, message: Outgoing) {
@@ -100,7 +100,7 @@ impl RedisBus {
             self.queue.send(Command::Publish(message))
         {
             // The publisher only stops when the runtime does; say so rather than drop silently.
-            self.metrics.redis_error("publish");
+            self.metrics.redis_error(RedisOp::Publish);
             if let Some(origin) = message.origin {
                 self.inbox.not_published(&origin, "server is stopping");
             }
@@ -132,7 +132,7 @@ impl RedisBus {
         }
     }
 
-    fn record(&self, op: &str, result: Result<(), String>) -> Result<(), BusError> {
+    fn record(&self, op: RedisOp, result: Result<(), String>) -> Result<(), BusError> {
         result.map_err(|e| {
             self.metrics.redis_error(op);
             self.mark_down(&e);
@@ -207,7 +207,7 @@ impl RedisBus {
             Err(e) => {
                 self.mark_down(&e);
                 for origin in origins.drain(..) {
-                    self.metrics.redis_error("publish");
+                    self.metrics.redis_error(RedisOp::Publish);
                     if let Some(socket) = origin {
                         let why = format!("message not sent: redis unreachable ({e})");
                         self.inbox.not_published(&socket, &why);
@@ -231,7 +231,7 @@ impl RedisBus {
             match result {
                 Ok(()) => self.mark_up(),
                 Err(e) => {
-                    self.metrics.redis_error("ping");
+                    self.metrics.redis_error(RedisOp::Ping);
                     self.mark_down(&e);
                 }
             }
