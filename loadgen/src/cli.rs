@@ -150,7 +150,7 @@ impl std::error::Error for SetupError {}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    chat_server::cli::init_logging(&cli.log);
+    chat_server::logging::init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -106,10 +106,11 @@ impl Target {
 
     /// Starts one worker inside this process, on a free loopback port, without Redis.
     pub async fn start_embedded() -> anyhow::Result<Target> {
-        let mut config =
-            <chat_server::cli::WorkerOnly as clap::Parser>::try_parse_from(["worker"])?.config;
-        config.listen = "127.0.0.1:0".parse()?;
-        config.bus = chat_server::config::BusKind::Local;
+        let config = chat_server::config::WorkerConfig {
+            listen: "127.0.0.1:0".parse()?,
+            bus: chat_server::config::BusKind::Local,
+            ..Default::default()
+        };
         let worker = chat_server::worker::Worker::bind(config).await?;
         let url = format!("http://{}", worker.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -8,6 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod duration;
+
 /// Handshake query parameter naming the room a connection belongs to.
 pub const ROOM_QUERY_KEY: &str = "roomid";
 /// Client -> server: join the room of this connection.

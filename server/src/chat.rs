@@ -26,12 +26,13 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide_core::Value;
 
+use crate::app::App;
 use crate::bus::Outgoing;
+use crate::reply::reply_error;
 use crate::rooms::Room;
-use crate::worker::App;
 use roomstorm_protocol::{
-    EVENT_ERROR, EVENT_JOIN, EVENT_SAY, ErrorCode, ErrorPayload, ROOM_QUERY_KEY, RoomEvent,
-    normalize_username, validate_room_id, validate_text,
+    EVENT_JOIN, EVENT_SAY, ErrorCode, ROOM_QUERY_KEY, RoomEvent, normalize_username,
+    validate_room_id, validate_text,
 };
 
 /// Per-socket chat state, kept in the socket's extensions.
@@ -119,22 +120,6 @@ fn room_from_query(query: Option<&str>) -> Result<String, String> {
     };
     validate_room_id(&room)?;
     Ok(room)
-}
-
-/// Sends an `error` event to this socket only, and counts the rejection.
-pub fn reply_error(
-    socket: &SocketRef,
-    metrics: &crate::metrics::Metrics,
-    code: ErrorCode,
-    message: &str,
-) {
-    metrics.reject(code);
-    let payload = ErrorPayload {
-        code: code.as_str().to_string(),
-        message: message.to_string(),
-    };
-    // A socket that is gone or whose queue is full cannot be told; the rejection is counted.
-    let _ = socket.emit(EVENT_ERROR, &payload);
 }
 
 /// A poisoned lock still guards consistent data here: no code panics while holding one.
@@ -356,7 +341,7 @@ impl Member {
     async fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) {
         let app = &self.app;
         app.metrics.sockets.fetch_sub(1, Relaxed);
-        app.metrics.disconnect(reason_label(reason));
+        app.metrics.disconnect(reason);
         let previous = std::mem::replace(&mut *self.state(), State::Gone);
         if let State::Joined { username, room } = previous {
             room.remove_member(&socket, &app.metrics);
@@ -419,20 +404,6 @@ fn parse_data<'a, T: Deserialize<'a>>(
         return Err(bad(format!("got {shown}")));
     }
     serde_json::from_str(raw).map_err(|e| bad(e.to_string()))
-}
-
-fn reason_label(reason: DisconnectReason) -> &'static str {
-    use DisconnectReason::*;
-    match reason {
-        TransportClose => "transport_close",
-        MultipleHttpPollingError => "multiple_polling",
-        PacketParsingError => "parse_error",
-        TransportError => "transport_error",
-        HeartbeatTimeout => "heartbeat_timeout",
-        ClientNSDisconnect => "client_disconnect",
-        ServerNSDisconnect => "server_disconnect",
-        ClosingServer => "server_closing",
-    }
 }
 
 enum Verdict {

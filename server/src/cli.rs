@@ -31,15 +31,6 @@ pub enum Command {
     NginxConfig(crate::nginx::RenderCommand),
 }
 
-pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 /// Parses argv and runs the chosen role; the process exit code is derived from the result.
 pub fn main() -> anyhow::Result<()> {
     main_from(std::env::args_os())
@@ -53,7 +44,7 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
-    init_logging(&cli.log);
+    crate::logging::init_logging(&cli.log);
     match cli.command {
         Command::Worker(config) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -66,11 +57,4 @@ where
             .block_on(crate::stack::run(args)),
         Command::NginxConfig(command) => command.run(),
     }
-}
-
-/// Parses worker settings alone (defaults plus environment), for roles that embed a worker.
-#[derive(Debug, Parser)]
-pub struct WorkerOnly {
-    #[command(flatten)]
-    pub config: WorkerConfig,
 }

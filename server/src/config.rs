@@ -1,12 +1,16 @@
 //! Worker configuration: every limit and address a worker runs with, from flags or environment.
 //!
 //! One struct, parsed by clap, so that `chat-server worker --help` documents every knob and the
-//! cluster master can hand the same settings to each worker it starts.
+//! cluster master can hand the same settings to each worker it starts. Roles that embed a
+//! worker start from [`WorkerConfig::default`]: the same defaults as the flags, but never read
+//! from `CHAT_*` environment variables (a variable left in someone's shell must not change an
+//! embedded worker).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use roomstorm_protocol::duration::{DURATION_HINT, parse_duration};
 
 /// Which message bus carries room messages between workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -19,10 +23,25 @@ pub enum BusKind {
     Redis,
 }
 
+/// The defaults of the flags below, named once for clap and for [`WorkerConfig::default`].
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
+const DEFAULT_CHANNEL_PREFIX: &str = "roomstorm:room:";
+const DEFAULT_MAX_PAYLOAD: u64 = 65_536;
+const DEFAULT_RATE_PER_SEC: f64 = 50.0;
+const DEFAULT_RATE_BURST: f64 = 100.0;
+const DEFAULT_FLOOD_STRIKES: u32 = 100;
+const DEFAULT_SOCKET_BUFFER: usize = 4096;
+const DEFAULT_WS_READ_BUFFER: usize = 1024;
+const DEFAULT_PING_INTERVAL_MS: u64 = 25_000;
+const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
+const DEFAULT_CORS_ORIGINS: &str = "*";
+const DEFAULT_WEB_DIR: &str = "web";
+const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2_000;
+
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
     /// Address to listen on (HTTP, Socket.IO, /healthz, /metrics, the chat page).
-    #[arg(long, env = "CHAT_LISTEN", default_value = "127.0.0.1:3000")]
+    #[arg(long, env = "CHAT_LISTEN", default_value_t = DEFAULT_LISTEN)]
     pub listen: SocketAddr,
 
     /// Redis URL for the cross-worker bus, e.g. redis://127.0.0.1:6379.
@@ -34,7 +53,7 @@ pub struct WorkerConfig {
     pub bus: BusKind,
 
     /// Prefix of the per-room Redis channel names.
-    #[arg(long, env = "CHAT_CHANNEL_PREFIX", default_value = "roomstorm:room:")]
+    #[arg(long, env = "CHAT_CHANNEL_PREFIX", default_value = DEFAULT_CHANNEL_PREFIX)]
     pub channel_prefix: String,
 
     /// Longest `say` text in bytes.
@@ -42,36 +61,36 @@ pub struct WorkerConfig {
     pub max_text_bytes: usize,
 
     /// Largest Engine.IO payload in bytes (a polling POST body or a websocket message).
-    #[arg(long, env = "CHAT_MAX_PAYLOAD", default_value_t = 65_536)]
+    #[arg(long, env = "CHAT_MAX_PAYLOAD", default_value_t = DEFAULT_MAX_PAYLOAD)]
     pub max_payload: u64,
 
     /// Messages per second a socket may send, sustained.
-    #[arg(long, env = "CHAT_RATE_PER_SEC", default_value_t = 50.0)]
+    #[arg(long, env = "CHAT_RATE_PER_SEC", default_value_t = DEFAULT_RATE_PER_SEC)]
     pub rate_per_sec: f64,
 
     /// Messages a socket may send in one burst above the sustained rate.
-    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = 100.0)]
+    #[arg(long, env = "CHAT_RATE_BURST", default_value_t = DEFAULT_RATE_BURST)]
     pub rate_burst: f64,
 
     /// Rate-limited messages a socket may send before it is disconnected.
-    #[arg(long, env = "CHAT_FLOOD_STRIKES", default_value_t = 100)]
+    #[arg(long, env = "CHAT_FLOOD_STRIKES", default_value_t = DEFAULT_FLOOD_STRIKES)]
     pub flood_strikes: u32,
 
     /// Outgoing packets queued per socket before sends to it fail (counted as dropped).
-    #[arg(long, env = "CHAT_SOCKET_BUFFER", default_value_t = 4096)]
+    #[arg(long, env = "CHAT_SOCKET_BUFFER", default_value_t = DEFAULT_SOCKET_BUFFER)]
     pub socket_buffer: usize,
 
     /// Bytes each websocket connection reads into at once (its resident read buffer; a larger
     /// message still arrives whole, the buffer grows for it).
-    #[arg(long, env = "CHAT_WS_READ_BUFFER", default_value_t = 1024)]
+    #[arg(long, env = "CHAT_WS_READ_BUFFER", default_value_t = DEFAULT_WS_READ_BUFFER)]
     pub ws_read_buffer: usize,
 
-    /// Engine.IO ping interval in milliseconds.
-    #[arg(long, env = "CHAT_PING_INTERVAL_MS", default_value_t = 25_000)]
+    /// Engine.IO ping interval: milliseconds, or a duration such as `25s`.
+    #[arg(long, env = "CHAT_PING_INTERVAL_MS", default_value_t = DEFAULT_PING_INTERVAL_MS, value_parser = parse_millis)]
     pub ping_interval_ms: u64,
 
-    /// Engine.IO ping timeout in milliseconds.
-    #[arg(long, env = "CHAT_PING_TIMEOUT_MS", default_value_t = 20_000)]
+    /// Engine.IO ping timeout: milliseconds, or a duration such as `20s`.
+    #[arg(long, env = "CHAT_PING_TIMEOUT_MS", default_value_t = DEFAULT_PING_TIMEOUT_MS, value_parser = parse_millis)]
     pub ping_timeout_ms: u64,
 
     /// Origins allowed to connect from a browser page served elsewhere (comma separated;
@@ -80,16 +99,17 @@ pub struct WorkerConfig {
         long,
         env = "CHAT_CORS_ORIGINS",
         value_delimiter = ',',
-        default_value = "*"
+        default_value = DEFAULT_CORS_ORIGINS
     )]
     pub cors_origins: Vec<String>,
 
     /// Folder of the chat page; its `node_modules` provides the socket.io client.
-    #[arg(long, env = "CHAT_WEB_DIR", default_value = "web")]
+    #[arg(long, env = "CHAT_WEB_DIR", default_value = DEFAULT_WEB_DIR)]
     pub web_dir: std::path::PathBuf,
 
-    /// How long a Redis command may take before it counts as failed, in milliseconds.
-    #[arg(long, env = "CHAT_REDIS_TIMEOUT_MS", default_value_t = 2_000)]
+    /// How long a Redis command may take before it counts as failed: milliseconds, or a
+    /// duration such as `2s`.
+    #[arg(long, env = "CHAT_REDIS_TIMEOUT_MS", default_value_t = DEFAULT_REDIS_TIMEOUT_MS, value_parser = parse_millis)]
     pub redis_timeout_ms: u64,
 
     /// Fault injection for testing measurement tools: drop every Nth chat message this
@@ -109,6 +129,47 @@ pub struct WorkerConfig {
     /// Index of this worker in its cluster (set by the master; shown in logs and /stats).
     #[arg(long, env = "CHAT_WORKER_ID", default_value_t = 0)]
     pub worker_id: usize,
+}
+
+impl Default for WorkerConfig {
+    /// What `chat-server worker` runs with given no flag and no `CHAT_*` variable.
+    fn default() -> Self {
+        WorkerConfig {
+            listen: DEFAULT_LISTEN,
+            redis: None,
+            bus: BusKind::Auto,
+            channel_prefix: DEFAULT_CHANNEL_PREFIX.into(),
+            max_text_bytes: roomstorm_protocol::DEFAULT_MAX_TEXT_BYTES,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            rate_per_sec: DEFAULT_RATE_PER_SEC,
+            rate_burst: DEFAULT_RATE_BURST,
+            flood_strikes: DEFAULT_FLOOD_STRIKES,
+            socket_buffer: DEFAULT_SOCKET_BUFFER,
+            ws_read_buffer: DEFAULT_WS_READ_BUFFER,
+            ping_interval_ms: DEFAULT_PING_INTERVAL_MS,
+            ping_timeout_ms: DEFAULT_PING_TIMEOUT_MS,
+            cors_origins: vec![DEFAULT_CORS_ORIGINS.into()],
+            web_dir: DEFAULT_WEB_DIR.into(),
+            redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            chaos_drop_every: 0,
+            chaos_duplicate_every: 0,
+            worker_id: 0,
+        }
+    }
+}
+
+/// Reads a `*-ms` flag: a whole number of milliseconds (the old form, `25000`) or a duration
+/// such as `25s` or `1.5s`, in whole milliseconds.
+pub fn parse_millis(text: &str) -> Result<u64, String> {
+    if let Ok(millis) = text.trim().parse::<u64>() {
+        return Ok(millis);
+    }
+    let refuse = || format!("`{text}` is neither milliseconds (`25000`) nor {DURATION_HINT}");
+    let duration = parse_duration(text).map_err(|_| refuse())?;
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!("`{text}` is not a whole number of milliseconds"));
+    }
+    u64::try_from(duration.as_millis()).map_err(|_| format!("`{text}` is too long"))
 }
 
 impl WorkerConfig {
@@ -151,5 +212,58 @@ impl WorkerConfig {
             anyhow::bail!("--socket-buffer must be at least 1");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millisecond_flags_take_numbers_or_durations() {
+        assert_eq!(parse_millis("25000"), Ok(25_000));
+        assert_eq!(parse_millis("25s"), Ok(25_000));
+        assert_eq!(parse_millis("1.5s"), Ok(1_500));
+        assert_eq!(parse_millis("250ms"), Ok(250));
+        assert_eq!(parse_millis("2m"), Ok(120_000));
+        assert_eq!(parse_millis("0"), Ok(0));
+        assert!(parse_millis("1500us").is_err(), "not whole milliseconds");
+        for bad in ["", "fast", "-1", "25 seconds"] {
+            let err = parse_millis(bad).unwrap_err();
+            assert!(err.contains("neither milliseconds"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn millisecond_flags_parse_through_clap() {
+        let config = parse(&[
+            "worker",
+            "--ping-interval-ms",
+            "30s",
+            "--redis-timeout-ms",
+            "750",
+        ]);
+        assert_eq!(config.ping_interval(), Duration::from_secs(30));
+        assert_eq!(config.redis_timeout(), Duration::from_millis(750));
+        assert_eq!(config.ping_timeout(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn default_equals_the_flags_defaults() {
+        let from_flags = parse(&["worker"]);
+        assert_eq!(
+            format!("{:?}", WorkerConfig::default()),
+            format!("{from_flags:?}")
+        );
+    }
+
+    /// Parses worker flags with every `env` source removed, so the test's own environment
+    /// cannot change the result.
+    fn parse(argv: &[&str]) -> WorkerConfig {
+        use clap::FromArgMatches;
+        let command = WorkerConfig::augment_args(clap::Command::new("worker"))
+            .mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.try_get_matches_from(argv).expect("valid flags");
+        WorkerConfig::from_arg_matches(&matches).expect("complete config")
     }
 }

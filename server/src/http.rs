@@ -15,7 +15,7 @@ use axum::routing::get;
 use socketioxide::layer::SocketIoLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::worker::App;
+use crate::app::App;
 
 /// The files of the chat page, by URL path: (path inside the web folder, content type).
 const PAGE_FILES: [(&str, &str, &str); 4] = [

@@ -3,9 +3,12 @@
 //!
 //! Modules, from the socket outwards: `chat` (the protocol on one socket), `rooms` (local
 //! membership and delivery), `bus` (Redis or in-process fan-out), `worker` (one server
-//! process), `http` (health, metrics, the page), `cluster` (the master), `nginx` (the proxy
-//! config), `stack` (everything on loopback, for people and tests).
+//! process), `app` (the state its handlers share), `http` (health, metrics, the page),
+//! `cluster` (the master), `nginx` (the proxy config), `stack` (everything on loopback, for
+//! people and tests). Calls go one way: chat → rooms → bus; the bus hands messages back in
+//! through `bus::Inbox`, which the rooms implement, and no module imports one that imports it.
 
+pub mod app;
 pub mod bus;
 pub mod chat;
 pub mod cli;
@@ -13,10 +16,12 @@ pub mod cluster;
 pub mod compact;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod nginx;
 pub mod probe;
 pub mod process;
+pub mod reply;
 pub mod rooms;
 pub mod signals;
 pub mod stack;

@@ -8,21 +8,96 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use roomstorm_protocol::ErrorCode;
 use serde::Serialize;
+use socketioxide::socket::DisconnectReason;
 
-/// Why a socket went away, for `chat_disconnects_total{reason}`.
-pub const DISCONNECT_REASONS: [&str; 8] = [
-    "transport_close",
-    "multiple_polling",
-    "parse_error",
-    "transport_error",
-    "heartbeat_timeout",
-    "client_disconnect",
-    "server_disconnect",
-    "server_closing",
-];
+/// Why a socket went away: the `reason` label of `chat_disconnects_total`.
+///
+/// An enum rather than a string so that every reason socketioxide gives has a label (the
+/// conversion from its `DisconnectReason` is an exhaustive match) and none can be dropped
+/// for a misspelled name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectLabel {
+    TransportClose,
+    MultiplePolling,
+    ParseError,
+    TransportError,
+    HeartbeatTimeout,
+    ClientDisconnect,
+    ServerDisconnect,
+    ServerClosing,
+}
 
-/// Redis operations whose failures are counted separately.
-pub const REDIS_OPS: [&str; 4] = ["publish", "subscribe", "unsubscribe", "ping"];
+impl DisconnectLabel {
+    /// Every label, in declaration order (so `label as usize` is its index here).
+    pub const ALL: [DisconnectLabel; 8] = [
+        Self::TransportClose,
+        Self::MultiplePolling,
+        Self::ParseError,
+        Self::TransportError,
+        Self::HeartbeatTimeout,
+        Self::ClientDisconnect,
+        Self::ServerDisconnect,
+        Self::ServerClosing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportClose => "transport_close",
+            Self::MultiplePolling => "multiple_polling",
+            Self::ParseError => "parse_error",
+            Self::TransportError => "transport_error",
+            Self::HeartbeatTimeout => "heartbeat_timeout",
+            Self::ClientDisconnect => "client_disconnect",
+            Self::ServerDisconnect => "server_disconnect",
+            Self::ServerClosing => "server_closing",
+        }
+    }
+}
+
+impl From<DisconnectReason> for DisconnectLabel {
+    fn from(reason: DisconnectReason) -> Self {
+        use DisconnectReason::*;
+        match reason {
+            TransportClose => Self::TransportClose,
+            MultipleHttpPollingError => Self::MultiplePolling,
+            PacketParsingError => Self::ParseError,
+            TransportError => Self::TransportError,
+            HeartbeatTimeout => Self::HeartbeatTimeout,
+            ClientNSDisconnect => Self::ClientDisconnect,
+            ServerNSDisconnect => Self::ServerDisconnect,
+            ClosingServer => Self::ServerClosing,
+        }
+    }
+}
+
+/// Redis operations whose failures are counted separately: the `op` label of
+/// `chat_redis_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisOp {
+    Publish,
+    Subscribe,
+    Unsubscribe,
+    Ping,
+}
+
+impl RedisOp {
+    /// Every operation, in declaration order (so `op as usize` is its index here).
+    pub const ALL: [RedisOp; 4] = [
+        Self::Publish,
+        Self::Subscribe,
+        Self::Unsubscribe,
+        Self::Ping,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Publish => "publish",
+            Self::Subscribe => "subscribe",
+            Self::Unsubscribe => "unsubscribe",
+            Self::Ping => "ping",
+        }
+    }
+}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -42,8 +117,8 @@ pub struct Metrics {
     pub delivery_failed_full: AtomicU64,
     pub delivery_failed_closed: AtomicU64,
     pub rejected: [AtomicU64; ErrorCode::ALL.len()],
-    pub disconnects: [AtomicU64; DISCONNECT_REASONS.len()],
-    pub redis_errors: [AtomicU64; REDIS_OPS.len()],
+    pub disconnects: [AtomicU64; DisconnectLabel::ALL.len()],
+    pub redis_errors: [AtomicU64; RedisOp::ALL.len()],
     pub redis_up: AtomicBool,
     pub chaos_dropped: AtomicU64,
     pub chaos_duplicated: AtomicU64,
@@ -71,16 +146,13 @@ impl Metrics {
         self.rejected[code.index()].fetch_add(1, Relaxed);
     }
 
-    pub fn disconnect(&self, reason: &str) {
-        if let Some(i) = DISCONNECT_REASONS.iter().position(|r| *r == reason) {
-            self.disconnects[i].fetch_add(1, Relaxed);
-        }
+    pub fn disconnect(&self, reason: DisconnectReason) {
+        let label = DisconnectLabel::from(reason);
+        self.disconnects[label as usize].fetch_add(1, Relaxed);
     }
 
-    pub fn redis_error(&self, op: &str) {
-        if let Some(i) = REDIS_OPS.iter().position(|r| *r == op) {
-            self.redis_errors[i].fetch_add(1, Relaxed);
-        }
+    pub fn redis_error(&self, op: RedisOp) {
+        self.redis_errors[op as usize].fetch_add(1, Relaxed);
     }
 
     pub fn snapshot(&self, worker_id: usize, redis_in_use: bool) -> StatsSnapshot {
@@ -228,7 +300,7 @@ impl Metrics {
             "chat_disconnects_total",
             "Sockets disconnected, by reason.",
             "reason",
-            DISCONNECT_REASONS.iter().copied(),
+            DisconnectLabel::ALL.iter().map(|label| label.as_str()),
             &self.disconnects,
         );
         labelled_counters(
@@ -237,7 +309,7 @@ impl Metrics {
             "chat_redis_errors_total",
             "Failed Redis operations, by operation.",
             "op",
-            REDIS_OPS.iter().copied(),
+            RedisOp::ALL.iter().map(|op| op.as_str()),
             &self.redis_errors,
         );
         metric_header(
@@ -313,5 +385,21 @@ mod tests {
                 "no TYPE for {name}"
             );
         }
+    }
+
+    #[test]
+    fn label_enums_index_their_counters() {
+        for (i, label) in DisconnectLabel::ALL.iter().enumerate() {
+            assert_eq!(*label as usize, i, "{label:?}");
+        }
+        for (i, op) in RedisOp::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{op:?}");
+        }
+        let m = Metrics::default();
+        m.disconnect(DisconnectReason::ClosingServer);
+        m.redis_error(RedisOp::Unsubscribe);
+        let text = m.render_prometheus(1);
+        assert!(text.contains("chat_disconnects_total{worker=\"1\",reason=\"server_closing\"} 1"));
+        assert!(text.contains("chat_redis_errors_total{worker=\"1\",op=\"unsubscribe\"} 1"));
     }
 }

@@ -16,9 +16,10 @@ use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
 use socketioxide_core::adapter::errors::{BroadcastError, SocketError};
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, Inbox};
 use crate::metrics::Metrics;
-use roomstorm_protocol::EVENT_MESSAGE;
+use crate::reply::reply_error;
+use roomstorm_protocol::{EVENT_MESSAGE, ErrorCode};
 
 /// One room with local members.
 pub struct Room {
@@ -84,13 +85,9 @@ pub struct Delivery {
     chat_messages: std::sync::atomic::AtomicU64,
 }
 
-impl Delivery {
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
+impl Inbox for Delivery {
     /// Delivers one room message (the JSON of `{event, data}`) to every local member.
-    pub fn deliver(&self, room: &str, payload: &str) {
+    fn deliver(&self, room: &str, payload: &str) {
         self.metrics.bus_received.fetch_add(1, Relaxed);
         let Ok(data) = serde_json::from_str::<&RawValue>(payload) else {
             self.metrics.bus_malformed.fetch_add(1, Relaxed);
@@ -110,6 +107,13 @@ impl Delivery {
         }
     }
 
+    /// Tells the sender its message was lost, as an `unavailable` error.
+    fn not_published(&self, origin: &SocketRef, why: &str) {
+        reply_error(origin, &self.metrics, ErrorCode::Unavailable, why);
+    }
+}
+
+impl Delivery {
     /// How many times to deliver this message: 1, or 0 / 2 when chaos says so.
     fn chaos_copies(&self, payload: &str) -> usize {
         let Chaos {

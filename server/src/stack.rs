@@ -15,6 +15,7 @@ use clap::Args;
 use tokio::process::Child;
 
 use crate::cluster::ClusterStatus;
+use crate::config::{BusKind, WorkerConfig};
 use crate::nginx::NginxConfig;
 use crate::probe::{http_get, wait_until_ok};
 use crate::process::{find_executable, send_signal, stop_child, tied_command};
@@ -360,10 +361,11 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
              on http://{listen}/\nFor the full cluster: apt-get install -y {missing}",
             listen = args.listen
         );
-        let mut config =
-            <crate::cli::WorkerOnly as clap::Parser>::try_parse_from(["worker"])?.config;
-        config.listen = args.listen;
-        config.bus = crate::config::BusKind::Local;
+        let config = WorkerConfig {
+            listen: args.listen,
+            bus: BusKind::Local,
+            ..WorkerConfig::default()
+        };
         return crate::worker::run(config).await;
     }
     let stack = Stack::start(StackConfig::from_args(args, None)).await?;

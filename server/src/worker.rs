@@ -12,7 +12,8 @@ use socketioxide::SocketIo;
 use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 
-use crate::bus::{Bus, RedisBus};
+use crate::app::App;
+use crate::bus::{Bus, Inbox, RedisBus};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
 use crate::metrics::Metrics;
@@ -20,14 +21,6 @@ use crate::rooms::Rooms;
 
 /// How long a shutdown may take before the worker exits regardless.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
-
-/// Everything a socket handler needs, shared by all sockets of the worker.
-pub struct App {
-    pub config: WorkerConfig,
-    pub metrics: Arc<Metrics>,
-    pub bus: Bus,
-    pub rooms: Rooms,
-}
 
 /// A bound, not yet serving worker; `local_addr` is known before serving (port 0 works).
 pub struct Worker {
@@ -61,13 +54,14 @@ impl Worker {
             );
         }
         let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone(), chaos);
+        let inbox: Arc<dyn Inbox> = delivery;
         let bus = match config.bus_kind() {
             BusKind::Redis => {
                 let url = config.redis.as_deref().unwrap_or_default();
                 Bus::Redis(RedisBus::start(
                     url,
                     &config.channel_prefix,
-                    delivery,
+                    inbox,
                     metrics.clone(),
                     config.redis_timeout(),
                 )?)
@@ -76,7 +70,10 @@ impl Worker {
                 metrics
                     .redis_up
                     .store(true, std::sync::atomic::Ordering::Relaxed);
-                Bus::Local(delivery)
+                Bus::Local {
+                    inbox,
+                    metrics: metrics.clone(),
+                }
             }
         };
         let app = Arc::new(App {

@@ -5,32 +5,27 @@
 //! from the room's channel. So all workers, and all members, see one order per room.
 //! `Local` short-circuits that loop inside one process; `Redis` uses one pub/sub channel per
 //! room, subscribed only while the worker has members there.
+//!
+//! Calls go one way: the rooms call the bus, and the bus hands what comes back (and what it
+//! could not publish) inward through [`Inbox`] (in `contract`), which the rooms implement. The bus knows
+//! nothing of rooms or of the chat protocol.
 
+mod contract;
 mod redis;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
-use socketioxide::extract::SocketRef;
-
+pub use self::contract::{BusError, Inbox, Outgoing};
 pub use self::redis::RedisBus;
-use crate::rooms::Delivery;
-
-/// Why the bus could not do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("the message bus (Redis) is unreachable: {0}")]
-    Unavailable(String),
-}
-
-/// A room message on its way out, with the socket to tell if publishing it fails.
-pub struct Outgoing {
-    pub room: Arc<str>,
-    pub payload: String,
-    pub origin: Option<SocketRef>,
-}
+use crate::metrics::Metrics;
 
 pub enum Bus {
-    Local(Arc<Delivery>),
+    /// One process: a published message goes straight back in.
+    Local {
+        inbox: Arc<dyn Inbox>,
+        metrics: Arc<Metrics>,
+    },
     Redis(RedisBus),
 }
 
@@ -38,7 +33,7 @@ impl Bus {
     /// Starts receiving the room's messages (Redis: SUBSCRIBE its channel).
     pub async fn subscribe(&self, room: &str) -> Result<(), BusError> {
         match self {
-            Bus::Local(_) => Ok(()),
+            Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.subscribe(room).await,
         }
     }
@@ -46,21 +41,18 @@ impl Bus {
     /// Stops receiving the room's messages (Redis: UNSUBSCRIBE its channel).
     pub async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
         match self {
-            Bus::Local(_) => Ok(()),
+            Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.unsubscribe(room).await,
         }
     }
 
     /// Publishes without waiting; messages given in one order are published in that order.
-    /// A failure is reported to `origin` as an `unavailable` error.
+    /// A failure is handed to the inbox's [`Inbox::not_published`] with the message's origin.
     pub fn publish(&self, message: Outgoing) {
         match self {
-            Bus::Local(delivery) => {
-                delivery
-                    .metrics()
-                    .published
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                delivery.deliver(&message.room, &message.payload);
+            Bus::Local { inbox, metrics } => {
+                metrics.published.fetch_add(1, Relaxed);
+                inbox.deliver(&message.room, &message.payload);
             }
             Bus::Redis(redis) => redis.publish(message),
         }
@@ -69,7 +61,7 @@ impl Bus {
     /// Whether the bus can currently carry messages, and why not.
     pub fn health(&self) -> Result<(), String> {
         match self {
-            Bus::Local(_) => Ok(()),
+            Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.health(),
         }
     }

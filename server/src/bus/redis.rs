@@ -1,7 +1,7 @@
 //! Redis pub/sub bus: one channel per room, a separate connection for PUBLISH.
 //!
 //! Subscriptions live on a RESP3 `ConnectionManager` whose push messages are handed straight to
-//! local delivery (no intermediate queue), and which re-subscribes by itself when Redis comes
+//! the [`Inbox`] (no intermediate queue), and which re-subscribes by itself when Redis comes
 //! back after a restart. Publishes go through one ordered queue and leave in pipelined batches,
 //! so a burst costs one round trip, and one sender's messages keep their order.
 
@@ -14,11 +14,8 @@ use redis::{PushInfo, PushKind};
 use socketioxide::extract::SocketRef;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BusError, Outgoing};
-use crate::chat::reply_error;
-use crate::metrics::Metrics;
-use crate::rooms::Delivery;
-use roomstorm_protocol::ErrorCode;
+use super::contract::{BusError, Inbox, Outgoing};
+use crate::metrics::{Metrics, RedisOp};
 
 /// Most messages sent to Redis in one pipelined write.
 const MAX_BATCH: usize = 1024;
@@ -37,6 +34,7 @@ pub struct RedisBus {
     queue: mpsc::UnboundedSender<Command>,
     last_error: Arc<Mutex<Option<String>>>,
     connected_once: Arc<std::sync::atomic::AtomicBool>,
+    inbox: Arc<dyn Inbox>,
     metrics: Arc<Metrics>,
     timeout: Duration,
 }
@@ -47,15 +45,15 @@ impl RedisBus {
     pub fn start(
         url: &str,
         prefix: &str,
-        delivery: Arc<Delivery>,
+        inbox: Arc<dyn Inbox>,
         metrics: Arc<Metrics>,
         timeout: Duration,
     ) -> anyhow::Result<Self> {
         let client = redis::Client::open(connection_info(url)?)
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
-        let push = PushToRooms {
+        let push = PushToInbox {
             prefix: prefix.into(),
-            delivery,
+            inbox: inbox.clone(),
             metrics: metrics.clone(),
         };
         let subscriber = ConnectionManager::new_lazy_with_config(
@@ -72,6 +70,7 @@ impl RedisBus {
             queue,
             last_error: Arc::new(Mutex::new(Some("not connected yet".into()))),
             connected_once: Arc::default(),
+            inbox,
             metrics,
             timeout,
         };
@@ -87,13 +86,13 @@ impl RedisBus {
     pub async fn subscribe(&self, room: &str) -> Result<(), BusError> {
         let mut conn = self.subscriber.clone();
         let result = self.bounded(conn.subscribe(self.channel(room))).await;
-        self.record("subscribe", result)
+        self.record(RedisOp::Subscribe, result)
     }
 
     pub async fn unsubscribe(&self, room: &str) -> Result<(), BusError> {
         let mut conn = self.subscriber.clone();
         let result = self.bounded(conn.unsubscribe(self.channel(room))).await;
-        self.record("unsubscribe", result)
+        self.record(RedisOp::Unsubscribe, result)
     }
 
     pub fn publish(&self, message: Outgoing) {
@@ -101,14 +100,9 @@ impl RedisBus {
             self.queue.send(Command::Publish(message))
         {
             // The publisher only stops when the runtime does; say so rather than drop silently.
-            self.metrics.redis_error("publish");
+            self.metrics.redis_error(RedisOp::Publish);
             if let Some(origin) = message.origin {
-                reply_error(
-                    &origin,
-                    &self.metrics,
-                    ErrorCode::Unavailable,
-                    "server is stopping",
-                );
+                self.inbox.not_published(&origin, "server is stopping");
             }
         }
     }
@@ -138,7 +132,7 @@ impl RedisBus {
         }
     }
 
-    fn record(&self, op: &str, result: Result<(), String>) -> Result<(), BusError> {
+    fn record(&self, op: RedisOp, result: Result<(), String>) -> Result<(), BusError> {
         result.map_err(|e| {
             self.metrics.redis_error(op);
             self.mark_down(&e);
@@ -213,10 +207,10 @@ impl RedisBus {
             Err(e) => {
                 self.mark_down(&e);
                 for origin in origins.drain(..) {
-                    self.metrics.redis_error("publish");
+                    self.metrics.redis_error(RedisOp::Publish);
                     if let Some(socket) = origin {
-                        let message = format!("message not sent: redis unreachable ({e})");
-                        reply_error(&socket, &self.metrics, ErrorCode::Unavailable, &message);
+                        let why = format!("message not sent: redis unreachable ({e})");
+                        self.inbox.not_published(&socket, &why);
                     }
                 }
             }
@@ -237,7 +231,7 @@ impl RedisBus {
             match result {
                 Ok(()) => self.mark_up(),
                 Err(e) => {
-                    self.metrics.redis_error("ping");
+                    self.metrics.redis_error(RedisOp::Ping);
                     self.mark_down(&e);
                 }
             }
@@ -279,14 +273,14 @@ fn with_resp3(url: &str) -> String {
     }
 }
 
-/// Receives pub/sub pushes on the Redis reader task and delivers them to local members.
-struct PushToRooms {
+/// Receives pub/sub pushes on the Redis reader task and hands them to the inbox.
+struct PushToInbox {
     prefix: String,
-    delivery: Arc<Delivery>,
+    inbox: Arc<dyn Inbox>,
     metrics: Arc<Metrics>,
 }
 
-impl AsyncPushSender for PushToRooms {
+impl AsyncPushSender for PushToInbox {
     fn send(&self, info: PushInfo) -> Result<(), SendError> {
         match info.kind {
             PushKind::Message => {
@@ -307,11 +301,11 @@ impl AsyncPushSender for PushToRooms {
     }
 }
 
-impl PushToRooms {
+impl PushToInbox {
     fn deliver(&self, channel: &[u8], payload: &[u8]) {
         let room = channel.strip_prefix(self.prefix.as_bytes());
         match (room.map(std::str::from_utf8), std::str::from_utf8(payload)) {
-            (Some(Ok(room)), Ok(payload)) => self.delivery.deliver(room, payload),
+            (Some(Ok(room)), Ok(payload)) => self.inbox.deliver(room, payload),
             _ => {
                 self.metrics.bus_malformed.fetch_add(1, Relaxed);
             }
