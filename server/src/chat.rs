@@ -205,17 +205,17 @@ impl Member {
     fn admit(&self, socket: &SocketRef) -> bool {
         let verdict = lock(&self.limiter).check(Instant::now());
         match verdict {
-            Verdict::Allow => true,
-            Verdict::Deny => {
+            RateDecision::Allow => true,
+            RateDecision::Deny => {
                 let message = "too many messages: slow down";
                 reply_error(socket, &self.app.metrics, ErrorCode::RateLimited, message);
                 false
             }
-            Verdict::Drop => {
+            RateDecision::Drop => {
                 self.app.metrics.reject(ErrorCode::RateLimited);
                 false
             }
-            Verdict::Disconnect => {
+            RateDecision::Disconnect => {
                 self.app.metrics.reject(ErrorCode::RateLimited);
                 self.app.metrics.flood_disconnects.fetch_add(1, Relaxed);
                 tracing::warn!(sid = %socket.id, "disconnecting a flooding socket");
@@ -406,7 +406,9 @@ fn parse_data<'a, T: Deserialize<'a>>(
     serde_json::from_str(raw).map_err(|e| bad(e.to_string()))
 }
 
-enum Verdict {
+/// What the rate limiter decides for one arriving event (named apart from a run's pass/fail
+/// `Verdict` in results.json).
+enum RateDecision {
     Allow,
     Deny,
     Disconnect,
@@ -439,9 +441,9 @@ impl RateLimiter {
         }
     }
 
-    fn check(&mut self, now: Instant) -> Verdict {
+    fn check(&mut self, now: Instant) -> RateDecision {
         if self.disconnecting {
-            return Verdict::Drop;
+            return RateDecision::Drop;
         }
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.last = now;
@@ -449,14 +451,14 @@ impl RateLimiter {
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             self.strikes = 0;
-            return Verdict::Allow;
+            return RateDecision::Allow;
         }
         self.strikes += 1;
         if self.strikes > self.max_strikes {
             self.disconnecting = true;
-            Verdict::Disconnect
+            RateDecision::Disconnect
         } else {
-            Verdict::Deny
+            RateDecision::Deny
         }
     }
 }
@@ -482,22 +484,22 @@ mod tests {
     fn burst_then_deny_then_disconnect() {
         let mut l = limiter(1.0, 3.0, 2);
         let t = l.last;
-        assert!((0..3).all(|_| matches!(l.check(t), Verdict::Allow)));
-        assert!(matches!(l.check(t), Verdict::Deny));
-        assert!(matches!(l.check(t), Verdict::Deny));
-        assert!(matches!(l.check(t), Verdict::Disconnect));
-        assert!(matches!(l.check(t + Duration::from_secs(9)), Verdict::Drop));
+        assert!((0..3).all(|_| matches!(l.check(t), RateDecision::Allow)));
+        assert!(matches!(l.check(t), RateDecision::Deny));
+        assert!(matches!(l.check(t), RateDecision::Deny));
+        assert!(matches!(l.check(t), RateDecision::Disconnect));
+        assert!(matches!(l.check(t + Duration::from_secs(9)), RateDecision::Drop));
     }
 
     #[test]
     fn tokens_refill_at_the_rate() {
         let mut l = limiter(10.0, 1.0, 5);
         let t = l.last;
-        assert!(matches!(l.check(t), Verdict::Allow));
-        assert!(matches!(l.check(t), Verdict::Deny));
+        assert!(matches!(l.check(t), RateDecision::Allow));
+        assert!(matches!(l.check(t), RateDecision::Deny));
         assert!(matches!(
             l.check(t + Duration::from_millis(100)),
-            Verdict::Allow
+            RateDecision::Allow
         ));
     }
 
