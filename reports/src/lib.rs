@@ -16,6 +16,7 @@
 //! - [`render_comparison`]: both runs overlaid, and a [`ComparisonVerdict`] that says whether
 //!   the new run regressed beyond a tolerance (rules in [`gate`], the page in [`compare`]).
 
+mod chart_frame;
 mod charts;
 pub mod compare;
 mod data;
