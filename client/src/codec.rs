@@ -1,7 +1,7 @@
 //! Engine.IO 4 and Socket.IO 5 wire format as pure functions.
 //!
 //! This module exists so the framing rules live in one place that can be unit-tested without
-//! a network: the connection code in `client.rs` only moves text between sockets and these
+//! a network: the connection code (`connect.rs`, `sender.rs`, `receiver.rs`) only moves text between sockets and these
 //! functions. Decoding borrows from the input (`&str` slices, no allocation), so the load
 //! generator can classify thousands of packets per second without building JSON values.
 //!
