@@ -25,7 +25,7 @@ pub enum Transport {
     Upgrade,
 }
 
-/// Everything [`connect`](crate::connect) needs to open one Socket.IO connection.
+/// Everything [`connect`](crate::connect()) needs to open one Socket.IO connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Server base URL, e.g. `http://127.0.0.1:8080` (`http://` or `ws://`; no TLS).

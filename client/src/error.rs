@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Boxed error from a library (hyper, tungstenite) kept as the cause of our errors.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why [`connect`](crate::connect) failed.
+/// Why [`connect`](crate::connect()) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The configuration cannot be used (bad URL, header, address family mismatch).

@@ -514,7 +514,10 @@ steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
     fn a_failed_connect_prints_its_cause_once() {
         let e = SessionError::from(ConnectError::Timeout(Duration::from_secs(1)));
         assert_eq!(e.to_string(), "connect failed: connect timed out after 1s");
-        assert!(std::error::Error::source(&e).is_none(), "the cause is in the message");
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the cause is in the message"
+        );
     }
 
     #[test]
