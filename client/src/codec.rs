@@ -1,9 +1,10 @@
 //! Engine.IO 4 and Socket.IO 5 wire format as pure functions.
 //!
 //! This module exists so the framing rules live in one place that can be unit-tested without
-//! a network: the connection code in `client.rs` only moves text between sockets and these
-//! functions. Decoding borrows from the input (`&str` slices, no allocation), so the load
-//! generator can classify thousands of packets per second without building JSON values.
+//! a network: the connection code (`connect.rs`, `sender.rs`, `receiver.rs`) only moves text
+//! between sockets and these functions. Decoding borrows from the input (`&str` slices, no
+//! allocation), so the load generator can classify thousands of packets per second without
+//! building JSON values.
 //!
 //! Engine.IO packet: `<type digit><data>`, types 0 open, 1 close, 2 ping, 3 pong, 4 message,
 //! 5 upgrade, 6 noop; `b<base64>` is a binary message inside a polling payload; polling payloads

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use http::{HeaderName, HeaderValue};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::error::ConnectError;
 
@@ -24,7 +25,7 @@ pub enum Transport {
     Upgrade,
 }
 
-/// Everything [`connect`](crate::connect) needs to open one Socket.IO connection.
+/// Everything [`connect`](crate::connect()) needs to open one Socket.IO connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Server base URL, e.g. `http://127.0.0.1:8080` (`http://` or `ws://`; no TLS).
@@ -178,18 +179,16 @@ impl Target {
     }
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn percent_encode_into(s: &str, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
+/// Everything but RFC 3986 unreserved characters (`A-Z a-z 0-9 - . _ ~`) is percent-encoded.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Appends `s` percent-encoded (UTF-8, upper-case hex) for a query key or value.
+fn percent_encode_into(s: &str, out: &mut String) {
+    out.extend(utf8_percent_encode(s, NOT_UNRESERVED));
 }
 
 #[cfg(test)]

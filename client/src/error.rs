@@ -3,13 +3,17 @@
 //! They exist so callers (the server's tests, the load generator's error counters) can tell
 //! a refused connection from an HTTP error, an I/O error or a timeout without parsing strings,
 //! while `Display` stays readable for logs.
+//!
+//! Each message already ends with its cause's message (callers print these errors with `{}`),
+//! so no variant also hands that cause out as its `source()`: a chain printer (`{:#}` of
+//! anyhow) would print it twice. The cause stays in the variant for callers that match on it.
 
 use std::time::Duration;
 
-/// Boxed error from a library (hyper, tungstenite) kept as the source of our errors.
+/// Boxed error from a library (hyper, tungstenite) kept as the cause of our errors.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Why [`connect`](crate::connect) failed.
+/// Why [`connect`](crate::connect()) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The configuration cannot be used (bad URL, header, address family mismatch).
@@ -32,22 +36,20 @@ pub enum ConnectError {
         body: String,
     },
     /// A socket operation failed (connect, bind, read, write).
-    #[error("I/O error during {during}: {source}")]
+    #[error("I/O error during {during}: {error}")]
     Io {
         /// Which step failed.
         during: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (in the message, not `source()`).
+        error: std::io::Error,
     },
     /// The HTTP client or the websocket library failed for a reason other than plain I/O.
-    #[error("transport error during {during}: {source}")]
+    #[error("transport error during {during}: {error}")]
     Transport {
         /// Which step failed.
         during: &'static str,
-        /// The underlying error.
-        #[source]
-        source: BoxError,
+        /// The underlying error (in the message, not `source()`).
+        error: BoxError,
     },
     /// The server sent something the Engine.IO / Socket.IO handshake does not allow.
     #[error("protocol error during {during}: {detail}")]
@@ -80,7 +82,7 @@ pub enum SendError {
     Closed,
     /// The data could not be serialized to JSON.
     #[error("cannot serialize event data: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// A polling POST got a non-success HTTP status.
     #[error("HTTP {status} on polling POST: {body}")]
     HttpStatus {
@@ -91,14 +93,58 @@ pub enum SendError {
     },
     /// Socket I/O failed.
     #[error("I/O error while sending: {0}")]
-    Io(#[source] std::io::Error),
+    Io(std::io::Error),
     /// The HTTP client or the websocket library failed.
     #[error("transport error while sending: {0}")]
-    Transport(#[source] BoxError),
+    Transport(BoxError),
+}
+
+/// `?` on a serialization result (not `#[from]`, which would also make it the `source()`).
+impl From<serde_json::Error> for SendError {
+    fn from(e: serde_json::Error) -> Self {
+        SendError::Json(e)
+    }
 }
 
 /// Text of an HTTP body for an error message: lossy UTF-8, at most 1 KiB.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(1024)];
     String::from_utf8_lossy(cut).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a chain printer such as anyhow's `{:#}` writes: each error's message, then its
+    /// source's, joined by `: `.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            text = format!("{text}: {c}");
+            cause = c.source();
+        }
+        text
+    }
+
+    #[test]
+    fn the_cause_is_printed_once_by_display_and_by_a_chain_printer() {
+        let refused = || std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let connect = ConnectError::Io {
+            during: "Engine.IO handshake",
+            error: refused(),
+        };
+        let send = SendError::Io(refused());
+        let json = SendError::from(serde_json::from_str::<u8>("x").unwrap_err());
+        let errors: [&dyn std::error::Error; 3] = [&connect, &send, &json];
+        for e in errors {
+            assert_eq!(chain(e), e.to_string(), "no cause added by source()");
+        }
+        assert_eq!(
+            connect.to_string(),
+            "I/O error during Engine.IO handshake: refused"
+        );
+        assert_eq!(send.to_string(), "I/O error while sending: refused");
+    }
 }

@@ -23,16 +23,22 @@
 //! ```
 //!
 //! Heartbeats are answered while the [`Receiver`] is being awaited (see its docs). Modules:
-//! [`codec`] (pure wire format, public for tests and tools), `client` (connect, Sender,
-//! Receiver), `config`, `error`, `net` (bound sockets, websocket handshake, shared HTTP pool).
+//! [`codec`] (pure wire format, public for tests and tools), `connect` (the handshake),
+//! `sender` (the write side), `receiver` (the read side, heartbeats, polling), `config`,
+//! `error`, `net` (bound sockets, websocket handshake, shared HTTP pool). Calls go one way:
+//! connect → receiver → sender.
 
-mod client;
 pub mod codec;
 mod config;
+mod connect;
 mod error;
 mod net;
+mod receiver;
+mod sender;
 
-pub use client::{Incoming, RawEvent, RawIncoming, Receiver, Sender, connect};
 pub use codec::EventHead;
 pub use config::{ClientConfig, Transport};
+pub use connect::connect;
 pub use error::{BoxError, ConnectError, SendError};
+pub use receiver::{Incoming, RawEvent, RawIncoming, Receiver};
+pub use sender::Sender;

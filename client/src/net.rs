@@ -57,9 +57,9 @@ pub(crate) async fn tcp_connect(
 ) -> Result<TcpStream, ConnectError> {
     let addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
-        .map_err(|source| ConnectError::Io {
+        .map_err(|error| ConnectError::Io {
             during: "resolving the server address",
-            source,
+            error,
         })?;
     let mut last_err = None;
     for addr in addrs {
@@ -72,9 +72,9 @@ pub(crate) async fn tcp_connect(
         }
     }
     Err(match last_err {
-        Some(source) => ConnectError::Io {
+        Some(error) => ConnectError::Io {
             during: "TCP connect",
-            source,
+            error,
         },
         None => ConnectError::InvalidConfig(format!(
             "no address of {:?} matches the family of bind_addr {bind:?}",
@@ -229,14 +229,14 @@ pub(crate) fn ws_connect_error(during: &'static str, e: WsError) -> ConnectError
             status: resp.status().as_u16(),
             body: resp.body().as_deref().map(body_excerpt).unwrap_or_default(),
         },
-        WsError::Io(source) => ConnectError::Io { during, source },
+        WsError::Io(error) => ConnectError::Io { during, error },
         WsError::ConnectionClosed | WsError::AlreadyClosed => ConnectError::Closed {
             during,
             detail: "websocket closed".to_owned(),
         },
         other => ConnectError::Transport {
             during,
-            source: Box::new(other),
+            error: Box::new(other),
         },
     }
 }
@@ -308,8 +308,8 @@ impl HttpError {
                 status,
                 body,
             },
-            HttpError::Io(source) => ConnectError::Io { during, source },
-            HttpError::Transport(source) => ConnectError::Transport { during, source },
+            HttpError::Io(error) => ConnectError::Io { during, error },
+            HttpError::Transport(error) => ConnectError::Transport { during, error },
         }
     }
 }

@@ -23,15 +23,23 @@ use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::pace::Pace;
 use crate::scenario::{ClientAddress, MemberPlan, Traffic};
 
-/// Why a member could not get into its room.
+/// Why a member could not get into its room. Printed with `{}`: the message already holds the
+/// client's error, so it is not also the `source()` (a chain printer would repeat it).
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     #[error("connect failed: {0}")]
-    Connect(#[from] ConnectError),
+    Connect(ConnectError),
     #[error("join failed: {0}")]
     Join(String),
     #[error("no join broadcast within {0:?}")]
     JoinTimeout(Duration),
+}
+
+/// `?` on a connect result (not `#[from]`, which would also make it the `source()`).
+impl From<ConnectError> for SessionError {
+    fn from(e: ConnectError) -> Self {
+        SessionError::Connect(e)
+    }
 }
 
 /// A member's live connection.
@@ -500,6 +508,16 @@ steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
             assert_eq!(reference.next_us(), intended, "seq {seq}");
             assert!((from..until).contains(&intended));
         }
+    }
+
+    #[test]
+    fn a_failed_connect_prints_its_cause_once() {
+        let e = SessionError::from(ConnectError::Timeout(Duration::from_secs(1)));
+        assert_eq!(e.to_string(), "connect failed: connect timed out after 1s");
+        assert!(
+            std::error::Error::source(&e).is_none(),
+            "the cause is in the message"
+        );
     }
 
     #[test]

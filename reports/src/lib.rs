@@ -14,17 +14,20 @@
 //!   tables (percentiles, errors, faults, scenario, environment), and for stepped runs the
 //!   latency-throughput curve with a row per step.
 //! - [`render_comparison`]: both runs overlaid, and a [`ComparisonVerdict`] that says whether
-//!   the new run regressed beyond a tolerance (rules in [`compare`]).
+//!   the new run regressed beyond a tolerance (rules in [`gate`], the page in [`compare`]).
 
+mod chart_frame;
 mod charts;
 pub mod compare;
 mod data;
 pub mod format;
+pub mod gate;
 mod page;
 mod report;
 mod steps;
 
-pub use compare::{Check, CheckStatus, ComparisonVerdict, RunLabels};
+pub use compare::RunLabels;
+pub use gate::{Check, CheckStatus, ComparisonVerdict};
 use roomstorm_results::Results;
 
 /// The report of one run, a complete HTML document.

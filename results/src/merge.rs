@@ -1,0 +1,150 @@
+//! Exact merges of partial results: one run split over processes and machines must merge
+//! into exactly what one big process would have written.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail, ensure};
+
+use crate::environment::Environment;
+use crate::histograms::Histograms;
+use crate::resources::Resources;
+use crate::schema::{Counters, DeliveryTotals, Results, SCHEMA, Sends, Verdict, WorkerStats};
+use crate::timeline::merge_timelines;
+
+/// Merges partial results of one run into the results of the whole, exactly: counters,
+/// deliveries and errors summed; histograms added and every percentile recomputed from the
+/// sums; timelines added second by second (aligned on `t`, so the parts must have started
+/// together); workers summed by index; faults concatenated. The environment lists the distinct
+/// hosts; `started_at` is the earliest and `duration_s` the longest.
+///
+/// Thresholds cannot be merged: the result has none, and its verdict is `fail` if any part
+/// failed, else `pass`, until the caller judges the merged values again
+/// ([`Results::measured`], [`ThresholdResult::judge`], [`Results::apply_thresholds`]).
+///
+/// Refuses an empty list, other schema versions, and parts of different scenarios.
+pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
+    let Some(first) = parts.first() else {
+        bail!("no results to merge");
+    };
+    check_compatible(parts)?;
+    let mut out = first.clone();
+    out.environment = merge_environments(parts);
+    out.started_at = parts
+        .iter()
+        .map(|p| p.started_at.as_str())
+        .min()
+        .unwrap_or_default()
+        .to_owned();
+    out.duration_s = parts.iter().map(|p| p.duration_s).fold(0.0, f64::max);
+    out.parts = parts.iter().map(|p| p.parts).sum();
+    out.counters = Counters::default();
+    out.sends = Sends::default();
+    let mut deliveries = DeliveryTotals::default();
+    let mut histograms = Histograms::new();
+    for (i, part) in parts.iter().enumerate() {
+        out.counters.add(&part.counters);
+        out.sends.add(&part.sends);
+        deliveries.add(&part.deliveries.totals());
+        let h = part
+            .decode_histograms()
+            .with_context(|| format!("part {}", i + 1))?;
+        histograms.add(&h);
+    }
+    out.set_deliveries(&deliveries);
+    out.set_histograms(&histograms)?;
+    out.timeline = merge_timelines(parts.iter().map(|p| p.timeline.as_slice()))?;
+    out.workers = merge_workers(parts);
+    out.faults = parts
+        .iter()
+        .flat_map(|p| p.faults.iter().cloned())
+        .collect();
+    out.errors = merge_errors(parts);
+    out.resources = merge_resources(parts);
+    out.thresholds.clear();
+    let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
+    out.verdict = if failed { Verdict::Fail } else { Verdict::Pass };
+    Ok(out)
+}
+
+fn check_compatible(parts: &[Results]) -> anyhow::Result<()> {
+    for (i, part) in parts.iter().enumerate() {
+        ensure!(
+            part.schema == SCHEMA,
+            "part {} has results schema {:?}; this loadgen merges only {SCHEMA:?}",
+            i + 1,
+            part.schema
+        );
+    }
+    let name = parts[0].scenario_name();
+    for (i, part) in parts.iter().enumerate().skip(1) {
+        ensure!(
+            part.scenario_name() == name,
+            "part {} is of scenario {:?} but part 1 of {:?}: not parts of one run",
+            i + 1,
+            part.scenario_name().unwrap_or("(unnamed)"),
+            name.unwrap_or("(unnamed)")
+        );
+    }
+    Ok(())
+}
+
+/// Distinct values in first-seen order, joined by `,` (values already joined are split).
+fn join_distinct<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for v in values.flat_map(|v| v.split(',')) {
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+    }
+    seen.join(",")
+}
+
+fn merge_environments(parts: &[Results]) -> Environment {
+    let envs = || parts.iter().map(|p| &p.environment);
+    let mut machines = BTreeMap::new();
+    for env in envs() {
+        machines.extend(env.machines());
+    }
+    Environment {
+        host: machines.keys().cloned().collect::<Vec<_>>().join(","),
+        cores: machines.values().sum(),
+        os: join_distinct(envs().map(|e| e.os.as_str())),
+        loadgen_version: join_distinct(envs().map(|e| e.loadgen_version.as_str())),
+        git_revision: join_distinct(envs().map(|e| e.git_revision.as_str())),
+        machines,
+    }
+}
+
+fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
+    let mut by_index: BTreeMap<u32, WorkerStats> = BTreeMap::new();
+    for w in parts.iter().flat_map(|p| &p.workers) {
+        let sum = by_index.entry(w.index).or_insert(WorkerStats {
+            index: w.index,
+            ..WorkerStats::default()
+        });
+        sum.members += w.members;
+        sum.delivered += w.delivered;
+        sum.connections += w.connections;
+        sum.rooms += w.rooms;
+    }
+    by_index.into_values().collect()
+}
+
+/// The parts' components side by side (each part sampled its own processes).
+fn merge_resources(parts: &[Results]) -> Option<Resources> {
+    let sampled: Vec<&Resources> = parts.iter().filter_map(|p| p.resources.as_ref()).collect();
+    let first = sampled.first()?;
+    let components = sampled
+        .iter()
+        .flat_map(|r| r.components.iter().cloned())
+        .collect();
+    Some(Resources::new(first.interval_s, components))
+}
+
+fn merge_errors(parts: &[Results]) -> BTreeMap<String, u64> {
+    let mut errors = BTreeMap::new();
+    for (kind, n) in parts.iter().flat_map(|p| &p.errors) {
+        *errors.entry(kind.clone()).or_default() += n;
+    }
+    errors
+}
