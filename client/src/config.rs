@@ -78,7 +78,7 @@ impl ClientConfig {
 
 /// The parsed, validated form of a [`ClientConfig`], shared by all requests of a connection.
 #[derive(Debug)]
-pub(crate) struct Target {
+pub(crate) struct ResolvedConfig {
     /// Host as written in the URL (IP literal or name), without brackets.
     pub host: String,
     pub port: u16,
@@ -89,7 +89,7 @@ pub(crate) struct Target {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl Target {
+impl ResolvedConfig {
     pub fn from_config(cfg: &ClientConfig) -> Result<Self, ConnectError> {
         let bad = |m: String| ConnectError::InvalidConfig(m);
         let uri: http::Uri = cfg
@@ -147,7 +147,7 @@ impl Target {
                 HeaderValue::from_str(v).map_err(|e| bad(format!("header {k:?} value: {e}")))?;
             headers.push((name, value));
         }
-        Ok(Target {
+        Ok(ResolvedConfig {
             host,
             port,
             authority,
@@ -202,7 +202,7 @@ mod tests {
             .query("name", "bob");
         cfg.forwarded_for = Some("10.1.2.3".parse().unwrap());
         cfg.extra_headers.push(("Origin".into(), "http://x".into()));
-        let t = Target::from_config(&cfg).unwrap();
+        let t = ResolvedConfig::from_config(&cfg).unwrap();
         assert_eq!(t.host, "127.0.0.1");
         assert_eq!(t.port, 8080);
         assert_eq!(
@@ -221,7 +221,7 @@ mod tests {
     fn ipv6_and_defaults() {
         let mut cfg = ClientConfig::new("ws://[::1]");
         cfg.path = "chat/".into();
-        let t = Target::from_config(&cfg).unwrap();
+        let t = ResolvedConfig::from_config(&cfg).unwrap();
         assert_eq!(t.host, "::1");
         assert_eq!(t.port, 80);
         assert_eq!(
@@ -235,12 +235,12 @@ mod tests {
         for url in ["https://x", "nonsense url", "/relative"] {
             let cfg = ClientConfig::new(url);
             assert!(matches!(
-                Target::from_config(&cfg),
+                ResolvedConfig::from_config(&cfg),
                 Err(ConnectError::InvalidConfig(_))
             ));
         }
         let mut cfg = ClientConfig::new("http://x");
         cfg.extra_headers.push(("bad header".into(), "v".into()));
-        assert!(Target::from_config(&cfg).is_err());
+        assert!(ResolvedConfig::from_config(&cfg).is_err());
     }
 }

@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::codec::{self, EnginePacket, Handshake, PacketType, SocketPacket};
-use crate::config::{ClientConfig, Target, Transport};
+use crate::config::{ClientConfig, ResolvedConfig, Transport};
 use crate::error::ConnectError;
 use crate::net::{self, PollTarget, WsStream};
 use crate::receiver::{Receiver, Source, next_range};
@@ -153,7 +153,7 @@ async fn poll_post(
 }
 
 async fn connect_inner(cfg: &ClientConfig) -> Result<(Sender, Receiver), ConnectError> {
-    let target = Target::from_config(cfg)?;
+    let target = ResolvedConfig::from_config(cfg)?;
     match cfg.transport {
         Transport::WebSocket => connect_websocket(&target, cfg.bind_addr).await,
         Transport::Polling | Transport::Upgrade => {
@@ -163,7 +163,7 @@ async fn connect_inner(cfg: &ClientConfig) -> Result<(Sender, Receiver), Connect
 }
 
 async fn connect_websocket(
-    target: &Target,
+    target: &ResolvedConfig,
     bind: Option<IpAddr>,
 ) -> Result<(Sender, Receiver), ConnectError> {
     let mut ws = net::open_websocket(target, bind, None).await?;
@@ -189,7 +189,7 @@ async fn connect_websocket(
 }
 
 async fn connect_polling(
-    target: &Target,
+    target: &ResolvedConfig,
     bind: Option<IpAddr>,
     upgrade: bool,
 ) -> Result<(Sender, Receiver), ConnectError> {

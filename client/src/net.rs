@@ -33,7 +33,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::handshake::machine::TryParse;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::config::Target;
+use crate::config::ResolvedConfig;
 use crate::error::{BoxError, ConnectError, body_excerpt};
 
 /// The websocket type used by this crate.
@@ -52,7 +52,7 @@ const MAX_WS_MESSAGE: usize = 16 << 20;
 
 /// Opens a TCP connection to the target, bound to `bind` when set.
 pub(crate) async fn tcp_connect(
-    target: &Target,
+    target: &ResolvedConfig,
     bind: Option<IpAddr>,
 ) -> Result<TcpStream, ConnectError> {
     let addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
@@ -123,7 +123,7 @@ fn bind_address_no_port(_sock: &TcpSocket) {}
 
 /// Opens the websocket (`transport=websocket`, with `sid` when upgrading).
 pub(crate) async fn open_websocket(
-    target: &Target,
+    target: &ResolvedConfig,
     bind: Option<IpAddr>,
     sid: Option<&str>,
 ) -> Result<WsStream, ConnectError> {

@@ -488,7 +488,10 @@ mod tests {
         assert!(matches!(l.check(t), RateDecision::Deny));
         assert!(matches!(l.check(t), RateDecision::Deny));
         assert!(matches!(l.check(t), RateDecision::Disconnect));
-        assert!(matches!(l.check(t + Duration::from_secs(9)), RateDecision::Drop));
+        assert!(matches!(
+            l.check(t + Duration::from_secs(9)),
+            RateDecision::Drop
+        ));
     }
 
     #[test]
