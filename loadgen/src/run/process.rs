@@ -14,7 +14,6 @@ use super::timing::{quiet_point, timing};
 use crate::clock::now_us;
 use crate::context::RunContext;
 use crate::judging::{RunWindow, judge_run};
-use crate::measure::histograms;
 use crate::measure::ledger::{DeliveryTotals, LostBySecond, finalize_counting_losses};
 use crate::resources::{Sampler, Sources};
 use crate::results::timeline::{set_lost, set_planned};
@@ -136,7 +135,7 @@ fn settle(
         totals.add(&room_totals);
     }
     // After finalize, which records fan-out sizes and completion times.
-    let histograms = histograms::merged();
+    let histograms = ctx.recorder.merged();
     let scenario_json = serde_json::to_value(scenario)?;
     let duration = Duration::from_micros(end_us.saturating_sub(ctx.start_us));
     let mut results = Results::new(scenario_json, Environment::detect(), started_at, duration);
