@@ -83,7 +83,7 @@ async fn receive(n: u32, pace_us: u64) -> Result<(), Box<dyn std::error::Error>>
 
     let counters = Counters::default();
     let timeline = Timeline::new(START_US, 3600);
-    let room = RoomLedger::with_recorder(
+    let room = RoomLedger::new(
         SENDERS,
         n / SENDERS + 1,
         u64::MAX,

@@ -5,6 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::measure::histograms::Recorder;
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
 use crate::pace::{Planned, planned};
@@ -59,6 +60,8 @@ pub struct RunContext {
     pub target_url: String,
     pub rooms: Vec<Arc<RoomState>>,
     pub counters: Counters,
+    /// The run's latency and fan-out-size histograms (connect, join, fan-out...).
+    pub recorder: Arc<Recorder>,
     pub timeline: Timeline,
     pub connect_timeout: Duration,
     pub join_timeout: Duration,
@@ -89,6 +92,7 @@ impl RunContext {
             start_us,
             (send_from_us, send_until_us),
         );
+        let recorder = Arc::new(Recorder::new());
         let rooms = plan
             .rooms
             .iter()
@@ -100,6 +104,7 @@ impl RunContext {
                         room.members.len() as u32,
                         capacity,
                         scenario.traffic.deadline.as_micros() as u64,
+                        Arc::clone(&recorder),
                     ),
                     finished: Mutex::new(Vec::new()),
                 })
@@ -111,6 +116,7 @@ impl RunContext {
             rooms,
             target_url,
             counters: Counters::default(),
+            recorder,
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             start_us,

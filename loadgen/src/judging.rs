@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::context::RunTiming;
 use crate::results::histograms::{add_histogram, decode_histogram, new_histogram};
 use crate::results::timeline::{SecondStats, TIMELINE_SIGFIG, lost_in_seconds};
-use crate::results::{self, Results, StepResult};
-use crate::scenario::{Metric, RateSteps, Threshold};
+use crate::results::{self, Results, StepResult, ThresholdResult};
+use crate::scenario::{Metric, RateSteps, Scenario, Threshold};
 use crate::target::FaultRecord;
 
 /// When the run's messages were meant to be sent, on the run clock (µs): what the judgments
@@ -41,6 +42,19 @@ pub struct RunWindow {
 }
 
 impl RunWindow {
+    /// The window of a run started at `start_us` with these phases, whose messages are due
+    /// within `deadline` of their intended send time.
+    pub fn new(timing: &RunTiming, start_us: u64, deadline: Duration) -> Self {
+        let (send_from_us, send_until_us) = timing.send_window(start_us);
+        let deadline_us = deadline.as_micros() as u64;
+        RunWindow {
+            start_us,
+            send_from_us,
+            send_until_us,
+            last_owed_us: timing.drain_end(start_us).saturating_sub(deadline_us),
+        }
+    }
+
     /// The second of the timeline that contains `us`.
     fn second_of(&self, us: u64) -> u32 {
         u32::try_from(us.saturating_sub(self.start_us) / 1_000_000).unwrap_or(u32::MAX)
@@ -56,9 +70,37 @@ impl RunWindow {
     }
 }
 
+/// Judges a finished run, one process's or a split run's merged results alike: its faults and
+/// rate steps from the timeline, then every threshold of the scenario.
+pub fn judge_run(
+    results: &mut Results,
+    faults: &[FaultRecord],
+    scenario: &Scenario,
+    window: &RunWindow,
+) -> anyhow::Result<()> {
+    judge_faults_and_steps(
+        results,
+        faults,
+        scenario.traffic.steps,
+        &scenario.thresholds,
+        window,
+    )?;
+    judge(results, &scenario.thresholds);
+    Ok(())
+}
+
+/// Judges every threshold of the scenario against the results.
+pub fn judge(results: &mut Results, thresholds: &[Threshold]) {
+    let judged = thresholds
+        .iter()
+        .map(|&t| ThresholdResult::judge(t, results))
+        .collect();
+    results.apply_thresholds(judged);
+}
+
 /// Sets `results.faults`, `results.steps` and `results.highest_step_held` from
 /// `results.timeline` (which must carry its seconds' `lost`).
-pub fn judge_faults_and_steps(
+fn judge_faults_and_steps(
     results: &mut Results,
     faults: &[FaultRecord],
     steps: Option<RateSteps>,

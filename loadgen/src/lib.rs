@@ -5,25 +5,30 @@
 //! Kept apart like oha: `scenario` (what to run), `member` and `attack` (the client side:
 //! simulated members as goose users; `pace`, when they mean to send), `measure` (histograms,
 //! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
-//! `progress` (the printer), `target` (the system under test and its faults) and `run` (the
-//! order of it all).
+//! `progress` (the live printer), `summary` (the printed end of a run), `judging` (thresholds,
+//! faults and rate steps), `target` (the system under test and its faults) and `run` (the
+//! order of it all). Each command owns its arguments: `run`, `merge`, `report`, `compare`,
+//! `figures`; `cli` only dispatches.
 
 pub mod attack;
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod context;
 pub mod figures;
 pub mod judging;
 pub mod measure;
 pub mod member;
+pub mod merge;
 pub mod pace;
 pub mod progress;
-pub mod render;
+pub mod report;
 pub mod resources;
 /// results.json: the `roomstorm-results` crate, so that reports can read it without loadgen.
 pub use roomstorm_results as results;
 pub mod run;
 pub mod scenario;
+pub mod summary;
 pub mod target;
 
 #[cfg(test)]

@@ -237,13 +237,13 @@ fn a_failed_part_fails_the_merge_until_rejudged() {
     // Judged again by loadgen's own judge, on the merged values: part a lost 1 of its 10
     // deliveries, part b none of its 20.
     let rule = |text: &str| Threshold::parse(ScenarioMetric::Lost, text).expect("a rule");
-    crate::run::judge(&mut merged, &[rule("< 5")]);
+    crate::judging::judge(&mut merged, &[rule("< 5")]);
     assert_eq!(merged.verdict, Verdict::Pass);
     assert_eq!(
         (merged.thresholds[0].measured, merged.thresholds[0].passed),
         (1.0, true)
     );
-    crate::run::judge(&mut merged, &[rule("< 5"), rule("== 0")]);
+    crate::judging::judge(&mut merged, &[rule("< 5"), rule("== 0")]);
     assert_eq!(merged.verdict, Verdict::Fail);
     let passed: Vec<bool> = merged.thresholds.iter().map(|t| t.passed).collect();
     assert_eq!(passed, [true, false]);

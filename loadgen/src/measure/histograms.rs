@@ -5,8 +5,6 @@
 //! never resizes). The histograms themselves, their codec and summaries belong to the results
 //! schema and live in `roomstorm_results::histograms`, re-exported here.
 
-use std::sync::{Arc, LazyLock};
-
 pub use roomstorm_results::histograms::{
     EncodedHistograms, Histograms, MAX_VALUE, Metric, Percentiles, SIGFIG, add_histogram,
     decode_histogram, encode_histogram, new_histogram, percentiles, record_clamped,
@@ -16,8 +14,9 @@ use super::per_thread::PerThread;
 
 /// Records into per-thread [`Histograms`] and merges them on demand.
 ///
-/// The process uses [`Recorder::global`]; tests make their own so that they can run in
-/// parallel without seeing each other's values.
+/// A run owns one (in its `RunContext`) and hands it to whatever records: the rooms' ledgers,
+/// the members' connect and join. Tests make their own, so they can run in parallel without
+/// seeing each other's values.
 pub struct Recorder {
     threads: PerThread<Histograms>,
 }
@@ -28,18 +27,11 @@ impl Default for Recorder {
     }
 }
 
-static GLOBAL: LazyLock<Arc<Recorder>> = LazyLock::new(|| Arc::new(Recorder::new()));
-
 impl Recorder {
     pub fn new() -> Self {
         Recorder {
             threads: PerThread::new(Histograms::new),
         }
-    }
-
-    /// The process-wide recorder.
-    pub fn global() -> &'static Arc<Recorder> {
-        &GLOBAL
     }
 
     /// Records into the calling thread's histograms: no allocation after the thread's first
@@ -56,18 +48,10 @@ impl Recorder {
     }
 }
 
-/// Records into the process-wide recorder.
-pub fn record(metric: Metric, value: u64) {
-    Recorder::global().record(metric, value);
-}
-
-/// Every thread's histograms of the process-wide recorder, added up.
-pub fn merged() -> Histograms {
-    Recorder::global().merged()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]

@@ -48,7 +48,7 @@ fn allocations() -> u64 {
 fn receiving_a_message_allocates_nothing_once_warm() {
     const START: u64 = 1_000_000_000;
     let recorder = Arc::new(Recorder::new());
-    let room = RoomLedger::with_recorder(4, 10_000, u64::MAX, Arc::clone(&recorder));
+    let room = RoomLedger::new(4, 10_000, u64::MAX, Arc::clone(&recorder));
     let timeline = Timeline::new(START, 10);
     let mut session = SessionLedger::for_room(&room);
     let mut text = String::with_capacity(256);

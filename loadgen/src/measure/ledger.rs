@@ -108,23 +108,9 @@ pub struct RoomLedger {
 impl RoomLedger {
     /// A room of `senders` member slots (room-local indices `0..senders`), each expected to
     /// send at most `capacity` messages (seqs `0..capacity`), whose messages are due within
-    /// `deadline_us` of their intended send time. Records into the process-wide histograms.
-    pub fn new(senders: u32, capacity: u32, deadline_us: u64) -> Self {
-        Self::with_recorder(
-            senders,
-            capacity,
-            deadline_us,
-            Arc::clone(Recorder::global()),
-        )
-    }
-
-    /// Like [`RoomLedger::new`], recording latencies into `recorder`.
-    pub fn with_recorder(
-        senders: u32,
-        capacity: u32,
-        deadline_us: u64,
-        recorder: Arc<Recorder>,
-    ) -> Self {
+    /// `deadline_us` of their intended send time. Records latencies and fan-out sizes into
+    /// `recorder`, the run's.
+    pub fn new(senders: u32, capacity: u32, deadline_us: u64, recorder: Arc<Recorder>) -> Self {
         let total = senders as usize * capacity as usize;
         RoomLedger {
             senders,

@@ -26,7 +26,7 @@ impl Harness {
     fn with_deadline(senders: u32, capacity: u32, deadline: u64) -> Self {
         let recorder = Arc::new(Recorder::new());
         Harness {
-            room: RoomLedger::with_recorder(senders, capacity, deadline, Arc::clone(&recorder)),
+            room: RoomLedger::new(senders, capacity, deadline, Arc::clone(&recorder)),
             recorder,
             ledgers: Vec::new(),
         }

@@ -11,7 +11,7 @@
 //!
 //! Per send: [`ledger::RoomLedger::on_send`] before the write (and
 //! [`ledger::RoomLedger::on_send_failed`] if it fails), [`timeline::Timeline::send`]. At the
-//! end: [`ledger::finalize`] per room, [`histograms::merged`], [`timeline::Timeline::stats`].
+//! end: [`ledger::finalize`] per room, [`histograms::Recorder::merged`], [`timeline::Timeline::stats`].
 
 pub mod histograms;
 pub mod ledger;

@@ -1,52 +1,38 @@
-//! `loadgen report` and `loadgen compare`, and the report.html written after every run.
+//! `loadgen compare`: two results.json as one HTML overlay, and an exit status that can gate
+//! CI: 0 no regression, 1 a regression, 2 bad input.
 //!
-//! The pages themselves come from `roomstorm-reports` (which reads results.json without
-//! loadgen); this module only reads files, writes pages and turns a comparison into an exit
-//! status that can gate CI: 0 no regression, 1 a regression, 2 bad input.
+//! The page and the regression rules come from `roomstorm-reports`; this module owns the
+//! command's arguments, the runs' labels and the printed verdict.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::Args;
 
-use crate::cli::{CompareArgs, ReportArgs};
+use crate::report::{beside, check_output};
 use crate::results::Results;
 
-/// Writes `report.html` beside `results.json` in `dir`; returns its path.
-pub fn write_report(results: &Results, dir: &Path) -> anyhow::Result<PathBuf> {
-    let path = dir.join("report.html");
-    let html = roomstorm_reports::render_report(results)?;
-    std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
-}
-
-/// `loadgen report RESULTS [-o OUT]`: Ok(true) once written.
-pub fn report(args: ReportArgs) -> anyhow::Result<bool> {
-    let results = Results::read(&args.results)?;
-    let out = args
-        .output
-        .unwrap_or_else(|| beside(&args.results, "report.html"));
-    check_output(&[&args.results], &out)?;
-    let html = roomstorm_reports::render_report(&results)?;
-    std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
-    println!("report: {}", out.display());
-    Ok(true)
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The reference run's results.json.
+    pub base: PathBuf,
+    /// The run to judge against it.
+    pub new: PathBuf,
+    /// Where to write the page (default: compare.html beside the new results).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// How much worse tail latency and error rates may get: `10%` or `0.1`.
+    #[arg(long, default_value = "10%", value_parser = parse_tolerance)]
+    pub tolerance: f64,
+    /// What the base run is, e.g. `node` (default: its folder's name, for a results.json).
+    #[arg(long)]
+    pub base_label: Option<String>,
+    /// What the new run is, e.g. `ours` (default: its folder's name, for a results.json).
+    #[arg(long)]
+    pub new_label: Option<String>,
 }
 
 /// `loadgen compare BASE NEW [-o OUT] [--tolerance T]`: Ok(false) on a regression.
-/// A results file's name for the reader: its folder's for the usual `<run>/results.json`
-/// (`runs/b1/run-1/node/results.json` is "node"), else its file stem.
-fn run_label(path: &Path) -> String {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-    let folder = path
-        .parent()
-        .and_then(Path::file_name)
-        .map(|s| s.to_string_lossy().into_owned());
-    match (stem.as_deref(), folder) {
-        (Some("results"), Some(folder)) => folder,
-        (stem, _) => stem.unwrap_or_default().to_string(),
-    }
-}
-
 pub fn compare(args: CompareArgs) -> anyhow::Result<bool> {
     let base = Results::read(&args.base)?;
     let new = Results::read(&args.new)?;
@@ -87,11 +73,18 @@ pub fn compare(args: CompareArgs) -> anyhow::Result<bool> {
     Ok(!verdict.regressed)
 }
 
-/// `file` in the folder of `path` (the current folder for a bare file name).
-fn beside(path: &Path, file: &str) -> PathBuf {
-    path.parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from(file), |p| p.join(file))
+/// A results file's name for the reader: its folder's for the usual `<run>/results.json`
+/// (`runs/b1/run-1/node/results.json` is "node"), else its file stem.
+fn run_label(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+    let folder = path
+        .parent()
+        .and_then(Path::file_name)
+        .map(|s| s.to_string_lossy().into_owned());
+    match (stem.as_deref(), folder) {
+        (Some("results"), Some(folder)) => folder,
+        (stem, _) => stem.unwrap_or_default().to_string(),
+    }
 }
 
 /// Parses a tolerance: `10%` (a percentage) or `0.1` (a fraction, at most 1).
@@ -121,16 +114,6 @@ pub fn parse_tolerance(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// Refuses to write a page over one of its inputs.
-pub fn check_output(inputs: &[&Path], output: &Path) -> anyhow::Result<()> {
-    for input in inputs {
-        if *input == output {
-            bail!("{} is an input; choose another -o", output.display());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,17 +135,5 @@ mod tests {
         assert_eq!(label("runs/b1/run-1/node/results.json"), "node");
         assert_eq!(label("reports/tests/fixtures/smoke.json"), "smoke");
         assert_eq!(label("results.json"), "results");
-    }
-
-    #[test]
-    fn pages_go_beside_their_results() {
-        assert_eq!(
-            beside(Path::new("runs/x/results.json"), "report.html"),
-            PathBuf::from("runs/x/report.html")
-        );
-        assert_eq!(
-            beside(Path::new("results.json"), "report.html"),
-            PathBuf::from("report.html")
-        );
     }
 }

@@ -1,0 +1,130 @@
+//! `loadgen run`: one run from scenario file to results.json.
+//!
+//! The order matters and is kept in one place: load and check the scenario, start (or reach)
+//! the target, run the attack in this process or split over several, write and judge the
+//! results, always tear the local stack down, then print the summary and write the report.
+
+mod args;
+mod observe;
+mod process;
+mod split;
+mod start;
+mod timing;
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+
+pub use args::RunArgs;
+
+use crate::clock::now_us;
+use crate::resources::{self, Sources};
+use crate::results::{self, Verdict};
+use crate::scenario::{Overrides, Scenario};
+use crate::target::Target;
+use process::{RunParams, run_process};
+
+/// Members one process holds at most: it may hold 20,000 open files, and a polling member
+/// can briefly need two.
+pub const MEMBERS_PER_PROCESS: u32 = 15_000;
+
+/// Runs the scenario; Ok(true) when every threshold held.
+pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
+    let scenario = load_scenario(&args)?;
+    // Before the run folder or anything else exists: a scenario that cannot run as written
+    // (faults without the full local stack) stops here, with exit status 2.
+    let start = start::what_to_start(&scenario)?;
+    let out = output_dir(&args, &scenario)?;
+    if let Some(part) = args.part {
+        return run_part(&args, &scenario, &out, part).await;
+    }
+    let processes = args
+        .processes
+        .unwrap_or_else(|| scenario.population.members.div_ceil(MEMBERS_PER_PROCESS))
+        .max(1);
+    for (name, pid) in &args.samples {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            bail!("--sample {name}={pid}: no process {pid} is running");
+        }
+    }
+    let target = start::start_target(start, &out).await?;
+    let outcome = if processes > 1 {
+        split::run_split(&args, &scenario, &target, &out, processes).await
+    } else {
+        let sources = observe::sources(&target, Vec::new(), &args.samples).await;
+        run_process(RunParams {
+            scenario: &scenario,
+            target: &target,
+            out: &out,
+            quiet: args.quiet,
+            part: None,
+            start_us: now_us(),
+            sources,
+        })
+        .await
+    };
+    target.shutdown().await;
+    let results = outcome?;
+    crate::summary::print_summary(&results, &out);
+    // The HTML report of the whole run (merged, for a split run) beside results.json.
+    match crate::report::write_report(&results, &out) {
+        Ok(path) => println!("  report: {}", path.display()),
+        Err(e) => eprintln!("loadgen: the report could not be written: {e:#}"),
+    }
+    Ok(results.verdict == Verdict::Pass)
+}
+
+/// One part of a split run, as a child process: against the parent's target, from the
+/// parent's start time, quietly; the parent prints and reports.
+async fn run_part(
+    args: &RunArgs,
+    scenario: &Scenario,
+    out: &Path,
+    part: (u32, u32),
+) -> anyhow::Result<bool> {
+    let url = args.target.clone().context("--part needs --target")?;
+    let results = run_process(RunParams {
+        scenario,
+        target: &Target::Url(url),
+        out,
+        quiet: true,
+        part: Some(part),
+        start_us: args.start_at.unwrap_or_else(now_us),
+        sources: Sources::generator_only(resources::GENERATOR),
+    })
+    .await?;
+    Ok(results.verdict == Verdict::Pass)
+}
+
+fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
+    let mut scenario = Scenario::load(&args.scenario)?;
+    let overrides = Overrides {
+        members: args.members,
+        rooms: args.rooms,
+        duration: args.duration,
+        rate_per_member: args.rate,
+        target_url: args.target.clone(),
+        seed: args.seed,
+        // A part runs against the parent's target; the parent injects the faults.
+        without_faults: args.part.is_some(),
+    };
+    scenario.apply(&overrides)?;
+    Ok(scenario)
+}
+
+fn output_dir(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<PathBuf> {
+    let dir = match &args.out {
+        Some(dir) => dir.clone(),
+        None => {
+            let stamp = results::rfc3339(SystemTime::now()).replace([':', '-'], "");
+            PathBuf::from("runs").join(format!(
+                "{}-{}",
+                scenario.name,
+                &stamp[..15.min(stamp.len())]
+            ))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}

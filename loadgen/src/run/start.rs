@@ -1,0 +1,103 @@
+//! What a run starts, decided from the scenario and the machine before anything starts, and
+//! then started: the local stack, one embedded worker, or a check that a URL answers.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::scenario::{Endpoint, LocalStack, Scenario};
+use crate::target::{LocalMode, Target, local_mode};
+
+/// What a run starts.
+pub(super) enum Start {
+    Url(String),
+    Local(LocalStack, LocalMode),
+}
+
+pub(super) fn what_to_start(scenario: &Scenario) -> anyhow::Result<Start> {
+    Ok(match &scenario.target.endpoint {
+        // Faults with a url target were refused when the scenario was loaded.
+        Endpoint::Url(url) => Start::Url(url.clone()),
+        Endpoint::Local(local) => {
+            let missing = chat_server::stack::missing_parts(false);
+            let mode = local_mode(missing, local, &scenario.faults)
+                .with_context(|| scenario.file().to_owned())?;
+            Start::Local(*local, mode)
+        }
+    })
+}
+
+pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Target> {
+    match start {
+        Start::Url(url) => {
+            check_reachable(&url).await?;
+            Ok(Target::Url(url))
+        }
+        Start::Local(local, LocalMode::FullStack) => {
+            eprintln!(
+                "starting the local stack: redis, {} workers, nginx (logs in {})",
+                local.workers,
+                out.join("stack").display()
+            );
+            Target::start_local(&local, out).await
+        }
+        Start::Local(local, LocalMode::Embedded { missing }) => {
+            eprintln!(
+                "{missing} not installed: running against ONE embedded worker (--bus local, \
+                 no Redis, no nginx) instead of the {}-worker cluster.\n\
+                 For the full cluster: apt-get install -y {missing}",
+                local.workers
+            );
+            Target::start_embedded().await
+        }
+    }
+}
+
+/// Fails early, with the URL named, when nothing answers there.
+async fn check_reachable(url: &str) -> anyhow::Result<()> {
+    let address = socket_address(url)?;
+    match tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(&address),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => bail!("target {url} is unreachable ({e}): start the server or fix --target"),
+        Err(_) => bail!("target {url} did not answer within 5 s"),
+    }
+}
+
+/// `host:port` of a target URL, the port its scheme implies when it names none: 443 for
+/// https (and wss), else 80. A bare `host:port` is accepted too.
+fn socket_address(url: &str) -> anyhow::Result<String> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("target {url} is not a URL: fix --target"))?;
+    let host = uri
+        .host()
+        .with_context(|| format!("target {url} names no host: fix --target"))?;
+    let default_port = match uri.scheme_str() {
+        Some("https" | "wss") => 443,
+        _ => 80,
+    };
+    Ok(format!("{host}:{}", uri.port_u16().unwrap_or(default_port)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_port_uses_its_schemes() {
+        let address = |url: &str| socket_address(url).expect("a URL");
+        assert_eq!(address("http://127.0.0.1:8080"), "127.0.0.1:8080");
+        assert_eq!(address("http://chat.example/socket.io/"), "chat.example:80");
+        assert_eq!(address("https://chat.example"), "chat.example:443");
+        assert_eq!(address("https://chat.example:8443/x"), "chat.example:8443");
+        assert_eq!(address("127.0.0.1:3000"), "127.0.0.1:3000");
+        assert_eq!(address("http://[::1]:9000"), "[::1]:9000");
+        assert!(socket_address("http://").is_err());
+    }
+}
