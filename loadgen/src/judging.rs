@@ -25,7 +25,7 @@ use crate::results::histograms::{add_histogram, decode_histogram, new_histogram}
 use crate::results::timeline::{SecondStats, TIMELINE_SIGFIG, lost_in_seconds};
 use crate::results::{self, Results, StepResult, ThresholdResult};
 use crate::scenario::{Metric, RateSteps, Scenario, Threshold};
-use crate::target::FaultRecord;
+use crate::target::InjectedFault;
 
 /// When the run's messages were meant to be sent, on the run clock (µs): what the judgments
 /// need besides the timeline. The same for every part of a split run.
@@ -74,7 +74,7 @@ impl RunWindow {
 /// rate steps from the timeline, then every threshold of the scenario.
 pub fn judge_run(
     results: &mut Results,
-    faults: &[FaultRecord],
+    faults: &[InjectedFault],
     scenario: &Scenario,
     window: &RunWindow,
 ) -> anyhow::Result<()> {
@@ -102,7 +102,7 @@ pub fn judge(results: &mut Results, thresholds: &[Threshold]) {
 /// `results.timeline` (which must carry its seconds' `lost`).
 fn judge_faults_and_steps(
     results: &mut Results,
-    faults: &[FaultRecord],
+    faults: &[InjectedFault],
     steps: Option<RateSteps>,
     thresholds: &[Threshold],
     window: &RunWindow,
@@ -127,10 +127,10 @@ const RECOVERY_HORIZON_S: u32 = 300;
 /// `lost_in_window` counts the messages intended from the fault's second until then (until the
 /// run's end when it never recovered).
 pub fn fault_result(
-    fault: &FaultRecord,
+    fault: &InjectedFault,
     timeline: &[SecondStats],
     window: &RunWindow,
-) -> results::FaultRecord {
+) -> results::FaultResult {
     let injected = window.second_of(fault.injected_us);
     let normal_p99 = baseline_p99(timeline, injected);
     let clean = |second: u32| {
@@ -144,7 +144,7 @@ pub fn fault_result(
     let recovered = (first..first.saturating_add(RECOVERY_HORIZON_S))
         .take_while(|&second| judged(second))
         .find(|&second| clean(second));
-    results::FaultRecord {
+    results::FaultResult {
         at_s: fault.at_s,
         action: match &fault.error {
             Some(e) => format!("{} (failed: {e})", fault.action),
@@ -362,8 +362,8 @@ mod tests {
             .collect()
     }
 
-    fn fault(injected_s: f64, ended_s: f64) -> FaultRecord {
-        FaultRecord {
+    fn fault(injected_s: f64, ended_s: f64) -> InjectedFault {
+        InjectedFault {
             at_s: injected_s.floor(),
             action: "pause_worker 0 for 1s".into(),
             injected_us: START + (injected_s * 1e6) as u64,

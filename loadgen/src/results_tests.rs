@@ -14,7 +14,7 @@ use crate::measure::histograms::Recorder;
 use crate::measure::ledger::ReceiptKind;
 use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::results::{
-    Counters, DeliveryTotals, Environment, FaultRecord, Metric, Results, SCHEMA, ThresholdResult,
+    Counters, DeliveryTotals, Environment, FaultResult, Metric, Results, SCHEMA, ThresholdResult,
     Verdict, WorkerStats, merge,
 };
 use crate::scenario::{Metric as ScenarioMetric, Threshold};
@@ -28,7 +28,7 @@ struct Process {
     counters: Counters,
     deliveries: DeliveryTotals,
     workers: Vec<WorkerStats>,
-    faults: Vec<FaultRecord>,
+    faults: Vec<FaultResult>,
 }
 
 impl Process {
@@ -129,7 +129,7 @@ fn whole_and_halves() -> (Results, Results, Results) {
     (a.deliveries, b.deliveries) = (da, db);
     whole.deliveries = da;
     whole.deliveries.add(&db);
-    let fault = FaultRecord {
+    let fault = FaultResult {
         at_s: 10.0,
         action: "kill worker 1".into(),
         recovered_after_ms: Some(1500),

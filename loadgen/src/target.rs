@@ -176,9 +176,10 @@ pub async fn fetch_worker_stats(workers: &[SocketAddr]) -> Vec<StatsSnapshot> {
     stats
 }
 
-/// A fault as it happened, for results.json.
+/// A fault as it was injected: when, and whether the injection worked. Judged from the
+/// timeline into results.json's `FaultResult` (`judging.rs`).
 #[derive(Debug, Clone, Serialize)]
-pub struct FaultRecord {
+pub struct InjectedFault {
     pub at_s: f64,
     pub action: String,
     pub injected_us: u64,
@@ -194,7 +195,7 @@ pub fn inject_faults<'a>(
     target: &'a Target,
     faults: &'a [Fault],
     start_us: u64,
-) -> anyhow::Result<impl Future<Output = Vec<FaultRecord>> + 'a> {
+) -> anyhow::Result<impl Future<Output = Vec<InjectedFault>> + 'a> {
     let stack = match target {
         Target::Local(stack) => Some(stack),
         _ if faults.is_empty() => None,
@@ -220,7 +221,7 @@ pub fn inject_faults<'a>(
                 apply(stack, fault.action).await,
             );
             tracing::info!("fault at {:?}: {action}", fault.at);
-            records.push(FaultRecord {
+            records.push(InjectedFault {
                 at_s: fault.at.as_secs_f64(),
                 action,
                 injected_us,

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const CRATES: [&str; 6] = ["server", "loadgen", "results", "reports", "client", "protocol"];
+const CRATES: [&str; 6] = [
+    "server", "loadgen", "results", "reports", "client", "protocol",
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -24,7 +26,10 @@ fn module_of(src: &Path, file: &Path) -> Vec<String> {
         .iter()
         .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned())
         .collect();
-    if matches!(parts.last().map(String::as_str), Some("mod" | "lib" | "main")) {
+    if matches!(
+        parts.last().map(String::as_str),
+        Some("mod" | "lib" | "main")
+    ) {
         parts.pop();
     }
     parts
@@ -180,13 +185,22 @@ fn calls_go_one_way_inside_every_crate() {
 fn the_reader_of_paths_understands_the_forms_we_write() {
     assert_eq!(path_segments("a::b::{c, d}"), ["a", "b"]);
     assert_eq!(path_segments("a::B;"), ["a", "B"]);
-    assert_eq!(path_segments("measure::ledger::Leave"), ["measure", "ledger", "Leave"]);
+    assert_eq!(
+        path_segments("measure::ledger::Leave"),
+        ["measure", "ledger", "Leave"]
+    );
     let modules: BTreeSet<Vec<String>> = [vec!["a".to_owned()], vec!["a".into(), "b".into()]]
         .into_iter()
         .collect();
     let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert_eq!(resolve(&modules, &path(&["a", "b", "C"])), Some(path(&["a", "b"])));
+    assert_eq!(
+        resolve(&modules, &path(&["a", "b", "C"])),
+        Some(path(&["a", "b"]))
+    );
     assert_eq!(resolve(&modules, &path(&["a", "x"])), Some(path(&["a"])));
     assert_eq!(resolve(&modules, &path(&["z"])), None);
-    assert_eq!(non_test_code("use x; // crate::y\n#[cfg(test)]\nuse crate::z;"), "use x; ");
+    assert_eq!(
+        non_test_code("use x; // crate::y\n#[cfg(test)]\nuse crate::z;"),
+        "use x; "
+    );
 }

@@ -27,7 +27,7 @@ pub use crate::histograms::{EncodedHistograms, Histograms, Metric, Percentiles};
 pub use crate::merge::merge;
 pub use crate::resources::{Component, ResourceSample, Resources, generator_bound, is_generator};
 pub use crate::schema::{
-    Counters, Deliveries, DeliveryTotals, FaultRecord, Latency, Results, SCHEMA, Sends, StepResult,
+    Counters, Deliveries, DeliveryTotals, FaultResult, Latency, Results, SCHEMA, Sends, StepResult,
     TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
 pub use crate::timeline::{SecondStats, merge_timelines};

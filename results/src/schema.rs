@@ -43,7 +43,7 @@ pub struct Results {
     #[serde(default)]
     pub workers: Vec<WorkerStats>,
     #[serde(default)]
-    pub faults: Vec<FaultRecord>,
+    pub faults: Vec<FaultResult>,
     #[serde(default)]
     pub thresholds: Vec<ThresholdResult>,
     #[serde(default)]
@@ -369,9 +369,10 @@ pub struct WorkerStats {
     pub rooms: u64,
 }
 
-/// An injected fault and what it did.
+/// An injected fault as judged: what it did to delivery, and when delivery recovered (as
+/// `StepResult` and `ThresholdResult` are a step's and a rule's judgment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultRecord {
+pub struct FaultResult {
     /// Seconds since the run's start.
     pub at_s: f64,
     /// What was done, e.g. `kill worker 1`.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use roomstorm_results::{
-    Component, Counters, Deliveries, EncodedHistograms, Environment, FaultRecord, Latency,
+    Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult, Latency,
     Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends, StepResult,
     TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
@@ -131,7 +131,7 @@ fn full_results() -> Results {
             connections: 1,
             rooms: 1,
         }],
-        faults: vec![FaultRecord {
+        faults: vec![FaultResult {
             at_s: 1.0,
             action: "kill worker 1".into(),
             recovered_after_ms: Some(100),

@@ -12,7 +12,7 @@ use roomstorm_results::histograms::{Histograms, Metric, new_histogram};
 use roomstorm_results::threshold::{Metric as M, Threshold};
 use roomstorm_results::timeline::{SecondStats, TIMELINE_SIGFIG};
 use roomstorm_results::{
-    DeliveryTotals, Environment, FaultRecord, Results, ThresholdResult, WorkerStats,
+    DeliveryTotals, Environment, FaultResult, Results, ThresholdResult, WorkerStats,
 };
 use scraper::{ElementRef, Html, Selector};
 use serde_json::json;
@@ -220,13 +220,13 @@ pub fn extreme() -> Results {
         })
         .collect();
     r.faults = vec![
-        FaultRecord {
+        FaultResult {
             at_s: 600.0,
             action: "kill worker 3".into(),
             recovered_after_ms: Some(90_000),
             lost_in_window: 800,
         },
-        FaultRecord {
+        FaultResult {
             at_s: 1_800.0,
             action: "restart redis".into(),
             recovered_after_ms: None,
