@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::now_us;
 use crate::context::{Counters, RoomState, RunContext};
-use crate::measure::histograms::Metric;
+use crate::measure::histograms::HistogramKind;
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
 use crate::measure::timeline::{ErrorKind, Timeline};
@@ -133,7 +133,7 @@ pub async fn open_session(
     let connect_time = started.elapsed();
     ctx.counters.connects.fetch_add(1, Relaxed);
     ctx.recorder
-        .record(Metric::Connect, connect_time.as_micros() as u64);
+        .record(HistogramKind::Connect, connect_time.as_micros() as u64);
 
     let joining = Instant::now();
     let join = serde_json::json!({ "username": member.name });
@@ -160,7 +160,7 @@ pub async fn open_session(
     let join_done_us = now_us();
     ctx.counters.joins.fetch_add(1, Relaxed);
     ctx.recorder
-        .record(Metric::Join, join_time.as_micros() as u64);
+        .record(HistogramKind::Join, join_time.as_micros() as u64);
     let room = ctx.rooms[member.room as usize].clone();
     let id = room.ledger.session_joined(member.slot, join_done_us);
     let leaving = Arc::new(Leaving::default());

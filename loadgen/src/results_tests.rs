@@ -14,8 +14,8 @@ use crate::measure::histograms::Recorder;
 use crate::measure::ledger::ReceiptKind;
 use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::results::{
-    Counters, DeliveryTotals, Environment, FaultResult, Metric, Results, SCHEMA, ThresholdResult,
-    Verdict, WorkerStats, merge,
+    Counters, DeliveryTotals, Environment, FaultResult, HistogramKind, Results, SCHEMA,
+    ThresholdResult, Verdict, WorkerStats, merge,
 };
 use crate::scenario::{Metric as ScenarioMetric, Threshold};
 
@@ -69,7 +69,7 @@ fn event(rng: &mut SmallRng, targets: [&mut Process; 2]) {
     let at = rng.random_range(0..30 * S);
     let value = rng.random_range(0..2_000_000u64);
     let kind = rng.random_range(0..6);
-    let metric = Metric::ALL[rng.random_range(0..Metric::ALL.len())];
+    let metric = HistogramKind::ALL[rng.random_range(0..HistogramKind::ALL.len())];
     let worker = rng.random_range(0..3);
     for p in targets {
         match kind {
@@ -80,7 +80,7 @@ fn event(rng: &mut SmallRng, targets: [&mut Process; 2]) {
             1 => {
                 p.timeline
                     .receipt(at, at.saturating_sub(value), ReceiptKind::First);
-                p.recorder.record(Metric::Fanout, value);
+                p.recorder.record(HistogramKind::Fanout, value);
                 p.counters.received_messages_total += 1;
             }
             2 => p.timeline.receipt(at, 0, ReceiptKind::Duplicate),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use loadgen::results::Results;
-use loadgen::results::histograms::{Histograms, Metric};
+use loadgen::results::histograms::{HistogramKind, Histograms};
 
 mod common;
 use common::{explain, repo, scratch};
@@ -34,9 +34,9 @@ fn slower(dir: &Path, factor: f64) -> PathBuf {
     let base = Results::read(&fixture("smoke")).expect("fixture");
     let h = base.decode_histograms().expect("decodes");
     let mut scaled = Histograms::new();
-    for metric in Metric::ALL {
+    for metric in HistogramKind::ALL {
         let f = match metric {
-            Metric::Fanout | Metric::Completion => factor,
+            HistogramKind::Fanout | HistogramKind::Completion => factor,
             _ => 1.0,
         };
         for v in h.histogram(metric).iter_recorded() {

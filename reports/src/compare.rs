@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use roomstorm_results::histograms::Metric;
+use roomstorm_results::histograms::HistogramKind;
 use roomstorm_results::{Percentiles, Results, Verdict};
 
 use crate::charts::{self, Chart, HistSeries, Line};
@@ -366,17 +366,17 @@ fn charts(base: &Results, new: &Results, db: &Decoded, dn: &Decoded) -> anyhow::
                 size,
                 t1,
                 &[
-                    curve(db, Metric::Fanout, "base fan-out", BASE, false),
-                    curve(dn, Metric::Fanout, "new fan-out", NEW, false),
-                    curve(db, Metric::Completion, "base completion", BASE, true),
-                    curve(dn, Metric::Completion, "new completion", NEW, true),
+                    curve(db, HistogramKind::Fanout, "base fan-out", BASE, false),
+                    curve(dn, HistogramKind::Fanout, "new fan-out", NEW, false),
+                    curve(db, HistogramKind::Completion, "base completion", BASE, true),
+                    curve(dn, HistogramKind::Completion, "new completion", NEW, true),
                 ],
             )
         })?,
     };
     let t2 = "Fan-out latency histogram";
     let bins = |d: &Decoded| {
-        d.hist(Metric::Fanout)
+        d.hist(HistogramKind::Fanout)
             .map(data::log_bins)
             .unwrap_or_default()
     };
@@ -459,10 +459,10 @@ fn charts(base: &Results, new: &Results, db: &Decoded, dn: &Decoded) -> anyhow::
                 size,
                 t4,
                 &[
-                    curve(db, Metric::Connect, "base connect", BASE, false),
-                    curve(dn, Metric::Connect, "new connect", NEW, false),
-                    curve(db, Metric::Join, "base join", BASE, true),
-                    curve(dn, Metric::Join, "new join", NEW, true),
+                    curve(db, HistogramKind::Connect, "base connect", BASE, false),
+                    curve(dn, HistogramKind::Connect, "new connect", NEW, false),
+                    curve(db, HistogramKind::Join, "base join", BASE, true),
+                    curve(dn, HistogramKind::Join, "new join", NEW, true),
                 ],
             )
         })?,

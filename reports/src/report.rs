@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use roomstorm_results::histograms::{Histograms, Metric};
+use roomstorm_results::histograms::{HistogramKind, Histograms};
 use roomstorm_results::{Percentiles, Results, TargetKind, Verdict};
 
 use crate::charts::{self, Chart, FaultMark, HistSeries, Line, WorkerShare};
@@ -46,14 +46,14 @@ impl Decoded {
         }
     }
 
-    pub fn hist(&self, metric: Metric) -> Option<&Histogram<u64>> {
+    pub fn hist(&self, metric: HistogramKind) -> Option<&Histogram<u64>> {
         self.histograms.as_ref().map(|h| h.histogram(metric))
     }
 
     /// The percentile curve of `metric` as a chart line labelled with its sample count.
     pub fn percentile_line(
         &self,
-        metric: Metric,
+        metric: HistogramKind,
         label: &str,
         color: plotters::style::RGBColor,
         dashed: bool,
@@ -462,7 +462,7 @@ fn thresholds(r: &Results) -> String {
 fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
     let f = &r.latency.fanout;
     let fanout_bins = d
-        .hist(Metric::Fanout)
+        .hist(HistogramKind::Fanout)
         .map(data::log_bins)
         .unwrap_or_default();
     let markers = percentile_markers(f, true);
@@ -507,9 +507,9 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
                 size,
                 title2,
                 &[
-                    curve(Metric::Fanout, "fan-out", charts::BLUE, false),
-                    curve(Metric::Connect, "connect", charts::ORANGE, false),
-                    curve(Metric::Join, "join", charts::GREEN, false),
+                    curve(HistogramKind::Fanout, "fan-out", charts::BLUE, false),
+                    curve(HistogramKind::Connect, "connect", charts::ORANGE, false),
+                    curve(HistogramKind::Join, "join", charts::GREEN, false),
                 ],
             )
         })?,
@@ -517,7 +517,7 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
 
     let title3 = "Fan-out completion time";
     let completion = d
-        .hist(Metric::Completion)
+        .hist(HistogramKind::Completion)
         .map(data::log_bins)
         .unwrap_or_default();
     let cp = &r.latency.completion;
@@ -549,7 +549,7 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
 
     let title4 = "Fan-out size";
     let sizes = d
-        .hist(Metric::FanoutSize)
+        .hist(HistogramKind::FanoutSize)
         .map(|h| data::linear_bins(h, 60))
         .unwrap_or_default();
     let c4 = Chart {

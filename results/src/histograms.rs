@@ -7,7 +7,7 @@
 //! is what a reader of results needs (merges, reports); recording them per thread on the hot
 //! path is the load generator's business (`loadgen::measure::histograms::Recorder`).
 //!
-//! Units: microseconds for every metric except [`Metric::FanoutSize`], a count of members.
+//! Units: microseconds for every metric except [`HistogramKind::FanoutSize`], a count of members.
 //! Range: 0 ..= 1 hour in µs at 3 significant digits. Larger values are recorded as the
 //! maximum and counted as clamped, so a percentile never silently drops a stall.
 
@@ -30,7 +30,7 @@ pub const SIGFIG: u8 = 3;
 /// What a histogram measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Metric {
+pub enum HistogramKind {
     /// From the connect attempt to the Socket.IO CONNECT ack, µs.
     Connect,
     /// From emitting `join` to seeing one's own join broadcast, µs.
@@ -43,24 +43,24 @@ pub enum Metric {
     FanoutSize,
 }
 
-impl Metric {
+impl HistogramKind {
     /// Every metric, in declaration order (the order of per-metric arrays).
-    pub const ALL: [Metric; 5] = [
-        Metric::Connect,
-        Metric::Join,
-        Metric::Fanout,
-        Metric::Completion,
-        Metric::FanoutSize,
+    pub const ALL: [HistogramKind; 5] = [
+        HistogramKind::Connect,
+        HistogramKind::Join,
+        HistogramKind::Fanout,
+        HistogramKind::Completion,
+        HistogramKind::FanoutSize,
     ];
 
     /// The name used in results.json and threshold rules.
     pub const fn name(self) -> &'static str {
         match self {
-            Metric::Connect => "connect",
-            Metric::Join => "join",
-            Metric::Fanout => "fanout",
-            Metric::Completion => "completion",
-            Metric::FanoutSize => "fanout_size",
+            HistogramKind::Connect => "connect",
+            HistogramKind::Join => "join",
+            HistogramKind::Fanout => "fanout",
+            HistogramKind::Completion => "completion",
+            HistogramKind::FanoutSize => "fanout_size",
         }
     }
 
@@ -69,7 +69,7 @@ impl Metric {
     }
 }
 
-/// Summary of one histogram. Times in µs (for [`Metric::FanoutSize`]: member counts).
+/// Summary of one histogram. Times in µs (for [`HistogramKind::FanoutSize`]: member counts).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Percentiles {
     pub count: u64,
@@ -155,11 +155,11 @@ pub fn decode_histogram(text: &str, sigfig: u8) -> anyhow::Result<Histogram<u64>
     Ok(hist)
 }
 
-/// One set of histograms: one per [`Metric`], plus how many values each had to clamp.
+/// One set of histograms: one per [`HistogramKind`], plus how many values each had to clamp.
 #[derive(Debug, Clone)]
 pub struct Histograms {
-    hists: [Histogram<u64>; Metric::ALL.len()],
-    clamped: [u64; Metric::ALL.len()],
+    hists: [Histogram<u64>; HistogramKind::ALL.len()],
+    clamped: [u64; HistogramKind::ALL.len()],
 }
 
 impl Default for Histograms {
@@ -188,23 +188,23 @@ pub struct EncodedHistograms {
 }
 
 impl EncodedHistograms {
-    fn field(&self, metric: Metric) -> &str {
+    fn field(&self, metric: HistogramKind) -> &str {
         match metric {
-            Metric::Connect => &self.connect,
-            Metric::Join => &self.join,
-            Metric::Fanout => &self.fanout,
-            Metric::Completion => &self.completion,
-            Metric::FanoutSize => &self.fanout_size,
+            HistogramKind::Connect => &self.connect,
+            HistogramKind::Join => &self.join,
+            HistogramKind::Fanout => &self.fanout,
+            HistogramKind::Completion => &self.completion,
+            HistogramKind::FanoutSize => &self.fanout_size,
         }
     }
 
-    fn field_mut(&mut self, metric: Metric) -> &mut String {
+    fn field_mut(&mut self, metric: HistogramKind) -> &mut String {
         match metric {
-            Metric::Connect => &mut self.connect,
-            Metric::Join => &mut self.join,
-            Metric::Fanout => &mut self.fanout,
-            Metric::Completion => &mut self.completion,
-            Metric::FanoutSize => &mut self.fanout_size,
+            HistogramKind::Connect => &mut self.connect,
+            HistogramKind::Join => &mut self.join,
+            HistogramKind::Fanout => &mut self.fanout,
+            HistogramKind::Completion => &mut self.completion,
+            HistogramKind::FanoutSize => &mut self.fanout_size,
         }
     }
 }
@@ -213,37 +213,37 @@ impl Histograms {
     pub fn new() -> Self {
         Histograms {
             hists: std::array::from_fn(|_| new_histogram(SIGFIG)),
-            clamped: [0; Metric::ALL.len()],
+            clamped: [0; HistogramKind::ALL.len()],
         }
     }
 
-    /// Records one value (µs, or a count for [`Metric::FanoutSize`]).
-    pub fn record(&mut self, metric: Metric, value: u64) {
+    /// Records one value (µs, or a count for [`HistogramKind::FanoutSize`]).
+    pub fn record(&mut self, metric: HistogramKind, value: u64) {
         let i = metric.index();
         if record_clamped(&mut self.hists[i], value) {
             self.clamped[i] += 1;
         }
     }
 
-    pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
+    pub fn histogram(&self, metric: HistogramKind) -> &Histogram<u64> {
         &self.hists[metric.index()]
     }
 
     /// How many values of `metric` were above [`MAX_VALUE`].
-    pub fn clamped(&self, metric: Metric) -> u64 {
+    pub fn clamped(&self, metric: HistogramKind) -> u64 {
         self.clamped[metric.index()]
     }
 
     /// Adds every metric of `other` into this one (exact: counts add up bucket by bucket).
     pub fn add(&mut self, other: &Histograms) {
-        for metric in Metric::ALL {
+        for metric in HistogramKind::ALL {
             let i = metric.index();
             add_histogram(&mut self.hists[i], &other.hists[i]);
             self.clamped[i] += other.clamped[i];
         }
     }
 
-    pub fn summary(&self, metric: Metric) -> Percentiles {
+    pub fn summary(&self, metric: HistogramKind) -> Percentiles {
         Percentiles {
             clamped: self.clamped(metric),
             ..percentiles(self.histogram(metric))
@@ -253,7 +253,7 @@ impl Histograms {
     /// Every metric as base64 HdrHistogram V2 (deflate).
     pub fn serialize(&self) -> anyhow::Result<EncodedHistograms> {
         let mut encoded = EncodedHistograms::default();
-        for metric in Metric::ALL {
+        for metric in HistogramKind::ALL {
             *encoded.field_mut(metric) = encode_histogram(self.histogram(metric))
                 .with_context(|| format!("histogram {}", metric.name()))?;
             if self.clamped(metric) > 0 {
@@ -267,12 +267,12 @@ impl Histograms {
 
     pub fn deserialize(encoded: &EncodedHistograms) -> anyhow::Result<Self> {
         let mut out = Histograms::new();
-        for metric in Metric::ALL {
+        for metric in HistogramKind::ALL {
             out.hists[metric.index()] = decode_histogram(encoded.field(metric), SIGFIG)
                 .with_context(|| format!("histogram {}", metric.name()))?;
         }
         for (name, count) in &encoded.clamped {
-            let Some(metric) = Metric::ALL.into_iter().find(|m| m.name() == name) else {
+            let Some(metric) = HistogramKind::ALL.into_iter().find(|m| m.name() == name) else {
                 bail!("clamped count for unknown metric {name:?}");
             };
             out.clamped[metric.index()] = *count;
@@ -288,19 +288,22 @@ mod tests {
     #[test]
     fn values_above_an_hour_are_clamped_and_counted() {
         let mut h = Histograms::new();
-        h.record(Metric::Fanout, MAX_VALUE * 5);
-        h.record(Metric::Fanout, 10);
-        let s = h.summary(Metric::Fanout);
+        h.record(HistogramKind::Fanout, MAX_VALUE * 5);
+        h.record(HistogramKind::Fanout, 10);
+        let s = h.summary(HistogramKind::Fanout);
         assert_eq!((s.count, s.clamped), (2, 1));
-        assert!(h.histogram(Metric::Fanout).equivalent(s.max_us, MAX_VALUE));
+        assert!(
+            h.histogram(HistogramKind::Fanout)
+                .equivalent(s.max_us, MAX_VALUE)
+        );
     }
 
     #[test]
     fn zero_is_a_valid_value() {
         let mut h = Histograms::new();
-        h.record(Metric::Completion, 0);
-        assert_eq!(h.summary(Metric::Completion).count, 1);
-        assert_eq!(h.summary(Metric::Completion).max_us, 0);
+        h.record(HistogramKind::Completion, 0);
+        assert_eq!(h.summary(HistogramKind::Completion).count, 1);
+        assert_eq!(h.summary(HistogramKind::Completion).max_us, 0);
     }
 
     #[test]
@@ -308,10 +311,10 @@ mod tests {
         let mut a = Histograms::new();
         let mut b = Histograms::new();
         for v in 0..5000u64 {
-            a.record(Metric::Fanout, v * 37);
-            b.record(Metric::Connect, v * v);
+            a.record(HistogramKind::Fanout, v * 37);
+            b.record(HistogramKind::Connect, v * v);
         }
-        b.record(Metric::Join, u64::MAX);
+        b.record(HistogramKind::Join, u64::MAX);
         let a2 = Histograms::deserialize(&a.serialize().expect("encodes")).expect("decodes");
         let b2 = Histograms::deserialize(&b.serialize().expect("encodes")).expect("decodes");
         assert_eq!(a2, a);
@@ -320,7 +323,7 @@ mod tests {
         let mut sum = a2;
         sum.add(&b2);
         assert_eq!(sum, a);
-        assert_eq!(sum.clamped(Metric::Join), 1);
+        assert_eq!(sum.clamped(HistogramKind::Join), 1);
     }
 
     #[test]

@@ -23,7 +23,7 @@ mod schema;
 mod timestamp;
 
 pub use crate::environment::Environment;
-pub use crate::histograms::{EncodedHistograms, Histograms, Metric, Percentiles};
+pub use crate::histograms::{EncodedHistograms, HistogramKind, Histograms, Percentiles};
 pub use crate::merge::merge;
 pub use crate::resources::{Component, ResourceSample, Resources, generator_bound, is_generator};
 pub use crate::schema::{

@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use serde::{Deserialize, Serialize};
 
 use crate::environment::Environment;
-use crate::histograms::{EncodedHistograms, Histograms, Metric, Percentiles};
+use crate::histograms::{EncodedHistograms, HistogramKind, Histograms, Percentiles};
 use crate::resources::Resources;
 use crate::threshold;
 use crate::timeline::SecondStats;
@@ -346,11 +346,11 @@ pub struct Latency {
 impl Latency {
     fn of(h: &Histograms) -> Latency {
         Latency {
-            fanout: h.summary(Metric::Fanout),
-            connect: h.summary(Metric::Connect),
-            join: h.summary(Metric::Join),
-            completion: h.summary(Metric::Completion),
-            fanout_size: h.summary(Metric::FanoutSize),
+            fanout: h.summary(HistogramKind::Fanout),
+            connect: h.summary(HistogramKind::Connect),
+            join: h.summary(HistogramKind::Join),
+            completion: h.summary(HistogramKind::Completion),
+            fanout_size: h.summary(HistogramKind::FanoutSize),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! schema and live in `roomstorm_results::histograms`, re-exported here.
 
 pub use roomstorm_results::histograms::{
-    EncodedHistograms, Histograms, MAX_VALUE, Metric, Percentiles, SIGFIG, add_histogram,
+    EncodedHistograms, HistogramKind, Histograms, MAX_VALUE, Percentiles, SIGFIG, add_histogram,
     decode_histogram, encode_histogram, new_histogram, percentiles, record_clamped,
 };
 
@@ -36,7 +36,7 @@ impl Recorder {
 
     /// Records into the calling thread's histograms: no allocation after the thread's first
     /// record, no lock shared with other recording threads.
-    pub fn record(&self, metric: Metric, value: u64) {
+    pub fn record(&self, metric: HistogramKind, value: u64) {
         self.threads.with(|h| h.record(metric, value));
     }
 
@@ -62,9 +62,9 @@ mod tests {
                 let recorder = Arc::clone(&recorder);
                 std::thread::spawn(move || {
                     for v in 1..=1000 {
-                        recorder.record(Metric::Fanout, v * 1000 + t);
+                        recorder.record(HistogramKind::Fanout, v * 1000 + t);
                     }
-                    recorder.record(Metric::FanoutSize, 10 + t);
+                    recorder.record(HistogramKind::FanoutSize, 10 + t);
                 })
             })
             .collect();
@@ -72,20 +72,23 @@ mod tests {
             h.join().expect("thread");
         }
         let merged = recorder.merged();
-        let fanout = merged.summary(Metric::Fanout);
+        let fanout = merged.summary(HistogramKind::Fanout);
         assert_eq!(fanout.count, 4000);
         assert_eq!(fanout.min_us, 1000);
         assert!(
             merged
-                .histogram(Metric::Fanout)
+                .histogram(HistogramKind::Fanout)
                 .equivalent(fanout.max_us, 1_000_003)
         );
         assert!(
             merged
-                .histogram(Metric::Fanout)
+                .histogram(HistogramKind::Fanout)
                 .equivalent(fanout.p50_us, 500_000)
         );
-        assert_eq!(merged.summary(Metric::FanoutSize).count, 4);
-        assert_eq!(merged.summary(Metric::Connect), Percentiles::default());
+        assert_eq!(merged.summary(HistogramKind::FanoutSize).count, 4);
+        assert_eq!(
+            merged.summary(HistogramKind::Connect),
+            Percentiles::default()
+        );
     }
 }

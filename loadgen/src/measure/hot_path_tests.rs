@@ -91,7 +91,7 @@ fn receiving_a_message_allocates_nothing_once_warm() {
     assert_eq!(
         recorder
             .merged()
-            .histogram(super::histograms::Metric::Fanout)
+            .histogram(super::histograms::HistogramKind::Fanout)
             .len(),
         5000
     );

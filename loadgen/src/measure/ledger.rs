@@ -42,7 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::histograms::{Metric, Recorder};
+use super::histograms::{HistogramKind, Recorder};
 use super::per_thread::lock;
 
 /// `intended_us` of a slot whose message was never sent.
@@ -410,7 +410,7 @@ impl SessionLedger {
         }
         if kind.is_first() {
             let latency_us = now_us.saturating_sub(intended_us);
-            room.recorder.record(Metric::Fanout, latency_us);
+            room.recorder.record(HistogramKind::Fanout, latency_us);
             room.on_first_receipt(sender_slot, seq, latency_us);
             if latency_us > room.deadline_us && room.slot(sender_slot, seq).is_some() {
                 add_seq(self.late.entry(sender_slot).or_default(), seq);
@@ -682,8 +682,8 @@ impl PerMessage {
 /// received nothing; a ledger whose id is unknown to the room, or repeats another's, has all
 /// its receipts counted as extra. `end_us` is the end of the run's drain: sessions still there
 /// then, whatever happened after, are owed every message. Records, per tracked message,
-/// [`Metric::FanoutSize`] (stays owed) and, when every owed stay received it (on time or
-/// late), [`Metric::Completion`] (its slowest first receipt).
+/// [`HistogramKind::FanoutSize`] (stays owed) and, when every owed stay received it (on time or
+/// late), [`HistogramKind::Completion`] (its slowest first receipt).
 #[cfg(test)]
 pub fn finalize(
     room: &RoomLedger,
@@ -1006,7 +1006,7 @@ fn settle_messages(
         got += per_message.got[i];
         on_time += per_message.on_time[i];
         totals.messages += 1;
-        room.recorder.record(Metric::FanoutSize, owed as u64);
+        room.recorder.record(HistogramKind::FanoutSize, owed as u64);
         if let Some(losses) = losses.as_deref_mut() {
             // on_time <= got <= owed: receipts count only inside the stay's owed runs.
             losses.add(
@@ -1021,7 +1021,7 @@ fn settle_messages(
             && let Some(slot) = room.slot(sender_slot, seq)
         {
             let completion = u64::from(slot.max_latency_us.load(Ordering::Relaxed));
-            room.recorder.record(Metric::Completion, completion);
+            room.recorder.record(HistogramKind::Completion, completion);
         }
     }
 }

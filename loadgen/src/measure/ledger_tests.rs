@@ -123,12 +123,12 @@ fn in_order_delivery_to_everyone() {
     );
     assert_eq!(t.delivery_ratio(), 1.0);
     let merged = h.merged();
-    assert_eq!(merged.summary(Metric::Fanout).count, 45);
-    assert_eq!(merged.summary(Metric::Fanout).min_us, 100);
-    assert_eq!(merged.summary(Metric::Fanout).max_us, 102);
-    assert_eq!(merged.summary(Metric::Completion).count, 15);
-    assert_eq!(merged.summary(Metric::Completion).min_us, 102);
-    let size = merged.summary(Metric::FanoutSize);
+    assert_eq!(merged.summary(HistogramKind::Fanout).count, 45);
+    assert_eq!(merged.summary(HistogramKind::Fanout).min_us, 100);
+    assert_eq!(merged.summary(HistogramKind::Fanout).max_us, 102);
+    assert_eq!(merged.summary(HistogramKind::Completion).count, 15);
+    assert_eq!(merged.summary(HistogramKind::Completion).min_us, 102);
+    let size = merged.summary(HistogramKind::FanoutSize);
     assert_eq!((size.count, size.min_us, size.max_us), (15, 3, 3));
     assert_eq!(h.room.receipts(1, 4), 3);
 }
@@ -140,7 +140,7 @@ fn a_lost_message_is_lost_and_its_message_incomplete() {
     let t = h.finalize(END);
     assert_eq!((t.expected, t.delivered, t.lost), (45, 44, 1));
     assert_eq!((t.messages, t.incomplete), (15, 1));
-    assert_eq!(h.merged().summary(Metric::Completion).count, 14);
+    assert_eq!(h.merged().summary(HistogramKind::Completion).count, 14);
     assert_eq!(h.room.receipts(0, 3), 2);
 }
 
@@ -154,7 +154,7 @@ fn a_duplicate_is_counted_once_and_has_no_latency() {
         (t.delivered, t.duplicated, t.reordered, t.extra),
         (45, 1, 0, 0)
     );
-    assert_eq!(h.merged().summary(Metric::Fanout).count, 45);
+    assert_eq!(h.merged().summary(HistogramKind::Fanout).count, 45);
     assert_eq!(h.room.receipts(2, 2), 3);
 }
 
@@ -172,7 +172,7 @@ fn a_reorder_is_delivered_and_counted() {
     let t = h.finalize(END);
     assert_eq!((t.expected, t.delivered, t.lost), (3, 3, 0));
     assert_eq!((t.reordered, t.duplicated), (1, 1));
-    assert_eq!(h.merged().summary(Metric::Fanout).count, 3);
+    assert_eq!(h.merged().summary(HistogramKind::Fanout).count, 3);
 }
 
 #[test]
@@ -184,8 +184,8 @@ fn a_late_joiner_is_not_owed_earlier_messages_and_their_receipt_is_extra() {
     // Messages 2..5 of each sender (9) are owed to the late session; seqs 0 and 1 (6) are not.
     assert_eq!(t.expected, 45 + 9);
     assert_eq!((t.delivered, t.extra, t.lost), (54, 6, 0));
-    assert_eq!(h.merged().summary(Metric::FanoutSize).max_us, 4);
-    assert_eq!(h.merged().summary(Metric::FanoutSize).min_us, 3);
+    assert_eq!(h.merged().summary(HistogramKind::FanoutSize).max_us, 4);
+    assert_eq!(h.merged().summary(HistogramKind::FanoutSize).min_us, 3);
     let _ = late;
 }
 
@@ -219,7 +219,7 @@ fn lost_between_counts_only_messages_meant_for_that_window() {
     assert_eq!(lost(2000, 2000), 1);
     assert_eq!(lost(5000, 1000), 0);
     // It records nothing: the histograms only hold the receipts' latencies.
-    assert_eq!(h.merged().summary(Metric::FanoutSize).count, 0);
+    assert_eq!(h.merged().summary(HistogramKind::FanoutSize).count, 0);
     assert_eq!(h.finalize(END).lost, 2);
 }
 
@@ -258,7 +258,7 @@ fn a_session_still_there_at_the_end_is_owed_every_message() {
     // Leaving after the end of the drain (the run's ramp-down) is the end, not a leave.
     h.leave(s, END + 5);
     assert_eq!(h.finalize(END).expected, 2);
-    let size = h.merged().summary(Metric::FanoutSize);
+    let size = h.merged().summary(HistogramKind::FanoutSize);
     assert_eq!((size.min_us, size.max_us), (1, 1));
 }
 
@@ -276,10 +276,10 @@ fn a_receipt_after_the_deadline_is_late_and_lost_not_delivered() {
     assert_eq!((t.delivered, t.late, t.never, t.lost), (1, 2, 1, 3));
     assert_eq!(t.incomplete, 1, "seq 1 never reached b");
     // Late receipts keep their latency: the fan-out histogram holds all three.
-    let fanout = h.merged().summary(Metric::Fanout);
+    let fanout = h.merged().summary(HistogramKind::Fanout);
     assert_eq!(fanout.count, 3);
     assert!(fanout.max_us >= 30 * DEADLINE, "{}", fanout.max_us);
-    let completion = h.merged().summary(Metric::Completion);
+    let completion = h.merged().summary(HistogramKind::Completion);
     assert_eq!((completion.count, completion.max_us), (1, DEADLINE + 1));
 }
 
@@ -355,7 +355,7 @@ fn beyond_capacity_is_untracked() {
     );
     assert_eq!((t.duplicated, t.extra), (1, 0));
     // Untracked messages still have a measured latency.
-    assert_eq!(h.merged().summary(Metric::Fanout).count, 6);
+    assert_eq!(h.merged().summary(HistogramKind::Fanout).count, 6);
 }
 
 #[test]
@@ -852,9 +852,9 @@ fn randomized_runs_match_the_naive_model() {
         windows_with_losses += u64::from(lost_in_window > 0);
         seen.add(&totals);
         for (metric, values) in [
-            (Metric::Fanout, &want.fanout),
-            (Metric::FanoutSize, &want.fanout_size),
-            (Metric::Completion, &want.completion),
+            (HistogramKind::Fanout, &want.fanout),
+            (HistogramKind::FanoutSize, &want.fanout_size),
+            (HistogramKind::Completion, &want.completion),
         ] {
             assert_eq!(
                 hists.histogram(metric),

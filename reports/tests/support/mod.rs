@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use roomstorm_results::histograms::{Histograms, Metric, new_histogram};
+use roomstorm_results::histograms::{HistogramKind, Histograms, new_histogram};
 use roomstorm_results::threshold::{Metric as M, Threshold};
 use roomstorm_results::timeline::{SecondStats, TIMELINE_SIGFIG};
 use roomstorm_results::{
@@ -59,11 +59,11 @@ pub fn single_sample() -> Results {
         "target": {"local": {"workers": 1, "nginx_workers": 1}}});
     let mut r = Results::new(scenario, env(), start(), Duration::from_secs(3));
     let mut h = Histograms::new();
-    h.record(Metric::Fanout, 1_234);
-    h.record(Metric::Connect, 2_000);
-    h.record(Metric::Join, 900);
-    h.record(Metric::Completion, 1_234);
-    h.record(Metric::FanoutSize, 1);
+    h.record(HistogramKind::Fanout, 1_234);
+    h.record(HistogramKind::Connect, 2_000);
+    h.record(HistogramKind::Join, 900);
+    h.record(HistogramKind::Completion, 1_234);
+    h.record(HistogramKind::FanoutSize, 1);
     r.set_histograms(&h).expect("encodes");
     r.set_deliveries(&DeliveryTotals {
         expected: 1,
@@ -171,10 +171,10 @@ pub fn extreme() -> Results {
             },
         ];
         for &v in &lat {
-            h.record(Metric::Fanout, v);
+            h.record(HistogramKind::Fanout, v);
         }
-        h.record(Metric::Completion, lat[2]);
-        h.record(Metric::FanoutSize, 3 + u64::from(t % 5_000));
+        h.record(HistogramKind::Completion, lat[2]);
+        h.record(HistogramKind::FanoutSize, 3 + u64::from(t % 5_000));
         let errors: Vec<(&str, u64)> = if t % 7 == 0 {
             vec![(kinds[(t / 7) as usize % kinds.len()], u64::from(t % 13 + 1))]
         } else {
@@ -183,8 +183,8 @@ pub fn extreme() -> Results {
         timeline.push(second(t, 10_000 + u64::from(t), 3, &lat, &errors));
     }
     for i in 0..400u64 {
-        h.record(Metric::Connect, 500 + i * 50_000_000);
-        h.record(Metric::Join, 100 + i * 10_000_000);
+        h.record(HistogramKind::Connect, 500 + i * 50_000_000);
+        h.record(HistogramKind::Join, 100 + i * 10_000_000);
     }
     r.set_histograms(&h).expect("encodes");
     r.set_deliveries(&DeliveryTotals {
@@ -245,14 +245,18 @@ pub fn extreme() -> Results {
 pub fn slower(results: &Results, factor: f64) -> Results {
     let h = results.decode_histograms().expect("decodes");
     let mut scaled = Histograms::new();
-    for metric in [Metric::Connect, Metric::Join, Metric::FanoutSize] {
+    for metric in [
+        HistogramKind::Connect,
+        HistogramKind::Join,
+        HistogramKind::FanoutSize,
+    ] {
         for v in h.histogram(metric).iter_recorded() {
             for _ in 0..v.count_at_value() {
                 scaled.record(metric, v.value_iterated_to());
             }
         }
     }
-    for metric in [Metric::Fanout, Metric::Completion] {
+    for metric in [HistogramKind::Fanout, HistogramKind::Completion] {
         for v in h.histogram(metric).iter_recorded() {
             let value = (v.value_iterated_to() as f64 * factor) as u64;
             for _ in 0..v.count_at_value() {
