@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use loadgen::context::Counters;
+use loadgen::context::LiveCounters;
 use loadgen::measure::histograms::Recorder;
 use loadgen::measure::ledger::{RoomLedger, SessionLedger};
 use loadgen::measure::probe::encode_probe;
@@ -81,7 +81,7 @@ async fn receive(n: u32, pace_us: u64) -> Result<(), Box<dyn std::error::Error>>
     let url = format!("http://127.0.0.1:{}", port.trim());
     let (_tx, mut rx) = roomstorm_client::connect(&ClientConfig::new(url)).await?;
 
-    let counters = Counters::default();
+    let counters = LiveCounters::default();
     let timeline = Timeline::new(START_US, 3600);
     let room = RoomLedger::new(
         SENDERS,

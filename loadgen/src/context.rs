@@ -11,9 +11,10 @@ use crate::measure::timeline::Timeline;
 use crate::pace::{Planned, planned};
 use crate::scenario::{Plan, Scenario};
 
-/// Process-wide event counters (relaxed atomics: bumped on hot paths, read by the printer).
+/// Process-wide event counters while the run lasts (relaxed atomics: bumped on hot paths, read
+/// by the progress line); written into results.json as `results::Counters`.
 #[derive(Default)]
-pub struct Counters {
+pub struct LiveCounters {
     pub connects: AtomicU64,
     pub connect_errors: AtomicU64,
     pub joins: AtomicU64,
@@ -59,7 +60,7 @@ pub struct RunContext {
     pub plan: Plan,
     pub target_url: String,
     pub rooms: Vec<Arc<RoomState>>,
-    pub counters: Counters,
+    pub counters: LiveCounters,
     /// The run's latency and fan-out-size histograms (connect, join, fan-out...).
     pub recorder: Arc<Recorder>,
     pub timeline: Timeline,
@@ -115,7 +116,7 @@ impl RunContext {
             timeline: Timeline::new(start_us, seconds),
             rooms,
             target_url,
-            counters: Counters::default(),
+            counters: LiveCounters::default(),
             recorder,
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),

@@ -15,7 +15,7 @@ use roomstorm_client::{ClientConfig, ConnectError, RawIncoming, Receiver, Sender
 use tokio::task::JoinHandle;
 
 use crate::clock::now_us;
-use crate::context::{Counters, RoomState, RunContext};
+use crate::context::{LiveCounters, RoomState, RunContext};
 use crate::measure::histograms::HistogramKind;
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
@@ -252,7 +252,7 @@ async fn receive(
 /// slot, the histograms and the timeline. Public so the `receive_path` example measures
 /// exactly this code.
 pub fn on_event(
-    counters: &Counters,
+    counters: &LiveCounters,
     timeline: &Timeline,
     room: &RoomLedger,
     ledger: &mut SessionLedger,

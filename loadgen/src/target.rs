@@ -15,8 +15,8 @@ use crate::clock::now_us;
 use crate::results::TargetKind;
 use crate::scenario::{Fault, FaultAction, LocalStack};
 
-/// A running target; `Local` and `Embedded` are ours, stopped in [`Target::shutdown`].
-pub enum Target {
+/// A running target; `Local` and `Embedded` are ours, stopped in [`RunningTarget::shutdown`].
+pub enum RunningTarget {
     Url(String),
     Local(Box<Mutex<Stack>>),
     /// One in-process worker (`--bus local`): the fallback without redis-server and nginx.
@@ -85,9 +85,9 @@ fn describe_action(action: FaultAction) -> String {
     }
 }
 
-impl Target {
+impl RunningTarget {
     /// Starts the local stack, its logs in `run_dir/stack`.
-    pub async fn start_local(local: &LocalStack, run_dir: &Path) -> anyhow::Result<Target> {
+    pub async fn start_local(local: &LocalStack, run_dir: &Path) -> anyhow::Result<RunningTarget> {
         let config = StackConfig {
             workers: local.workers as usize,
             listen: "127.0.0.1:0".parse()?,
@@ -101,11 +101,11 @@ impl Target {
         let stack = Stack::start(config)
             .await
             .context("cannot start the local stack")?;
-        Ok(Target::Local(Box::new(Mutex::new(stack))))
+        Ok(RunningTarget::Local(Box::new(Mutex::new(stack))))
     }
 
     /// Starts one worker inside this process, on a free loopback port, without Redis.
-    pub async fn start_embedded() -> anyhow::Result<Target> {
+    pub async fn start_embedded() -> anyhow::Result<RunningTarget> {
         let config = chat_server::config::WorkerConfig {
             listen: "127.0.0.1:0".parse()?,
             bus: chat_server::config::BusKind::Local,
@@ -117,30 +117,30 @@ impl Target {
         let serving = tokio::spawn(worker.serve(async move {
             let _ = stopped.await;
         }));
-        Ok(Target::Embedded { url, stop, serving })
+        Ok(RunningTarget::Embedded { url, stop, serving })
     }
 
     /// What kind of target this is, for results.json.
     pub fn kind(&self) -> TargetKind {
         match self {
-            Target::Url(_) => TargetKind::Url,
-            Target::Local(_) => TargetKind::LocalStack,
-            Target::Embedded { .. } => TargetKind::Embedded,
+            RunningTarget::Url(_) => TargetKind::Url,
+            RunningTarget::Local(_) => TargetKind::LocalStack,
+            RunningTarget::Embedded { .. } => TargetKind::Embedded,
         }
     }
 
     pub async fn url(&self) -> String {
         match self {
-            Target::Url(url) | Target::Embedded { url, .. } => url.clone(),
-            Target::Local(stack) => stack.lock().await.info().url.clone(),
+            RunningTarget::Url(url) | RunningTarget::Embedded { url, .. } => url.clone(),
+            RunningTarget::Local(stack) => stack.lock().await.info().url.clone(),
         }
     }
 
     /// The chat workers' addresses, when the target is ours and local.
     pub async fn worker_addrs(&self) -> Vec<SocketAddr> {
         match self {
-            Target::Local(stack) => stack.lock().await.info().workers.clone(),
-            Target::Url(_) | Target::Embedded { .. } => Vec::new(),
+            RunningTarget::Local(stack) => stack.lock().await.info().workers.clone(),
+            RunningTarget::Url(_) | RunningTarget::Embedded { .. } => Vec::new(),
         }
     }
 
@@ -151,12 +151,12 @@ impl Target {
 
     pub async fn shutdown(self) {
         match self {
-            Target::Local(stack) => stack.into_inner().stop().await,
-            Target::Embedded { stop, serving, .. } => {
+            RunningTarget::Local(stack) => stack.into_inner().stop().await,
+            RunningTarget::Embedded { stop, serving, .. } => {
                 let _ = stop.send(());
                 let _ = serving.await;
             }
-            Target::Url(_) => {}
+            RunningTarget::Url(_) => {}
         }
     }
 }
@@ -192,12 +192,12 @@ pub struct InjectedFault {
 /// error, returned before anything is injected: a run must never go on without its faults.
 /// (`loadgen run` refuses such scenarios before it starts anything; this is the last guard.)
 pub fn inject_faults<'a>(
-    target: &'a Target,
+    target: &'a RunningTarget,
     faults: &'a [Fault],
     start_us: u64,
 ) -> anyhow::Result<impl Future<Output = Vec<InjectedFault>> + 'a> {
     let stack = match target {
-        Target::Local(stack) => Some(stack),
+        RunningTarget::Local(stack) => Some(stack),
         _ if faults.is_empty() => None,
         other => bail!(
             "faults ({}) need the local stack loadgen starts, and this run's target is the {}",
@@ -317,7 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn faults_against_a_target_that_cannot_take_them_are_an_error() {
-        let url = Target::Url("http://127.0.0.1:9".into());
+        let url = RunningTarget::Url("http://127.0.0.1:9".into());
         let error = inject_faults(&url, &[kill(0, 1)], now_us())
             .err()
             .expect("no way to inject")

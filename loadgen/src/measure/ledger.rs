@@ -84,7 +84,7 @@ pub enum Leave {
 
 /// One connection of one member, as the membership log keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Session {
+pub struct SessionRecord {
     pub member_slot: u32,
     /// When the member saw its own join broadcast, µs.
     pub join_done_us: u64,
@@ -101,7 +101,7 @@ pub struct RoomLedger {
     /// `senders × capacity` slots, sender-major.
     slots: Box<[Slot]>,
     untracked_sends: AtomicU64,
-    sessions: Mutex<Vec<Session>>,
+    sessions: Mutex<Vec<SessionRecord>>,
     recorder: Arc<Recorder>,
 }
 
@@ -173,7 +173,7 @@ impl RoomLedger {
     pub fn session_joined(&self, member_slot: u32, join_done_us: u64) -> SessionId {
         let mut sessions = lock(&self.sessions);
         let id = SessionId(u32::try_from(sessions.len()).unwrap_or(u32::MAX));
-        sessions.push(Session {
+        sessions.push(SessionRecord {
             member_slot,
             join_done_us,
             left: None,
@@ -189,7 +189,7 @@ impl RoomLedger {
     }
 
     /// A copy of the membership log.
-    pub fn sessions(&self) -> Vec<Session> {
+    pub fn sessions(&self) -> Vec<SessionRecord> {
         lock(&self.sessions).clone()
     }
 
@@ -619,7 +619,7 @@ struct Stay {
 /// Groups the membership log into stays (see the module's definitions): a member's sessions in
 /// join order, a stay continuing past every session that was cut off (or, in a log read before
 /// the run ended, is still open), and ending at a planned leave.
-fn stays(log: &[Session], deadline_us: u64, end_us: u64) -> Vec<Stay> {
+fn stays(log: &[SessionRecord], deadline_us: u64, end_us: u64) -> Vec<Stay> {
     let mut order: Vec<usize> = (0..log.len()).collect();
     order.sort_by_key(|&i| (log[i].member_slot, log[i].join_done_us, i));
     let mut out: Vec<Stay> = Vec::new();

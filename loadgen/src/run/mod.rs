@@ -22,7 +22,7 @@ use crate::clock::now_us;
 use crate::resources::{self, Sources};
 use crate::results::{self, Verdict};
 use crate::scenario::{Overrides, Scenario};
-use crate::target::Target;
+use crate::target::RunningTarget;
 use process::{RunParams, run_process};
 
 /// Members one process holds at most: it may hold 20,000 open files, and a polling member
@@ -86,7 +86,7 @@ async fn run_part(
     let url = args.target.clone().context("--part needs --target")?;
     let results = run_process(RunParams {
         scenario,
-        target: &Target::Url(url),
+        target: &RunningTarget::Url(url),
         out,
         quiet: true,
         part: Some(part),

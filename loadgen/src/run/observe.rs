@@ -3,20 +3,26 @@
 
 use crate::resources::{self, Sources};
 use crate::results::WorkerStats;
-use crate::target::Target;
+use crate::target::RunningTarget;
 
 /// The processes whose CPU and memory the run samples: this one (and `parts`), the local
 /// stack's, when it is ours, and those named by `--sample`.
-pub(super) async fn sources(target: &Target, parts: Vec<u32>, named: &[(String, u32)]) -> Sources {
+pub(super) async fn sources(
+    target: &RunningTarget,
+    parts: Vec<u32>,
+    named: &[(String, u32)],
+) -> Sources {
     let mut sources = match target {
-        Target::Local(stack) => Sources {
+        RunningTarget::Local(stack) => Sources {
             generator_name: resources::GENERATOR.to_owned(),
             generator_pids: vec![std::process::id()],
             master: stack.lock().await.master_pid(),
             named: Vec::new(),
         },
-        Target::Embedded { .. } => Sources::generator_only(resources::GENERATOR_WITH_EMBEDDED),
-        Target::Url(_) => Sources::generator_only(resources::GENERATOR),
+        RunningTarget::Embedded { .. } => {
+            Sources::generator_only(resources::GENERATOR_WITH_EMBEDDED)
+        }
+        RunningTarget::Url(_) => Sources::generator_only(resources::GENERATOR),
     };
     sources.generator_pids.extend(parts);
     sources.named = named.to_vec();

@@ -19,12 +19,12 @@ use crate::resources::{Sampler, Sources};
 use crate::results::timeline::{set_lost, set_planned};
 use crate::results::{self, Environment, Results, Sends};
 use crate::scenario::{Plan, Scenario, plan};
-use crate::target::{Target, inject_faults};
+use crate::target::{RunningTarget, inject_faults};
 
 /// What one process runs, and where.
 pub(super) struct RunParams<'a> {
     pub scenario: &'a Scenario,
-    pub target: &'a Target,
+    pub target: &'a RunningTarget,
     /// The run folder: results.json goes there.
     pub out: &'a Path,
     /// No live progress.

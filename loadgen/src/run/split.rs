@@ -14,7 +14,7 @@ use crate::judging::{RunWindow, judge_run};
 use crate::resources::Sampler;
 use crate::results::{self, Results};
 use crate::scenario::{Scenario, plan};
-use crate::target::{Target, inject_faults};
+use crate::target::{RunningTarget, inject_faults};
 
 /// Time for the children to start and plan before the common start.
 const CHILDREN_START: u64 = 3_000_000;
@@ -24,7 +24,7 @@ const CHILDREN_START: u64 = 3_000_000;
 pub(super) async fn run_split(
     args: &RunArgs,
     scenario: &Scenario,
-    target: &Target,
+    target: &RunningTarget,
     out: &Path,
     n: u32,
 ) -> anyhow::Result<Results> {

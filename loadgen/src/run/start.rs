@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::scenario::{Endpoint, LocalStack, Scenario};
-use crate::target::{LocalMode, Target, local_mode};
+use crate::target::{LocalMode, RunningTarget, local_mode};
 
 /// What a run starts.
 pub(super) enum Start {
@@ -28,11 +28,11 @@ pub(super) fn what_to_start(scenario: &Scenario) -> anyhow::Result<Start> {
     })
 }
 
-pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Target> {
+pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<RunningTarget> {
     match start {
         Start::Url(url) => {
             check_reachable(&url).await?;
-            Ok(Target::Url(url))
+            Ok(RunningTarget::Url(url))
         }
         Start::Local(local, LocalMode::FullStack) => {
             eprintln!(
@@ -40,7 +40,7 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Tar
                 local.workers,
                 out.join("stack").display()
             );
-            Target::start_local(&local, out).await
+            RunningTarget::start_local(&local, out).await
         }
         Start::Local(local, LocalMode::Embedded { missing }) => {
             eprintln!(
@@ -49,7 +49,7 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Tar
                  For the full cluster: apt-get install -y {missing}",
                 local.workers
             );
-            Target::start_embedded().await
+            RunningTarget::start_embedded().await
         }
     }
 }
