@@ -62,12 +62,7 @@ mod tests {
     use crate::results::{Environment, ThresholdResult};
 
     fn judged(rule: &str, measured: f64) -> ThresholdResult {
-        let rule: Threshold = rule.parse().expect("rule");
-        ThresholdResult {
-            rule,
-            measured,
-            passed: rule.holds(measured),
-        }
+        ThresholdResult::of(rule.parse().expect("rule"), measured)
     }
 
     #[test]

@@ -132,15 +132,9 @@ fn threshold_line(t: &ThresholdResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Threshold;
 
     fn judged(rule: &str, measured: f64) -> ThresholdResult {
-        let rule: Threshold = rule.parse().expect("rule");
-        ThresholdResult {
-            rule,
-            measured,
-            passed: rule.holds(measured),
-        }
+        ThresholdResult::of(rule.parse().expect("rule"), measured)
     }
 
     #[test]

@@ -109,19 +109,7 @@ pub fn pct(f: f64) -> String {
     if !f.is_finite() {
         return "n/a".to_owned();
     }
-    if f == 1.0 {
-        return "100%".to_owned();
-    }
-    if f == 0.0 {
-        return "0%".to_owned();
-    }
-    // Enough decimals to show the first digit that differs from 100% (or from 0%).
-    let (distance, floor) = if f > 0.5 { (1.0 - f, 2) } else { (f, 1) };
-    let percent = distance.abs() * 100.0;
-    // Rounded a little so that 0.001000000000006 (float noise) counts as 0.001.
-    let digits = (-percent.log10() - 1e-9).ceil() as i64;
-    let decimals = (digits + 1).clamp(floor, 6) as usize;
-    format!("{:.decimals$}%", f * 100.0)
+    roomstorm_results::threshold::format_fraction(f)
 }
 
 /// A duration in seconds: `24.0 s`, `5 min 03 s`, `1 h 00 min`.

@@ -397,7 +397,11 @@ pub struct ThresholdResult {
 impl ThresholdResult {
     /// `rule` judged against `results`.
     pub fn judge(rule: threshold::Threshold, results: &Results) -> ThresholdResult {
-        let measured = results.measured(rule.metric);
+        Self::of(rule, results.measured(rule.metric))
+    }
+
+    /// `rule` judged against a value measured in its metric's units.
+    pub fn of(rule: threshold::Threshold, measured: f64) -> ThresholdResult {
         ThresholdResult {
             rule,
             measured,
