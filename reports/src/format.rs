@@ -51,22 +51,7 @@ pub fn us_tick(v: f64) -> String {
     }
 }
 
-/// Three significant digits, e.g. `1.58`, `16.6`, `166`, `0.5` (for values from 0 to 999.5).
-fn sig3(v: f64) -> String {
-    if v == 0.0 {
-        return "0".to_owned();
-    }
-    let decimals = if v < 0.9995 {
-        3
-    } else if v < 9.995 {
-        2
-    } else if v < 99.95 {
-        1
-    } else {
-        0
-    };
-    format!("{v:.decimals$}")
-}
+use roomstorm_results::threshold::sig3;
 
 /// At most three significant digits, trailing zeros dropped: `2`, `2.5`, `0.25`.
 fn trim(v: f64) -> String {

@@ -90,8 +90,9 @@ pub fn format_count(n: f64) -> String {
     format!("{}", n.max(0.0).round() as u64)
 }
 
-/// Three significant digits, e.g. `1.58`, `16.6`, `166`, `0.500` (whole numbers from 999.5 on).
-fn sig3(v: f64) -> String {
+/// Three significant digits, e.g. `1.58`, `16.6`, `166`, `0.500` (whole numbers from 999.5 on);
+/// also the reports' number format.
+pub fn sig3(v: f64) -> String {
     if v == 0.0 {
         return "0".to_owned();
     }
