@@ -6,6 +6,8 @@
 //! `16591` (µs? ms?) or `0.999983` invites mistakes, so every number on the page goes through
 //! one of these.
 
+use roomstorm_results::threshold::sig3;
+
 /// A duration in µs with three significant digits: `850 µs`, `16.6 ms`, `1.23 s`,
 /// `12 min 30 s`, `1 h 02 min`.
 pub fn us(v: u64) -> String {
@@ -50,8 +52,6 @@ pub fn us_tick(v: f64) -> String {
         format!("{} h", trim(v / 3_600e6))
     }
 }
-
-use roomstorm_results::threshold::sig3;
 
 /// At most three significant digits, trailing zeros dropped: `2`, `2.5`, `0.25`.
 fn trim(v: f64) -> String {
