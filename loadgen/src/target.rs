@@ -67,7 +67,7 @@ pub fn local_mode(
 }
 
 /// `kill_worker 1 at 10s, stop_redis for 3s at 20s`: the faults as a person wrote them.
-pub fn describe_faults(faults: &[Fault]) -> String {
+fn describe_faults(faults: &[Fault]) -> String {
     faults
         .iter()
         .map(|f| format!("{} at {:?}", describe_action(f.action), f.at))

@@ -119,7 +119,7 @@ pub fn set_lost(timeline: &mut Vec<SecondStats>, lost: &[u64], late: &[u64]) {
 }
 
 /// Writes `counts[t]` into the field `field` of second `t`, adding missing seconds.
-pub fn set_per_second(
+fn set_per_second(
     timeline: &mut Vec<SecondStats>,
     counts: &[u64],
     field: fn(&mut SecondStats) -> &mut u64,

@@ -747,6 +747,7 @@ impl LostBySecond {
         &self.late
     }
 
+    #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.lost.iter().sum()
     }
