@@ -13,6 +13,8 @@ RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
 # --- the Rust binaries ------------------------------------------------------------------------
 # Same Debian release as the runtime image (glibc); Rust at least the workspace's rust-version.
+# The release profile keeps debug info for profiling; the image keeps only the symbols (names in
+# backtraces and perf), which makes the binaries about a sixth of the size (32 MB instead of 185).
 FROM rust:1.95-slim-bookworm AS builder
 WORKDIR /build
 
@@ -44,6 +46,7 @@ COPY reports reports
 COPY deploy deploy
 RUN find protocol client server loadgen results reports -name '*.rs' -exec touch {} + \
     && cargo build --release --locked -p chat-server -p loadgen \
+    && strip --strip-debug target/release/chat-server target/release/loadgen \
     && install -m 0755 target/release/chat-server target/release/loadgen /usr/local/bin/
 
 # --- the runtime image --------------------------------------------------------------------------

@@ -13,13 +13,14 @@ const adapter = {
   name: `socket.io-client@${version}`,
   short: 'v2',
   engineIO: 3,
-  connect(url, { roomid, transport }) {
+  connect(url, { roomid, transport, headers }) {
     const socket = io(url, {
       path: '/socket.io',
       query: roomid === null ? {} : { roomid },
       transports: transport === 'upgrade' ? ['polling', 'websocket'] : [transport],
       upgrade: transport === 'upgrade',
       forceNew: true,
+      extraHeaders: headers,
       reconnection: false,
       timeout: 10000,
     });

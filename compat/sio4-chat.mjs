@@ -15,13 +15,14 @@ const adapter = {
   name: `socket.io-client@${version}`,
   short: 'v4',
   engineIO: 4,
-  connect(url, { roomid, transport }) {
+  connect(url, { roomid, transport, headers }) {
     const socket = io(url, {
       path: '/socket.io/',
       query: roomid === null ? {} : { roomid },
       transports: transport === 'upgrade' ? ['polling', 'websocket'] : [transport],
       upgrade: transport === 'upgrade',
       forceNew: true,
+      extraHeaders: headers,
       reconnection: false,
       timeout: 10000,
     });

@@ -2,7 +2,7 @@
 // Shared room check for sio4-chat.mjs and sio2-chat.cjs. Each script supplies an adapter
 // around its socket.io client; this module runs the protocol check and prints ONE JSON line.
 //
-// Adapter: { name, engineIO, connect(url, { roomid, transport }) -> Client }
+// Adapter: { name, engineIO, connect(url, { roomid, transport, headers }) -> Client }
 // Client:  { onConnect(fn), onRejected(fn(message)), onTransportError(fn(message)),
 //            onServerError(fn(payload)), onMessage(fn(payload)), onDisconnect(fn(reason)),
 //            emit(event, data),
@@ -25,11 +25,12 @@ function parseArgs(script, argv) {
     settleMs: 200,
     roomidCheck: true,
     errorCheck: false,
+    forwardedFor: false,
   };
   const usage = () =>
     `usage: node ${script} --url URL [--url URL2 ...] --room ROOM ` +
     `[--transport websocket|polling|upgrade] [--members N] [--messages M] [--timeout MS] ` +
-    `[--interval-ms MS] [--settle-ms MS] [--skip-roomid-check] [--check-errors]`;
+    `[--interval-ms MS] [--settle-ms MS] [--skip-roomid-check] [--check-errors] [--forwarded-for]`;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const eq = a.indexOf('=');
@@ -57,6 +58,7 @@ function parseArgs(script, argv) {
       case '--settle-ms': opts.settleMs = int('--settle-ms', 0); break;
       case '--skip-roomid-check': opts.roomidCheck = false; break;
       case '--check-errors': opts.errorCheck = true; break;
+      case '--forwarded-for': opts.forwardedFor = true; break;
       case '-h': case '--help': throw new CheckError(usage());
       default: throw new CheckError(`unknown argument ${a}\n${usage()}`);
     }
@@ -133,7 +135,14 @@ async function run(adapter, script, argv) {
     fail(`overall timeout of ${opts.timeoutMs} ms reached${detail ? ` (${detail})` : ''}`);
   }, opts.timeoutMs);
 
-  const connectOne = (url, roomid) => adapter.connect(url, { roomid, transport: opts.transport });
+  // --forwarded-for: member i claims its own /24 (198.18.i.1, 198.19.… past 256), so a proxy
+  // that trusts X-Forwarded-For and hashes client addresses (nginx ip_hash) spreads the members.
+  const forwardedFor = (i) => `198.${18 + (i >> 8)}.${i & 255}.1`;
+  const connectOne = (url, roomid, i = 0) => adapter.connect(url, {
+    roomid,
+    transport: opts.transport,
+    headers: opts.forwardedFor ? { 'X-Forwarded-For': forwardedFor(i) } : {},
+  });
 
   // 1. The server must refuse a connect without roomid, and one with an invalid roomid,
   //    with a connect error that carries a message.
@@ -247,7 +256,7 @@ async function run(adapter, script, argv) {
     poke();
   };
   await Promise.all(members.map((m) => new Promise((resolve) => {
-    const c = connectOne(m.url, opts.room);
+    const c = connectOne(m.url, opts.room, m.i);
     m.client = c;
     clients.push(c);
     c.onConnect(() => {

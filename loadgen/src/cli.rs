@@ -49,6 +49,7 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     chat_server::logging::init_logging(&cli.log);
+    chat_server::limits::raise_open_files_limit_or_warn("loadgen");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,6 +45,7 @@ where
 {
     let cli = Cli::parse_from(args);
     crate::logging::init_logging(&cli.log);
+    crate::limits::raise_open_files_limit_or_warn("chat-server");
     match cli.command {
         Command::Worker(config) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod compact;
 pub mod config;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod nginx;
