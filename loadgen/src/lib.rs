@@ -6,10 +6,11 @@
 //! simulated members as goose users; `pace`, when they mean to send), `measure` (histograms,
 //! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
 //! `progress` (the live printer), `summary` (the printed end of a run), `judging` (thresholds,
-//! faults and rate steps), `target` (the system under test and its faults) and `run` (the
-//! order of it all). Each command owns its arguments: `run`, `merge`, `report`, `compare`,
+//! faults and rate steps), `target` (the system under test and its faults), `admin` (a URL
+//! target's workers, from its cluster master) and `run` (the order of it all). Each command owns its arguments: `run`, `merge`, `report`, `compare`,
 //! `figures`; `cli` only dispatches.
 
+pub mod admin;
 pub mod attack;
 pub mod cli;
 pub mod clock;

@@ -17,7 +17,12 @@ use crate::scenario::{Fault, FaultAction, LocalStack};
 
 /// A running target; `Local` and `Embedded` are ours, stopped in [`RunningTarget::shutdown`].
 pub enum RunningTarget {
-    Url(String),
+    /// A server loadgen did not start; `workers` are its chat workers when the cluster master
+    /// named them (`--admin`), else none.
+    Url {
+        url: String,
+        workers: Vec<SocketAddr>,
+    },
     Local(Box<Mutex<Stack>>),
     /// One in-process worker (`--bus local`): the fallback without redis-server and nginx.
     Embedded {
@@ -123,7 +128,7 @@ impl RunningTarget {
     /// What kind of target this is, for results.json.
     pub fn kind(&self) -> TargetKind {
         match self {
-            RunningTarget::Url(_) => TargetKind::Url,
+            RunningTarget::Url { .. } => TargetKind::Url,
             RunningTarget::Local(_) => TargetKind::LocalStack,
             RunningTarget::Embedded { .. } => TargetKind::Embedded,
         }
@@ -131,20 +136,22 @@ impl RunningTarget {
 
     pub async fn url(&self) -> String {
         match self {
-            RunningTarget::Url(url) | RunningTarget::Embedded { url, .. } => url.clone(),
+            RunningTarget::Url { url, .. } | RunningTarget::Embedded { url, .. } => url.clone(),
             RunningTarget::Local(stack) => stack.lock().await.info().url.clone(),
         }
     }
 
-    /// The chat workers' addresses, when the target is ours and local.
+    /// The chat workers' addresses: the local stack's, or those a URL target's cluster master
+    /// named (`--admin`); none for the embedded worker.
     pub async fn worker_addrs(&self) -> Vec<SocketAddr> {
         match self {
             RunningTarget::Local(stack) => stack.lock().await.info().workers.clone(),
-            RunningTarget::Url(_) | RunningTarget::Embedded { .. } => Vec::new(),
+            RunningTarget::Url { workers, .. } => workers.clone(),
+            RunningTarget::Embedded { .. } => Vec::new(),
         }
     }
 
-    /// Per-worker counters, when the target is ours and local.
+    /// Per-worker counters, when the workers are known ([`RunningTarget::worker_addrs`]).
     pub async fn worker_stats(&self) -> Vec<StatsSnapshot> {
         fetch_worker_stats(&self.worker_addrs().await).await
     }
@@ -156,7 +163,7 @@ impl RunningTarget {
                 let _ = stop.send(());
                 let _ = serving.await;
             }
-            RunningTarget::Url(_) => {}
+            RunningTarget::Url { .. } => {}
         }
     }
 }
@@ -317,7 +324,10 @@ mod tests {
 
     #[tokio::test]
     async fn faults_against_a_target_that_cannot_take_them_are_an_error() {
-        let url = RunningTarget::Url("http://127.0.0.1:9".into());
+        let url = RunningTarget::Url {
+            url: "http://127.0.0.1:9".into(),
+            workers: Vec::new(),
+        };
         let error = inject_faults(&url, &[kill(0, 1)], now_us())
             .err()
             .expect("no way to inject")

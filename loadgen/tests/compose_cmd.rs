@@ -202,3 +202,32 @@ fn compose_loadgen_results_land_on_the_host() {
     );
     assert!(Path::new(&repo_root().join("runs")).is_dir());
 }
+
+#[test]
+fn compose_loadgen_asks_the_cluster_master_for_the_workers() {
+    // LOADGEN_ADMIN is the chat service's --admin, by its service name: through nginx loadgen
+    // cannot see the workers, the master lists them (ports 6001.. on the same host).
+    let compose = Compose::load();
+    let admin = compose
+        .environment("loadgen")
+        .get("LOADGEN_ADMIN")
+        .cloned()
+        .expect("services.loadgen.environment.LOADGEN_ADMIN");
+    let listen = compose.command_flag("chat", "--admin");
+    let port = listen.rsplit_once(':').expect("host:port").1;
+    assert_eq!(admin, format!("http://chat:{port}"));
+
+    // The entrypoint passes it as --admin: a malformed one is refused by loadgen's own check,
+    // before any network (exit 2, naming the flag).
+    let mut container = Container::new("admin");
+    container
+        .env
+        .insert("LOADGEN_ADMIN".into(), "chat-without-scheme".into());
+    let output = container.run(&["smoke".to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("invalid value 'chat-without-scheme' for '--admin <URL>'"),
+        "{}",
+        text(&output)
+    );
+}

@@ -444,6 +444,111 @@ async fn an_unreachable_target_is_a_setup_error() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unreachable"));
 }
 
+/// `loadgen run SCENARIO --out DIR -q --admin ADMIN [extra]`.
+async fn run_with_admin(scenario: &Path, dir: &Path, admin: &str, extra: &[&str]) -> Output {
+    let (scenario, dir) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    let args = [
+        &["run", scenario, "--out", dir, "-q", "--admin", admin],
+        extra,
+    ]
+    .concat();
+    loadgen(&args).await
+}
+
+/// The members each worker had at the quiet point, by index.
+fn members_per_worker(r: &Value) -> Vec<u64> {
+    let workers = r["workers"].as_array().expect("workers");
+    workers.iter().map(|w| u(&w["members"])).collect()
+}
+
+#[tokio::test]
+async fn a_url_target_gets_per_worker_counts_from_the_cluster_admin() {
+    // The cluster as compose runs it: someone else's, reached by URL, with an admin address.
+    let stack = stack(2, &[]).await;
+    let dir = scratch("admin");
+    let text = SMALL.replace(
+        "local = { workers = 2, nginx_workers = 1 }",
+        &format!("url = \"{}\"", stack.info().url),
+    );
+    let scenario = write_scenario(&dir, &text);
+    let admin = format!("http://{}", stack.info().admin);
+
+    let one = dir.join("one");
+    let output = run_with_admin(&scenario, &one, &admin, &[]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = results(&one);
+    assert_eq!(r["target"], "url");
+    // Both workers, found through the master, with the run's 20 members spread over them
+    // (a loopback URL: members bind their own 127.0.K.1 for nginx ip_hash).
+    let members = members_per_worker(&r);
+    assert_eq!(members.len(), 2, "{}", r["workers"]);
+    assert!(members.iter().all(|&m| m > 0), "{}", r["workers"]);
+    assert_eq!(members.iter().sum::<u64>(), 20, "{}", r["workers"]);
+    // Sampled before the run and at the quiet point: what members received is what the
+    // workers say they delivered meanwhile.
+    let workers = r["workers"].as_array().expect("workers");
+    let delivered: u64 = workers.iter().map(|w| u(&w["delivered"])).sum();
+    assert_eq!(u(&r["counters"]["received_at_quiet_point"]), delivered);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("worker 1: members"), "{stdout}");
+    let report = std::fs::read_to_string(one.join("report.html")).expect("report.html");
+    assert!(
+        report.contains("share of the 20 members"),
+        "the balance chart has the counts"
+    );
+
+    // Split over two processes: the parent samples the same workers for the merged results.
+    let two = dir.join("two");
+    let output = run_with_admin(&scenario, &two, &admin, &["--processes", "2"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = results(&two);
+    assert_eq!(r["parts"], 2);
+    assert_eq!(r["target"], "url");
+    let members = members_per_worker(&r);
+    assert_eq!(members.len(), 2, "{}", r["workers"]);
+    assert_eq!(members.iter().sum::<u64>(), 20, "{}", r["workers"]);
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_address_that_is_not_the_cluster_master_is_a_setup_error() {
+    let stack = stack(1, &[]).await;
+    let dir = scratch("bad-admin");
+    let text = SMALL.replace(
+        "local = { workers = 2, nginx_workers = 1 }",
+        &format!("url = \"{}\"", stack.info().url),
+    );
+    let scenario = write_scenario(&dir, &text);
+    // Nothing listening there; then something that answers, but not the master's /workers.
+    let worker = format!("http://{}", stack.info().workers[0]);
+    for (admin, says) in [
+        ("http://127.0.0.1:1", "GET /workers failed"),
+        (worker.as_str(), "GET /workers answered 404"),
+    ] {
+        let output = run_with_admin(&scenario, &dir.join("run"), admin, &[]).await;
+        assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&format!("--admin {admin}")), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert!(stderr.contains("chat-server cluster --admin"), "{stderr}");
+        assert!(!dir.join("run/results.json").exists());
+    }
+    // Not a URL at all: refused before anything runs, saying what is expected.
+    let output = run_with_admin(&scenario, &dir.join("run"), "chat:9000", &[]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("expected http://HOST:PORT"), "{stderr}");
+    stack.stop().await;
+
+    // The local stack loadgen starts needs no admin address: refused before it starts.
+    let local = write_scenario(&dir, SMALL);
+    let output = run_with_admin(&local, &dir.join("local"), "http://127.0.0.1:1", &[]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("workers are known already"), "{stderr}");
+    assert!(!dir.join("local/stack").exists(), "no stack was started");
+}
+
 #[tokio::test]
 async fn a_rate_stepping_run_judges_every_step() {
     let dir = scratch("steps");

@@ -710,7 +710,8 @@ fn charts(r: &Results, d: &Decoded) -> anyhow::Result<Vec<Chart>> {
 fn balance_caption(workers: usize, members: u64, delivered: u64) -> String {
     if workers == 0 {
         return "No per-worker counts in these results: loadgen reads them from the chat \
-                workers' /stats when it knows the workers (a local stack); a URL target has none."
+                workers' /stats when it knows the workers: a local stack's, or for a URL target \
+                those its cluster master names (loadgen run --admin)."
             .to_owned();
     }
     format!(

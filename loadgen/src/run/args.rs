@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::admin::AdminUrl;
 use crate::scenario::format_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -14,6 +15,12 @@ pub struct RunArgs {
     /// Run against this server instead of the scenario's target (e.g. http://127.0.0.1:8080).
     #[arg(long)]
     pub target: Option<String>,
+    /// With a URL target that is our cluster (e.g. in docker compose): the cluster master's
+    /// admin address (`chat-server cluster --admin`), e.g. http://chat:9000. loadgen asks its
+    /// /workers once for the workers' ports and samples each worker's /stats at that host, for
+    /// results.json `workers` (per-worker counts) as with the local stack.
+    #[arg(long, value_name = "URL", value_parser = AdminUrl::parse)]
+    pub admin: Option<AdminUrl>,
     /// Folder for results.json and logs (default: runs/<scenario>-<time>).
     #[arg(long)]
     pub out: Option<PathBuf>,

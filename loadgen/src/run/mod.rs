@@ -33,8 +33,9 @@ pub const MEMBERS_PER_PROCESS: u32 = 15_000;
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let scenario = load_scenario(&args)?;
     // Before the run folder or anything else exists: a scenario that cannot run as written
-    // (faults without the full local stack) stops here, with exit status 2.
-    let start = start::what_to_start(&scenario)?;
+    // (faults without the full local stack, --admin beside the local stack) stops here, with
+    // exit status 2.
+    let start = start::what_to_start(&scenario, args.admin.clone())?;
     let out = output_dir(&args, &scenario)?;
     if let Some(part) = args.part {
         return run_part(&args, &scenario, &out, part).await;
@@ -84,9 +85,14 @@ async fn run_part(
     part: (u32, u32),
 ) -> anyhow::Result<bool> {
     let url = args.target.clone().context("--part needs --target")?;
+    // The parent samples the workers, once for the whole run: a part has none.
+    let target = RunningTarget::Url {
+        url,
+        workers: Vec::new(),
+    };
     let results = run_process(RunParams {
         scenario,
-        target: &RunningTarget::Url(url),
+        target: &target,
         out,
         quiet: true,
         part: Some(part),

@@ -22,7 +22,8 @@ pub(super) async fn sources(
         RunningTarget::Embedded { .. } => {
             Sources::generator_only(resources::GENERATOR_WITH_EMBEDDED)
         }
-        RunningTarget::Url(_) => Sources::generator_only(resources::GENERATOR),
+        // Not this machine's processes, even when `--admin` named the workers.
+        RunningTarget::Url { .. } => Sources::generator_only(resources::GENERATOR),
     };
     sources.generator_pids.extend(parts);
     sources.named = named.to_vec();

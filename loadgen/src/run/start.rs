@@ -6,19 +6,31 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use crate::admin::AdminUrl;
 use crate::scenario::{Endpoint, LocalStack, Scenario};
 use crate::target::{LocalMode, RunningTarget, local_mode};
 
 /// What a run starts.
 pub(super) enum Start {
-    Url(String),
+    /// A URL, and its cluster master's admin address when `--admin` named one.
+    Url(String, Option<AdminUrl>),
     Local(LocalStack, LocalMode),
 }
 
-pub(super) fn what_to_start(scenario: &Scenario) -> anyhow::Result<Start> {
+pub(super) fn what_to_start(scenario: &Scenario, admin: Option<AdminUrl>) -> anyhow::Result<Start> {
+    // loadgen starts the local stack (or the embedded worker) and knows what runs there; an
+    // admin address beside it names some other cluster, whose workers would be sampled and
+    // reported as this run's.
+    if let (Endpoint::Local(_), Some(admin)) = (&scenario.target.endpoint, &admin) {
+        bail!(
+            "--admin {admin}: this run's target is the local stack loadgen starts, and the local \
+             stack's workers are known already; --admin is for a URL target (--target or the \
+             scenario's url) that is our cluster"
+        );
+    }
     Ok(match &scenario.target.endpoint {
         // Faults with a url target were refused when the scenario was loaded.
-        Endpoint::Url(url) => Start::Url(url.clone()),
+        Endpoint::Url(url) => Start::Url(url.clone(), admin),
         Endpoint::Local(local) => {
             let missing = chat_server::stack::missing_parts(false);
             let mode = local_mode(missing, local, &scenario.faults)
@@ -30,9 +42,10 @@ pub(super) fn what_to_start(scenario: &Scenario) -> anyhow::Result<Start> {
 
 pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<RunningTarget> {
     match start {
-        Start::Url(url) => {
+        Start::Url(url, admin) => {
             check_reachable(&url).await?;
-            Ok(RunningTarget::Url(url))
+            let workers = workers_of(admin).await?;
+            Ok(RunningTarget::Url { url, workers })
         }
         Start::Local(local, LocalMode::FullStack) => {
             eprintln!(
@@ -52,6 +65,21 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Run
             RunningTarget::start_embedded().await
         }
     }
+}
+
+/// A URL target's chat workers: those its cluster master lists, when `--admin` named it.
+async fn workers_of(admin: Option<AdminUrl>) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let Some(admin) = admin else {
+        return Ok(Vec::new());
+    };
+    let workers = admin.worker_addrs().await?;
+    let listed: Vec<String> = workers.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "the cluster master at {admin} lists {} workers: {}",
+        workers.len(),
+        listed.join(", ")
+    );
+    Ok(workers)
 }
 
 /// Fails early, with the URL named, when nothing answers there.
