@@ -1,9 +1,9 @@
 # roomstorm image: `chat-server` and `loadgen` with the chat page and the scenarios, for
 # docker-compose.yml (the chat cluster and the `load` profile) or a plain `docker run`.
 #
-# No Docker engine runs on the project's machines: server/tests/compose.rs and
-# loadgen/tests/compose_cmd.rs check what can be checked without one (every COPY source exists
-# and is not ignored, every workspace crate is copied, the commands are real subcommands).
+# scripts/test-docker builds it and runs docker-compose.yml on a real engine; server/tests/compose.rs
+# and loadgen/tests/compose_cmd.rs check in seconds what can be checked without one (every COPY
+# source exists and is not ignored, every workspace crate is copied, the commands are real).
 
 # --- the socket.io browser client, from web/package-lock.json --------------------------------
 FROM node:20-bookworm-slim AS web

@@ -1,5 +1,5 @@
-//! The compose `loadgen` service's command, checked without a Docker engine (none runs on the
-//! project's machines): `docker compose --profile load run loadgen smoke` must run
+//! The compose `loadgen` service's command, checked in seconds without a Docker engine
+//! (scripts/test-docker runs it on a real one): `docker compose --profile load run loadgen smoke` must run
 //! `loadgen run scenarios/smoke.toml` against nginx with forwarded client addresses, and write
 //! its results where the host sees them. The rest of docker-compose.yml and the Dockerfile is
 //! checked in server/tests/compose.rs (whose reader this file shares).

@@ -1,5 +1,6 @@
-//! `docker compose up` must work the first time, yet no Docker engine runs on the project's
-//! machines. So these tests check everything that can be checked without one:
+//! `docker compose up` must work the first time. scripts/test-docker runs the compose file on a
+//! real engine (minutes: an image build); these tests check in seconds, without an engine,
+//! what can be checked that way:
 //! docker-compose.yml (services, profiles, health checks, `depends_on` conditions, that every
 //! mounted or built path exists), the Dockerfile (every COPY source exists and is not ignored,
 //! every workspace crate is in the cached dependency layer and the source layer, the runtime
@@ -211,6 +212,33 @@ fn services_profiles_and_dependencies() {
             .any(|(s, d, c)| s == "nginx" && d == RENDER && c == "service_completed_successfully"),
         "nginx must start only after {RENDER} wrote its config: {conditions:?}"
     );
+    // Found on a real engine (scripts/test-docker, CHAT_WORKERS=4 on a running stack): nginx
+    // reads its config only at start, so it kept routing to 2 workers after a new render.
+    let restart = compose
+        .service("nginx")
+        .get("depends_on")
+        .and_then(|deps| deps.get(RENDER))
+        .and_then(|spec| spec.get("restart"))
+        .map(compose_file::scalar);
+    assert_eq!(
+        restart.as_deref(),
+        Some("true"),
+        "nginx must restart when {RENDER} renders a new config (depends_on.{RENDER}.restart: true)"
+    );
+}
+
+/// Found on a real engine (scripts/test-docker): `ulimits: nofile: 65536` made the engine refuse
+/// to start the containers on a host whose own hard limit is 20,000 ("error setting rlimits").
+/// The binaries raise their soft limit to the hard one themselves (chat_server::limits).
+#[test]
+fn no_service_sets_ulimits() {
+    let compose = Compose::load();
+    for name in compose.service_names() {
+        assert!(
+            compose.service(&name).get("ulimits").is_none(),
+            "services.{name} sets ulimits: an engine whose hard limit is lower refuses to start it"
+        );
+    }
 }
 
 #[test]

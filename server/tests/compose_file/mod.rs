@@ -1,5 +1,5 @@
 //! Reads docker-compose.yml, the Dockerfile and .dockerignore the way Docker would, for the
-//! tests that check them without a Docker engine (none runs on the project's machines):
+//! tests that check them in seconds without a Docker engine (scripts/test-docker uses a real one):
 //! server/tests/compose.rs and loadgen/tests/compose_cmd.rs, which includes this file by path.
 //!
 //! Only what our files use is understood; anything else fails loudly rather than being
