@@ -19,6 +19,7 @@ pub mod units;
 mod environment;
 mod merge;
 mod resources;
+mod sanity;
 mod schema;
 mod timestamp;
 

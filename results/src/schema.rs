@@ -522,8 +522,12 @@ impl Results {
         Ok(serde_json::to_string_pretty(self)?)
     }
 
-    /// Parses results.json text; refuses other schemas.
+    /// Parses results.json text; refuses other schemas, and counts no run can reach (which
+    /// would overflow the sums `report`, `compare` and `merge` compute: `sanity`).
     pub fn from_json(text: &str) -> anyhow::Result<Results> {
+        let doc: serde_json::Value =
+            serde_json::from_str(text).context("not a roomstorm results file")?;
+        crate::sanity::check_counts(&doc).context("a corrupt results file")?;
         let mut results: Results =
             serde_json::from_str(text).context("not a roomstorm results file")?;
         results.deliveries.read_old_fates();

@@ -12,6 +12,8 @@ use clap::Args;
 /// The template, compiled in so the binary renders it from anywhere.
 pub const TEMPLATE: &str = include_str!("../../deploy/nginx/nginx.conf.template");
 
+mod input;
+
 /// Open files an nginx worker may hold (this machine's hard limit per process).
 pub const DEFAULT_RLIMIT_NOFILE: usize = 20_000;
 
@@ -72,6 +74,7 @@ impl RenderCommand {
     pub fn run(mut self) -> anyhow::Result<()> {
         self.config.upstreams =
             consecutive_workers(&self.config.upstreams, self.workers_per_upstream)?;
+        self.config.check()?;
         let text = self.config.render();
         match &self.output {
             None => {

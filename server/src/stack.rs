@@ -239,6 +239,7 @@ impl Stack {
             },
         };
         let conf = dir.join("nginx.conf");
+        config.check()?;
         std::fs::write(&conf, config.render())?;
         self.nginx = Some(spawn_logged(
             tied_command(exe).arg("-p").arg(dir).arg("-c").arg(&conf),
