@@ -24,6 +24,7 @@ pub mod probe;
 pub mod process;
 pub mod reply;
 pub mod rooms;
+pub mod serve;
 pub mod signals;
 pub mod stack;
 pub mod worker;
