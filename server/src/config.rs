@@ -37,6 +37,7 @@ const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
 const DEFAULT_CORS_ORIGINS: &str = "*";
 const DEFAULT_WEB_DIR: &str = "web";
 const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2_000;
+const DEFAULT_HEADER_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -93,8 +94,9 @@ pub struct WorkerConfig {
     #[arg(long, env = "CHAT_PING_TIMEOUT_MS", default_value_t = DEFAULT_PING_TIMEOUT_MS, value_parser = parse_millis)]
     pub ping_timeout_ms: u64,
 
-    /// Origins allowed to connect from a browser page served elsewhere (comma separated;
-    /// `*` allows any). Same-origin pages need nothing.
+    /// Origins allowed to connect from a browser page served elsewhere (comma separated,
+    /// each `scheme://host[:port]`, matched exactly; only these may send credentials). `*`
+    /// allows any origin, without credentials. Same-origin pages need nothing.
     #[arg(
         long,
         env = "CHAT_CORS_ORIGINS",
@@ -111,6 +113,12 @@ pub struct WorkerConfig {
     /// duration such as `2s`.
     #[arg(long, env = "CHAT_REDIS_TIMEOUT_MS", default_value_t = DEFAULT_REDIS_TIMEOUT_MS, value_parser = parse_millis)]
     pub redis_timeout_ms: u64,
+
+    /// How long a client may take to send a request's headers (and an idle keep-alive
+    /// connection may wait for its next request) before the worker closes the connection:
+    /// milliseconds, or a duration such as `30s`. Bounds slowloris clients.
+    #[arg(long, env = "CHAT_HEADER_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_TIMEOUT_MS, value_parser = parse_millis)]
+    pub header_timeout_ms: u64,
 
     /// Fault injection for testing measurement tools: drop every Nth chat message this
     /// worker would deliver (0: never). Counted in `chat_chaos_total{action="drop"}`.
@@ -151,6 +159,7 @@ impl Default for WorkerConfig {
             cors_origins: vec![DEFAULT_CORS_ORIGINS.into()],
             web_dir: DEFAULT_WEB_DIR.into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
             chaos_drop_every: 0,
             chaos_duplicate_every: 0,
             worker_id: 0,
@@ -194,6 +203,10 @@ impl WorkerConfig {
         Duration::from_millis(self.redis_timeout_ms)
     }
 
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
     /// Refuses settings that cannot work, before anything starts.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.bus_kind() == BusKind::Redis && self.redis.is_none() {
@@ -211,8 +224,43 @@ impl WorkerConfig {
         if self.socket_buffer == 0 {
             anyhow::bail!("--socket-buffer must be at least 1");
         }
+        if self.header_timeout_ms == 0 {
+            anyhow::bail!("--header-timeout-ms must be at least 1 ms");
+        }
+        validate_cors_origins(&self.cors_origins)?;
         Ok(())
     }
+}
+
+/// `--cors-origins` is `*` alone, or origins as browsers send them: `http(s)://host[:port]`,
+/// no path, no trailing slash (the match is exact, so anything else would never match).
+fn validate_cors_origins(origins: &[String]) -> anyhow::Result<()> {
+    let origins: Vec<&str> = origins.iter().map(|o| o.trim()).collect();
+    if origins.contains(&"*") {
+        if origins.len() > 1 {
+            anyhow::bail!(
+                "--cors-origins: `*` (any origin, no credentials) cannot be mixed with listed origins"
+            );
+        }
+        return Ok(());
+    }
+    for origin in origins {
+        let host = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"));
+        let valid = host.is_some_and(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        });
+        if !valid {
+            anyhow::bail!(
+                "--cors-origins: `{origin}` is not an origin like https://chat.example:8443 \
+                 (scheme, host, optional port; no path or trailing slash)"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -246,6 +294,38 @@ mod tests {
         assert_eq!(config.ping_interval(), Duration::from_secs(30));
         assert_eq!(config.redis_timeout(), Duration::from_millis(750));
         assert_eq!(config.ping_timeout(), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn cors_origins_are_the_wildcard_alone_or_exact_origins() {
+        let check = |list: &[&str]| {
+            validate_cors_origins(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert!(check(&["*"]).is_ok());
+        assert!(
+            check(&[
+                "https://chat.example",
+                "http://127.0.0.1:8080",
+                "http://[::1]:80"
+            ])
+            .is_ok()
+        );
+        let mixed = check(&["*", "https://a.example"]).unwrap_err();
+        assert!(mixed.to_string().contains("cannot be mixed"), "{mixed}");
+        for bad in [
+            "chat.example",
+            "https://a.example/",
+            "https://a.example/path",
+            "ftp://a",
+            "https://",
+            "",
+        ] {
+            let error = check(&[bad]).unwrap_err();
+            assert!(
+                error.to_string().contains("is not an origin"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

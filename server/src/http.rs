@@ -13,7 +13,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use socketioxide::layer::SocketIoLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::cors::{AllowCredentials, AllowOrigin, CorsLayer};
 
 use crate::app::App;
 
@@ -50,21 +50,33 @@ pub fn router(app: Arc<App>, socketio: SocketIoLayer) -> Router {
         .layer(cors(&app.config.cors_origins))
 }
 
+/// CORS for pages served from another origin. The default (`*`) lets any page connect but
+/// never with credentials (cookies, HTTP auth): a page elsewhere must not act as a visitor
+/// who is logged in here. A configured list is matched exactly (scheme, host and port, as
+/// browsers send `Origin`), and only those origins may send credentials.
 fn cors(origins: &[String]) -> CorsLayer {
-    let allow = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(
-            origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
-        )
-    };
-    CorsLayer::new()
-        .allow_origin(allow)
+    let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE])
-        .allow_credentials(true)
+        .allow_headers([header::CONTENT_TYPE]);
+    if allows_any_origin(origins) {
+        return layer.allow_origin(AllowOrigin::any());
+    }
+    let listed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    let credentials_for = listed.clone();
+    layer
+        .allow_origin(AllowOrigin::list(listed))
+        // tower-http would otherwise send `allow-credentials: true` to every origin.
+        .allow_credentials(AllowCredentials::predicate(move |origin, _| {
+            credentials_for.contains(origin)
+        }))
+}
+
+/// Whether `--cors-origins` is the wildcard (validation refuses `*` mixed with origins).
+pub fn allows_any_origin(origins: &[String]) -> bool {
+    origins.iter().any(|o| o.trim() == "*")
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
@@ -95,16 +107,21 @@ async fn page_file(app: Arc<App>, file: &str, content_type: &'static str) -> Res
     match tokio::fs::read(&path).await {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(e) => {
+            // The reason and the folder go to the log, never to the client: a file system
+            // path tells a stranger how the host is laid out.
             let hint = if file.starts_with("node_modules") {
                 "install the socket.io browser client: npm ci --prefix web"
             } else {
                 "set --web-dir (CHAT_WEB_DIR) to the project's web/ folder"
             };
-            let message = format!("{} not readable ({e}): {hint}\n", path.display());
-            (StatusCode::NOT_FOUND, message).into_response()
+            tracing::warn!("{} not readable ({e}): {hint}", path.display());
+            (StatusCode::NOT_FOUND, NOT_FOUND).into_response()
         }
     }
 }
+
+/// The body of every 404 this worker writes itself.
+pub const NOT_FOUND: &str = "not found\n";
 
 /// The configured web folder, or the repository's own when run from elsewhere via cargo.
 fn web_dir(configured: &Path) -> PathBuf {

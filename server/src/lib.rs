@@ -3,7 +3,8 @@
 //!
 //! Modules, from the socket outwards: `chat` (the protocol on one socket), `rooms` (local
 //! membership and delivery), `bus` (Redis or in-process fan-out), `worker` (one server
-//! process), `app` (the state its handlers share), `http` (health, metrics, the page),
+//! process), `serve` (its HTTP accept loop, with a header deadline), `app` (the state its
+//! handlers share), `http` (health, metrics, the page),
 //! `cluster` (the master), `nginx` (the proxy config), `stack` (everything on loopback, for
 //! people and tests). Calls go one way: chat → rooms → bus; the bus hands messages back in
 //! through `bus::Inbox`, which the rooms implement, and no module imports one that imports it.
@@ -24,6 +25,7 @@ pub mod probe;
 pub mod process;
 pub mod reply;
 pub mod rooms;
+pub mod serve;
 pub mod signals;
 pub mod stack;
 pub mod worker;

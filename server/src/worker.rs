@@ -121,15 +121,12 @@ impl Worker {
             listener.local_addr()?
         );
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            let _ = stopped_tx.send(());
-        });
-        let serving = tokio::spawn(async move { server.await });
+        let server =
+            crate::serve::serve(listener, router, app.config.header_timeout(), async move {
+                stop.await;
+                let _ = stopped_tx.send(());
+            });
+        let serving = tokio::spawn(server);
         // Wait for the stop signal (or for the server to fail on its own).
         let _ = stopped_rx.await;
         tracing::info!("shutting down: disconnecting clients");

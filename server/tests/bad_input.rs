@@ -425,3 +425,386 @@ async fn an_event_sent_right_after_the_connect_ack_is_answered() {
     assert_eq!(f.rejected("not_joined").await, sockets);
     f.stack.stop().await;
 }
+
+// ---- Hostile clients (issue 13 item 7): each gets a close or a clear error, and a second
+// ---- member of the room receives every message meanwhile.
+
+/// The flood limit and `extra` worker flags.
+fn flood_limits_and<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    FLOOD_LIMITS.iter().chain(extra).copied().collect()
+}
+
+/// One worker with flags `args`, an observer and a talker in `room`.
+async fn fixture_with(room: &str, args: &[&str]) -> (Fixture, Member) {
+    let stack = start_stack(1, args).await;
+    let worker = stack.info().workers[0];
+    let url = format!("http://{worker}");
+    let mut observer = Connect::new(&url, room).join("observer").await;
+    let talker = Connect::new(&url, room).join("talker").await;
+    observer
+        .expect_message(|m| m["data"]["username"] == "talker")
+        .await;
+    let f = Fixture {
+        stack,
+        worker,
+        url,
+        observer,
+    };
+    (f, talker)
+}
+
+/// The talker says `count` numbered messages; the observer must receive each, in order.
+async fn observer_gets_everything(f: &mut Fixture, talker: &Member, tag: &str, count: usize) {
+    for i in 0..count {
+        talker.say(&format!("{tag} {i}")).await;
+    }
+    for i in 0..count {
+        let m = f
+            .observer
+            .expect_message(|m| m["event"] == "broadcast_say")
+            .await;
+        assert_eq!(
+            m["data"]["text"],
+            format!("{tag} {i}"),
+            "observer lost or reordered"
+        );
+    }
+}
+
+/// Sends a request head one byte at a time (a slowloris) until the server closes the
+/// connection. Returns the bytes the server answered with before closing (maybe a 408).
+async fn trickle_until_closed(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A bound for the test only: nginx's client_header_timeout is 10 s, nginx's own default
+    // 60 s, and the worker's is set to 1.5 s below. Without a timeout this fails.
+    const GIVE_UP: Duration = Duration::from_secs(40);
+    // The attack's pace, not a synchronisation: one header byte per interval.
+    const PACE: Duration = Duration::from_millis(200);
+    let mut stream = connect_from(addr, None).await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
+        .await
+        .expect("start of the request");
+    let started = tokio::time::Instant::now();
+    let mut answered = Vec::new();
+    let mut buffer = [0u8; 1024];
+    loop {
+        if stream.write_all(b"a").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(PACE, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answered.extend_from_slice(&buffer[..n]),
+            Err(_still_open) => {}
+        }
+        assert!(
+            started.elapsed() < GIVE_UP,
+            "{addr} still reads a trickled request header after {GIVE_UP:?}"
+        );
+    }
+    String::from_utf8_lossy(&answered).into_owned()
+}
+
+#[tokio::test]
+async fn a_slowloris_is_closed_by_nginx_and_by_the_worker() {
+    let (mut f, talker) =
+        fixture_with("slow", &flood_limits_and(&["--header-timeout-ms", "1500"])).await;
+    let nginx = f.stack.info().nginx;
+    let worker = f.worker;
+    let slow_nginx = tokio::spawn(trickle_until_closed(nginx));
+    let slow_worker = tokio::spawn(trickle_until_closed(worker));
+    observer_gets_everything(&mut f, &talker, "during the trickle", 50).await;
+    let answered = slow_worker.await.expect("worker trickle");
+    assert!(!answered.contains("200 OK"), "{answered}");
+    let answered = slow_nginx.await.expect("nginx trickle");
+    assert!(!answered.contains("200 OK"), "{answered}");
+    f.assert_unharmed("after the slowloris").await;
+    f.stack.stop().await;
+}
+
+/// How many idle connections the test below opens: 10,000 (the issue's figure).
+const IDLE_CONNECTIONS: usize = 10_000;
+
+/// One idle connection: a polling handshake kept open, a websocket that never sends CONNECT,
+/// or a websocket that CONNECTs and never joins. Returned so it stays open.
+#[allow(dead_code)] // held, never read
+enum Idle {
+    Polling(tokio::net::TcpStream),
+    Ws(RawWs),
+}
+
+async fn open_idle(worker: SocketAddr, k: usize) -> Idle {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    match k % 3 {
+        0 => {
+            let mut stream = connect_from(worker, None).await;
+            let head = format!(
+                "GET /socket.io/?EIO=4&transport=polling&roomid=idle HTTP/1.1\r\nHost: {worker}\r\n\r\n"
+            );
+            stream.write_all(head.as_bytes()).await.expect("handshake");
+            let mut buffer = [0u8; 1024];
+            let n = stream.read(&mut buffer).await.expect("open packet");
+            assert!(
+                String::from_utf8_lossy(&buffer[..n]).contains("0{\"sid\""),
+                "polling handshake {k} refused"
+            );
+            Idle::Polling(stream)
+        }
+        1 => Idle::Ws(RawWs::open(worker, "roomid=idle").await),
+        _ => {
+            let mut ws = RawWs::open(worker, "roomid=idle").await;
+            ws.send_text("40").await.expect("CONNECT");
+            let ack = ws.read_text().await.expect("CONNECT ack");
+            assert!(ack.starts_with("40{"), "{ack}");
+            Idle::Ws(ws)
+        }
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_connections_that_never_join_leave_the_worker_serving() {
+    chat_server::limits::raise_open_files_limit().expect("open-file limit");
+    let (mut f, talker) = fixture_with("busy", &FLOOD_LIMITS).await;
+    let started = std::time::Instant::now();
+    let worker = f.worker;
+    let mut idle = Vec::with_capacity(IDLE_CONNECTIONS);
+    let mut opening = tokio::task::JoinSet::new();
+    for k in 0..IDLE_CONNECTIONS {
+        if opening.len() >= 200 {
+            idle.push(opening.join_next().await.expect("task").expect("idle"));
+        }
+        opening.spawn(open_idle(worker, k));
+    }
+    while let Some(connection) = opening.join_next().await {
+        idle.push(connection.expect("idle"));
+    }
+    assert_eq!(idle.len(), IDLE_CONNECTIONS);
+    eprintln!(
+        "{IDLE_CONNECTIONS} idle connections open after {:?}",
+        started.elapsed()
+    );
+    observer_gets_everything(&mut f, &talker, "among the idle", 90).await;
+    f.assert_unharmed("among the idle").await;
+    eprintln!("test done after {:?}", started.elapsed());
+    drop(idle);
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_member_that_never_reads_costs_the_others_nothing() {
+    let unlimited = [
+        "--rate-per-sec",
+        "100000",
+        "--rate-burst",
+        "100000",
+        "--flood-strikes",
+        "100000",
+    ];
+    let (mut f, talker) = fixture_with("sloth", &unlimited).await;
+    let mut sloth = RawWs::open(f.worker, "roomid=sloth").await;
+    sloth.send_text("40").await.expect("CONNECT");
+    assert!(sloth.read_text().await.expect("ack").starts_with("40{"));
+    sloth
+        .send_text(r#"42["join",{"username":"sloth"}]"#)
+        .await
+        .expect("join");
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "sloth")
+        .await;
+    // From here on the sloth reads nothing: about 11 MB for it, more than the kernel buffers
+    // on both ends of its connection hold.
+    let text = "z".repeat(1_900);
+    let count = 6_000;
+    let sending = async {
+        for i in 0..count {
+            talker.say(&format!("{i} {text}")).await;
+        }
+    };
+    let receiving = async {
+        for i in 0..count {
+            let m = f
+                .observer
+                .expect_message(|m| m["event"] == "broadcast_say")
+                .await;
+            let said = m["data"]["text"].as_str().unwrap_or_default();
+            assert_eq!(
+                said.split(' ').next(),
+                Some(i.to_string().as_str()),
+                "observer lost or reordered"
+            );
+        }
+    };
+    tokio::join!(sending, receiving);
+    f.assert_unharmed("after the sloth").await;
+    drop(sloth);
+    f.stack.stop().await;
+}
+
+/// A raw polling session: the sid, after the handshake (and CONNECT, when `connect`).
+async fn polling_session(worker: SocketAddr, query: &[u8]) -> String {
+    let mut head = b"GET /socket.io/?EIO=4&transport=polling&".to_vec();
+    head.extend_from_slice(query);
+    head.extend_from_slice(format!(" HTTP/1.1\r\nHost: {worker}").as_bytes());
+    let open = raw_request(worker, None, &head, b"").await;
+    assert_eq!(open.status, 200, "{open:?}");
+    let packet: Value = serde_json::from_str(open.body.trim_start_matches('0')).expect("open");
+    packet["sid"].as_str().expect("sid").to_string()
+}
+
+async fn polling_post(worker: SocketAddr, sid: &str, body: &[u8]) -> RawResponse {
+    let head = format!(
+        "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {worker}\r\n\
+         Content-Type: text/plain;charset=UTF-8"
+    );
+    raw_request(worker, None, head.as_bytes(), body).await
+}
+
+/// Polls until a payload contains `want` (the first poll may hold only the server's ping);
+/// returns that payload.
+async fn polling_until(worker: SocketAddr, sid: &str, want: &str) -> String {
+    for _ in 0..5 {
+        let body = polling_get(worker, sid).await.body;
+        if body.contains(want) {
+            return body;
+        }
+    }
+    panic!("{sid}: no {want:?} in five polls")
+}
+
+async fn polling_get(worker: SocketAddr, sid: &str) -> RawResponse {
+    let head =
+        format!("GET /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {worker}");
+    raw_request(worker, None, head.as_bytes(), b"").await
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_the_room_id_is_refused() {
+    let mut f = fixture("bytes").await;
+    let worker = f.worker;
+    // Percent-encoded bytes that are not UTF-8: the CONNECT is refused with a reason.
+    let sid = polling_session(worker, b"roomid=%FF%FEroom").await;
+    assert_eq!(polling_post(worker, &sid, b"40").await.body, "ok");
+    let refusal = polling_until(worker, &sid, "44{").await;
+    assert!(refusal.contains("allowed characters"), "{refusal}");
+    // Raw bytes in the request line: refused before any session exists, by the worker and
+    // by nginx.
+    for addr in [worker, f.stack.info().nginx] {
+        let head = b"GET /socket.io/?EIO=4&transport=polling&roomid=\xff\xfe HTTP/1.1\r\nHost: x";
+        let response = raw_request(addr, None, head, b"").await;
+        assert_eq!(response.status, 400, "{addr}: {response:?}");
+    }
+    f.assert_unharmed("after invalid room ids").await;
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_an_event_closes_that_client_only() {
+    let mut f = fixture("bytes").await;
+    let worker = f.worker;
+    let frame: &[u8] = b"42[\"say\",{\"text\":\"\xff\xfe zzq\"}]";
+
+    // Websocket: a text frame that is not UTF-8 breaks the protocol; the connection closes.
+    let mut ws = RawWs::open(worker, "roomid=bytes").await;
+    ws.send_text("40").await.expect("CONNECT");
+    assert!(ws.read_text().await.expect("ack").starts_with("40{"));
+    ws.send_text(r#"42["join",{"username":"wsbad"}]"#)
+        .await
+        .expect("join");
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "wsbad")
+        .await;
+    ws.send_frame(1, frame).await.expect("send the bad frame");
+    while let Some(text) = ws.read_text().await {
+        assert!(!text.contains("zzq"), "the bad text came back: {text}");
+    }
+    f.observer
+        .expect_message(|m| m["event"] == "broadcast_quit" && m["data"]["username"] == "wsbad")
+        .await;
+
+    // Polling: the POST is refused and the session closed.
+    let sid = polling_session(worker, b"roomid=bytes").await;
+    assert_eq!(polling_post(worker, &sid, b"40").await.body, "ok");
+    polling_until(worker, &sid, "40{").await;
+    polling_post(worker, &sid, br#"42["join",{"username":"pollbad"}]"#).await;
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "pollbad")
+        .await;
+    let refused = polling_post(worker, &sid, frame).await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    f.observer
+        .expect_message(|m| m["event"] == "broadcast_quit" && m["data"]["username"] == "pollbad")
+        .await;
+    f.assert_unharmed("after invalid UTF-8").await;
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_without_a_stack_overflow() {
+    // A payload limit above the nesting, so the nesting is what the worker meets.
+    let (mut f, _talker) =
+        fixture_with("nested", &flood_limits_and(&["--max-payload", "262144"])).await;
+    let depth = 100_000;
+    let (open, close) = ("[".repeat(depth), "]".repeat(depth));
+    let frames = [
+        format!("42[\"say\",{open}{close}]"),
+        format!("42[\"join\",{{\"username\":{open}{close}}}]"),
+        format!("42[\"say\",{open}"),
+        format!("42{open}{close}"),
+    ];
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        for (k, frame) in frames.iter().enumerate() {
+            let mut bad = Connect::new(&f.url, "nested")
+                .transport(transport)
+                .connect()
+                .await;
+            bad.name = format!("nested frame {k} over {transport:?}");
+            let before = disconnects(&worker_metrics(f.worker).await);
+            bad.tx.send_raw_engineio(frame.clone()).await.ok();
+            match bad.next_event().await {
+                Incoming::Event { name, data, .. } => {
+                    assert_eq!(name, "error", "{}: answered with {data}", bad.name);
+                    assert!(!data["message"].as_str().unwrap_or_default().is_empty());
+                }
+                Incoming::Disconnected { .. } => {
+                    eventually_counted(&f, before, &disconnects).await;
+                }
+            }
+            f.assert_unharmed(&format!("after {}", bad.name)).await;
+        }
+    }
+    f.stack.stop().await;
+}
+
+#[tokio::test]
+async fn a_guessed_session_id_reads_and_posts_nothing() {
+    let mut f = fixture("sessions").await;
+    let worker = f.worker;
+    let nginx = f.stack.info().nginx;
+    let victim = polling_session(worker, b"roomid=sessions").await;
+    assert_eq!(polling_post(worker, &victim, b"40").await.body, "ok");
+    polling_until(worker, &victim, "40{").await;
+    polling_post(worker, &victim, br#"42["join",{"username":"victim"}]"#).await;
+    f.observer
+        .expect_message(|m| m["data"]["username"] == "victim")
+        .await;
+
+    // Session ids are 96 random bits; a guess names no session, directly or through nginx.
+    let guess = "AAAAAAAAAAAAAAAA";
+    assert_ne!(guess, victim);
+    for addr in [worker, nginx] {
+        let read = polling_get(addr, guess).await;
+        assert_eq!(read.status, 400, "{read:?}");
+        assert!(read.body.contains("Session ID unknown"), "{read:?}");
+        let post = polling_post(addr, guess, br#"42["say",{"text":"forged"}]"#).await;
+        assert_eq!(post.status, 400, "{post:?}");
+    }
+    f.assert_unharmed("after guessed sessions").await;
+    // The victim still owns its session: its say arrives, and the forged one never did.
+    polling_post(worker, &victim, br#"42["say",{"text":"still mine"}]"#).await;
+    let m = f
+        .observer
+        .expect_message(|m| m["event"] == "broadcast_say")
+        .await;
+    assert_eq!(m["data"]["text"], "still mine");
+    f.stack.stop().await;
+}

@@ -252,3 +252,205 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// An HTTP response read off a raw connection (for requests our client would never send).
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `head` (request line and headers, without the blank line; `Connection: close` is
+/// added) and `body` from `bind` (or any loopback address), and reads the response to the end.
+pub async fn raw_request(
+    addr: SocketAddr,
+    bind: Option<IpAddr>,
+    head: &[u8],
+    body: &[u8],
+) -> RawResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = connect_from(addr, bind).await;
+    let mut request = head.to_vec();
+    request.extend_from_slice(
+        format!(
+            "\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    request.extend_from_slice(body);
+    stream.write_all(&request).await.expect("send request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(EVENT_DEADLINE, stream.read_to_end(&mut raw))
+        .await
+        .expect("response within the deadline")
+        .expect("read response");
+    parse_response(&raw)
+}
+
+/// A TCP connection to `addr`, from `bind` when given.
+pub async fn connect_from(addr: SocketAddr, bind: Option<IpAddr>) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = bind {
+        socket.bind(SocketAddr::new(ip, 0)).expect("bind source");
+    }
+    socket.connect(addr).await.expect("connect")
+}
+
+fn parse_response(raw: &[u8]) -> RawResponse {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {text:?}"));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 || after.len() < size {
+            break;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+    body
+}
+
+/// A WebSocket connection driven by hand: it reads only when told to (a client that never
+/// reads), and sends any frame, invalid UTF-8 included.
+pub struct RawWs {
+    pub stream: tokio::net::TcpStream,
+}
+
+impl RawWs {
+    /// Opens `/socket.io/?EIO=4&transport=websocket&QUERY` and reads the Engine.IO open packet.
+    pub async fn open(addr: SocketAddr, query: &str) -> RawWs {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = connect_from(addr, None).await;
+        let request = format!(
+            "GET /socket.io/?EIO=4&transport=websocket&{query} HTTP/1.1\r\nHost: {addr}\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.expect("upgrade");
+        // Read the 101 response byte by byte, so no frame after it is consumed.
+        let mut reader = tokio::io::BufReader::with_capacity(1, &mut stream);
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            let n = reader.read_line(&mut head).await.expect("upgrade reply");
+            assert!(n > 0, "closed during upgrade: {head}");
+        }
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        drop(reader);
+        let mut ws = RawWs { stream };
+        let open = ws.read_text().await.expect("open packet");
+        assert!(open.starts_with("0{"), "{open}");
+        ws
+    }
+
+    /// Sends one masked frame (mask key zero: the payload goes as is) with `opcode`.
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut frame = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => frame.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(payload);
+        self.stream.write_all(&frame).await
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> std::io::Result<()> {
+        self.send_frame(1, text.as_bytes()).await
+    }
+
+    /// The next text frame's payload (answering Engine.IO pings on the way); `None` once the
+    /// server closed the connection (a close frame, EOF or a reset).
+    pub async fn read_text(&mut self) -> Option<String> {
+        loop {
+            let (opcode, payload) = self.read_frame().await?;
+            match opcode {
+                1 if payload == b"2" => self.send_text("3").await.ok()?,
+                1 => return Some(String::from_utf8_lossy(&payload).into_owned()),
+                8 => return None,
+                _ => {}
+            }
+        }
+    }
+
+    async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+        let read = async {
+            let mut head = [0u8; 2];
+            self.stream.read_exact(&mut head).await?;
+            let len = match head[1] & 0x7f {
+                126 => u64::from(self.stream.read_u16().await?),
+                127 => self.stream.read_u64().await?,
+                n => u64::from(n),
+            };
+            let mut payload = vec![0; len as usize];
+            self.stream.read_exact(&mut payload).await?;
+            Ok::<_, std::io::Error>((head[0] & 0x0f, payload))
+        };
+        tokio::time::timeout(EVENT_DEADLINE, read)
+            .await
+            .expect("a frame or a close within the deadline")
+            .ok()
+    }
+}
+
+/// This host's address on its default route: a local address that is not loopback, for
+/// connecting to a loopback listener as a peer from elsewhere would.
+pub fn non_loopback_addr() -> IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+    // No packet is sent: connecting a UDP socket only picks the route and source address.
+    probe
+        .connect("203.0.113.1:9")
+        .expect("this test needs a default route (a non-loopback address)");
+    let addr = probe.local_addr().expect("local address").ip();
+    assert!(!addr.is_loopback(), "{addr}");
+    addr
+}
