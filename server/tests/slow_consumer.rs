@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use roomstorm_client::{ClientConfig, Incoming, Sender};
+use roomstorm_client::{ClientConfig, Incoming, Sender, Transport};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -31,6 +31,17 @@ struct Received {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_stops_reading_is_disconnected_and_the_others_get_everything() {
+    slow_member_among_chatters(Transport::WebSocket).await;
+}
+
+/// The same over a websocket that replaced a polling session: its connection is not the one
+/// the session began on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgraded_member_that_stops_reading_is_disconnected() {
+    slow_member_among_chatters(Transport::Upgrade).await;
+}
+
+async fn slow_member_among_chatters(transport: Transport) {
     let stack = start_stack(
         2,
         &[
@@ -72,7 +83,7 @@ async fn a_member_that_stops_reading_is_disconnected_and_the_others_get_everythi
 
     let worker0 = stack.info().workers[0];
     let others_on_worker0 = worker_stats(worker0).await.sockets;
-    let slow = join_and_stop_reading(&format!("http://{worker0}")).await;
+    let slow = join_and_stop_reading(&format!("http://{worker0}"), transport).await;
     let with_slow = chat_round(&mut others, "b", 400, start).await;
 
     let metrics = worker_metrics(worker0).await;
@@ -102,7 +113,7 @@ async fn a_member_that_stops_reading_is_disconnected_and_the_others_get_everythi
         assert_eq!(metric_value(&metrics, &closed), 0, "worker {i}");
     }
     println!(
-        "fan-out to the other {OTHERS} members ({} B messages, {} msg/s): p50/p99/max \
+        "{transport:?}: fan-out to the other {OTHERS} members ({} B messages, {} msg/s): p50/p99/max \
          without a slow member {}, with one {}",
         PADDING,
         u64::from(OTHERS) * 1_000 / INTERVAL.as_millis() as u64,
@@ -114,8 +125,10 @@ async fn a_member_that_stops_reading_is_disconnected_and_the_others_get_everythi
 
 /// Connects straight to a worker, joins, reads until its own join notice, then never reads
 /// again. The returned sender keeps the connection open.
-async fn join_and_stop_reading(worker_url: &str) -> Sender {
-    let config = ClientConfig::new(worker_url).query("roomid", ROOM);
+async fn join_and_stop_reading(worker_url: &str, transport: Transport) -> Sender {
+    let config = ClientConfig::new(worker_url)
+        .transport(transport)
+        .query("roomid", ROOM);
     let (tx, mut rx) = roomstorm_client::connect(&config)
         .await
         .unwrap_or_else(|e| panic!("slow member: {e}"));
