@@ -47,8 +47,8 @@ pub struct StackArgs {
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
 
-    /// nginx's limit of connections per client address (0: none); see `nginx-config`.
-    #[arg(long, default_value_t = crate::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS)]
+    /// nginx connections per client address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = crate::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS)]
     pub nginx_limit_conn: usize,
 
     /// Extra arguments for every chat worker, after `--`.

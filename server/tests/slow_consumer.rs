@@ -106,12 +106,13 @@ async fn slow_member_among_chatters(transport: Transport) {
     )
     .await;
     drop(slow);
-    // Nothing else was disconnected or lost for the others (chat_round checked every message).
-    for (i, worker) in stack.info().workers.iter().enumerate() {
-        let metrics = worker_metrics(*worker).await;
-        let closed = format!("chat_delivery_failed_total{{worker=\"{i}\",reason=\"closed\"}}");
-        assert_eq!(metric_value(&metrics, &closed), 0, "worker {i}");
+    // The others lost nothing (chat_round checked every message) and are all still here.
+    // (Deliveries to the slow member after its cut may count as `closed`: it is gone.)
+    let mut sockets = 0;
+    for worker in &stack.info().workers {
+        sockets += worker_stats(*worker).await.sockets;
     }
+    assert_eq!(sockets, i64::from(OTHERS));
     println!(
         "{transport:?}: fan-out to the other {OTHERS} members ({} B messages, {} msg/s): p50/p99/max \
          without a slow member {}, with one {}",
