@@ -98,6 +98,9 @@ impl RunningTarget {
             listen: "127.0.0.1:0".parse()?,
             redis: None,
             nginx_workers: local.nginx_workers as usize,
+            // The default per-address limit (1,000) is far above this generator's share per
+            // address (members spread over 250 loopback addresses: 120 each at 30,000).
+            nginx_limit_conn: chat_server::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS,
             run_dir: Some(run_dir.join("stack")),
             worker_args: Vec::new(),
             server_exe: None,

@@ -16,7 +16,7 @@ use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -26,8 +26,10 @@ use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::{DisconnectReason, Socket};
 use socketioxide_core::Value;
 
+use crate::admission::{is_full, refusal};
 use crate::app::App;
 use crate::bus::Outgoing;
+use crate::metrics::{ClosedFor, DisconnectLabel, RefusedLabel};
 use crate::reply::reply_error;
 use crate::rooms::Room;
 use roomstorm_protocol::{
@@ -68,10 +70,18 @@ pub async fn on_connect(socket: SocketRef, app: Arc<App>) -> Result<(), ConnectR
     let room = match room_from_query(socket.req_parts().uri.query()) {
         Ok(room) => room,
         Err(reason) => {
-            app.metrics.connects_refused.fetch_add(1, Relaxed);
+            app.metrics.refuse_connect(RefusedLabel::BadRoomid);
             return Err(ConnectRefused(reason));
         }
     };
+    // Takes the slot before checking it: concurrent handshakes that all passed the HTTP gate
+    // (`admission`) cannot together exceed the cap.
+    let before = app.metrics.sockets.fetch_add(1, Relaxed);
+    if is_full(before, app.config.max_connections) {
+        app.metrics.sockets.fetch_sub(1, Relaxed);
+        app.metrics.refuse_connect(RefusedLabel::MaxConnections);
+        return Err(ConnectRefused(refusal(app.config.max_connections)));
+    }
     let member = Arc::new(Member {
         limiter: Mutex::new(RateLimiter::new(&app)),
         app: app.clone(),
@@ -84,11 +94,42 @@ pub async fn on_connect(socket: SocketRef, app: Arc<App>) -> Result<(), ConnectR
     });
     socket.extensions.insert(member.clone());
     socket.on_fallback(async |_: Inbound| {});
+    if !app.config.join_deadline.is_zero() {
+        tokio::spawn(close_unless_joined(
+            socket.clone(),
+            member.clone(),
+            app.config.join_deadline,
+        ));
+    }
     socket.on_disconnect(async move |socket: SocketRef, reason: DisconnectReason| {
         member.on_disconnect(socket, reason).await;
     });
-    app.metrics.sockets.fetch_add(1, Relaxed);
     Ok(())
+}
+
+/// The join deadline: a socket that has not sent a valid `join` by then is told so and
+/// closed. One timer per connection (not per message); a socket that left meanwhile is in
+/// state `Gone` and is left alone.
+async fn close_unless_joined(socket: SocketRef, member: Arc<Member>, deadline: Duration) {
+    tokio::time::sleep(deadline).await;
+    // Held until the disconnect is queued, so a `join` cannot start in between.
+    let state = member.state();
+    if !matches!(*state, State::Connected) {
+        return;
+    }
+    let app = &member.app;
+    socket
+        .extensions
+        .insert(ClosedFor(DisconnectLabel::JoinDeadline));
+    let message = format!(
+        "no join within {}: closing",
+        roomstorm_protocol::duration::format_duration(deadline)
+    );
+    reply_error(&socket, &app.metrics, ErrorCode::NotJoined, &message);
+    tracing::debug!(sid = %socket.id, "closing a socket that never joined");
+    // A queue too full for the disconnect packet is the slow-consumer watch's business.
+    let _ = socket.disconnect();
+    drop(state);
 }
 
 /// The connect handler: socketioxide calls it once the socket is marked connected, so from
@@ -341,7 +382,12 @@ impl Member {
     async fn on_disconnect(&self, socket: SocketRef, reason: DisconnectReason) {
         let app = &self.app;
         app.metrics.sockets.fetch_sub(1, Relaxed);
-        app.metrics.disconnect(reason);
+        // Closed on purpose (slow consumer, join deadline): counted under that reason, not
+        // the transport's.
+        match socket.extensions.get::<ClosedFor>() {
+            Some(ClosedFor(label)) => app.metrics.disconnect_as(label),
+            None => app.metrics.disconnect(reason),
+        }
         let previous = std::mem::replace(&mut *self.state(), State::Gone);
         if let State::Joined { username, room } = previous {
             room.remove_member(&socket, &app.metrics);

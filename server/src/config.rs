@@ -38,6 +38,14 @@ const DEFAULT_CORS_ORIGINS: &str = "*";
 const DEFAULT_WEB_DIR: &str = "web";
 const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_HEADER_TIMEOUT_MS: u64 = 30_000;
+const DEFAULT_SLOW_CONSUMER_GRACE: Duration = Duration::from_secs(5);
+const DEFAULT_SLOW_CONSUMER_GRACE_TEXT: &str = "5s";
+const DEFAULT_JOIN_DEADLINE: Duration = Duration::from_secs(30);
+const DEFAULT_JOIN_DEADLINE_TEXT: &str = "30s";
+/// No cap: what a worker can hold depends on the machine (open files, memory), so any fixed
+/// number would either sit above that (useless) or below it (refusing capacity the machine has).
+/// Operators set it from their own measured capacity.
+const DEFAULT_MAX_CONNECTIONS: usize = 0;
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -137,6 +145,21 @@ pub struct WorkerConfig {
     /// Index of this worker in its cluster (set by the master; shown in logs and /stats).
     #[arg(long, env = "CHAT_WORKER_ID", default_value_t = 0)]
     pub worker_id: usize,
+
+    /// How long a socket's outgoing queue (--socket-buffer) may stay full before the socket is
+    /// disconnected as a slow consumer (a duration such as `5s`).
+    #[arg(long, env = "CHAT_SLOW_CONSUMER_GRACE", default_value = DEFAULT_SLOW_CONSUMER_GRACE_TEXT, value_parser = parse_duration)]
+    pub slow_consumer_grace: Duration,
+
+    /// Socket.IO connections this worker accepts at once; a handshake beyond it gets HTTP 503
+    /// (0: no cap).
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// How long a socket may stay connected without a valid `join` before it is closed (a
+    /// duration such as `30s`; `0s`: never).
+    #[arg(long, env = "CHAT_JOIN_DEADLINE", default_value = DEFAULT_JOIN_DEADLINE_TEXT, value_parser = parse_duration)]
+    pub join_deadline: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -163,6 +186,9 @@ impl Default for WorkerConfig {
             chaos_drop_every: 0,
             chaos_duplicate_every: 0,
             worker_id: 0,
+            slow_consumer_grace: DEFAULT_SLOW_CONSUMER_GRACE,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            join_deadline: DEFAULT_JOIN_DEADLINE,
         }
     }
 }
@@ -326,6 +352,23 @@ mod tests {
                 "{bad}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn limit_flags_take_durations() {
+        let config = parse(&[
+            "worker",
+            "--slow-consumer-grace",
+            "1.5s",
+            "--join-deadline",
+            "0s",
+            "--max-connections",
+            "10",
+        ]);
+        assert_eq!(config.slow_consumer_grace, Duration::from_millis(1_500));
+        assert_eq!(config.join_deadline, Duration::ZERO);
+        assert_eq!(config.max_connections, 10);
+        assert_eq!(parse(&["worker"]).join_deadline, Duration::from_secs(30));
     }
 
     #[test]

@@ -25,11 +25,15 @@ pub enum DisconnectLabel {
     ClientDisconnect,
     ServerDisconnect,
     ServerClosing,
+    /// Closed by this server: its outgoing queue stayed full past `--slow-consumer-grace`.
+    SlowConsumer,
+    /// Closed by this server: no valid `join` within `--join-deadline`.
+    JoinDeadline,
 }
 
 impl DisconnectLabel {
     /// Every label, in declaration order (so `label as usize` is its index here).
-    pub const ALL: [DisconnectLabel; 8] = [
+    pub const ALL: [DisconnectLabel; 10] = [
         Self::TransportClose,
         Self::MultiplePolling,
         Self::ParseError,
@@ -38,6 +42,8 @@ impl DisconnectLabel {
         Self::ClientDisconnect,
         Self::ServerDisconnect,
         Self::ServerClosing,
+        Self::SlowConsumer,
+        Self::JoinDeadline,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +56,8 @@ impl DisconnectLabel {
             Self::ClientDisconnect => "client_disconnect",
             Self::ServerDisconnect => "server_disconnect",
             Self::ServerClosing => "server_closing",
+            Self::SlowConsumer => "slow_consumer",
+            Self::JoinDeadline => "join_deadline",
         }
     }
 }
@@ -66,6 +74,33 @@ impl From<DisconnectReason> for DisconnectLabel {
             ClientNSDisconnect => Self::ClientDisconnect,
             ServerNSDisconnect => Self::ServerDisconnect,
             ClosingServer => Self::ServerClosing,
+        }
+    }
+}
+
+/// Put in a socket's extensions by the code that closes it on purpose, so that its disconnect
+/// is counted under this label rather than under the transport's reason (a slow consumer's
+/// connection is cut, which socketioxide reports as a transport close).
+#[derive(Debug, Clone, Copy)]
+pub struct ClosedFor(pub DisconnectLabel);
+
+/// Why a handshake was refused: the `reason` label of `chat_connects_refused_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedLabel {
+    /// The Socket.IO handshake had no valid `roomid`.
+    BadRoomid,
+    /// The worker already holds `--max-connections` sockets.
+    MaxConnections,
+}
+
+impl RefusedLabel {
+    /// Every label, in declaration order (so `label as usize` is its index here).
+    pub const ALL: [RefusedLabel; 2] = [Self::BadRoomid, Self::MaxConnections];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRoomid => "bad_roomid",
+            Self::MaxConnections => "max_connections",
         }
     }
 }
@@ -105,7 +140,7 @@ pub struct Metrics {
     pub members: AtomicI64,
     pub rooms: AtomicI64,
     pub subscribed_channels: AtomicI64,
-    pub connects_refused: AtomicU64,
+    pub connects_refused: [AtomicU64; RefusedLabel::ALL.len()],
     pub flood_disconnects: AtomicU64,
     pub received_join: AtomicU64,
     pub received_say: AtomicU64,
@@ -147,8 +182,15 @@ impl Metrics {
     }
 
     pub fn disconnect(&self, reason: DisconnectReason) {
-        let label = DisconnectLabel::from(reason);
+        self.disconnect_as(DisconnectLabel::from(reason));
+    }
+
+    pub fn disconnect_as(&self, label: DisconnectLabel) {
         self.disconnects[label as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn refuse_connect(&self, label: RefusedLabel) {
+        self.connects_refused[label as usize].fetch_add(1, Relaxed);
     }
 
     pub fn redis_error(&self, op: RedisOp) {
@@ -206,16 +248,11 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             (
                 "chat_flood_disconnects_total",
                 "Sockets disconnected for exceeding the rate limit again and again.",
                 &self.flood_disconnects,
-            ),
-            (
-                "chat_connects_refused_total",
-                "Connections refused at the Socket.IO handshake (bad roomid).",
-                &self.connects_refused,
             ),
             (
                 "chat_published_total",
@@ -293,6 +330,15 @@ impl Metrics {
             "code",
             ErrorCode::ALL.iter().map(|c| c.as_str()),
             &self.rejected,
+        );
+        labelled_counters(
+            w,
+            worker_id,
+            "chat_connects_refused_total",
+            "Connections refused at the handshake, by reason.",
+            "reason",
+            RefusedLabel::ALL.iter().map(|label| label.as_str()),
+            &self.connects_refused,
         );
         labelled_counters(
             w,
@@ -390,6 +436,9 @@ mod tests {
     #[test]
     fn label_enums_index_their_counters() {
         for (i, label) in DisconnectLabel::ALL.iter().enumerate() {
+            assert_eq!(*label as usize, i, "{label:?}");
+        }
+        for (i, label) in RefusedLabel::ALL.iter().enumerate() {
             assert_eq!(*label as usize, i, "{label:?}");
         }
         for (i, op) in RedisOp::ALL.iter().enumerate() {

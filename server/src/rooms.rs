@@ -4,21 +4,26 @@
 //! hold subscribes the worker to the room's channel and the last release unsubscribes, both
 //! serialized per room so a join racing a leave can never end up unsubscribed.
 //! Delivery hands one encoded packet to every local member: socketioxide serializes a broadcast
-//! once and shares the bytes between recipients.
+//! once and shares the bytes between recipients. A broadcast's errors do not say which member
+//! failed, so a room where one failed for a full queue is delivered member by member until a
+//! message reaches all of them: that tells `slow` who is not reading.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use serde_json::value::RawValue;
-use socketioxide::SocketIo;
 use socketioxide::extract::SocketRef;
+use socketioxide::{SendError, SocketIo};
 use socketioxide_core::adapter::errors::{BroadcastError, SocketError};
 
 use crate::bus::{Bus, BusError, Inbox};
 use crate::metrics::Metrics;
 use crate::reply::reply_error;
+use crate::slow::SlowConsumers;
 use roomstorm_protocol::{EVENT_MESSAGE, ErrorCode};
 
 /// One room with local members.
@@ -29,6 +34,9 @@ pub struct Room {
     members: Mutex<usize>,
     /// Sockets holding the room (joining or joined), and whether its channel is subscribed.
     subscription: tokio::sync::Mutex<Subscription>,
+    /// A delivery failed for a full queue and no later one reached every member: deliver
+    /// member by member, to learn which one (see the module docs).
+    has_full_member: AtomicBool,
 }
 
 #[derive(Default)]
@@ -83,6 +91,7 @@ pub struct Delivery {
     metrics: Arc<Metrics>,
     chaos: Chaos,
     chat_messages: std::sync::atomic::AtomicU64,
+    slow: Arc<SlowConsumers>,
 }
 
 impl Inbox for Delivery {
@@ -138,6 +147,9 @@ impl Delivery {
     }
 
     fn broadcast(&self, room: &Room, members: usize, data: &RawValue) {
+        if room.has_full_member.load(Relaxed) {
+            return self.deliver_one_by_one(room, data);
+        }
         // The local adapter broadcasts synchronously: the future is ready on its first poll.
         let sent = self
             .io
@@ -146,7 +158,7 @@ impl Delivery {
             .now_or_never();
         let failed = match sent {
             Some(Ok(())) => 0,
-            Some(Err(BroadcastError::Socket(errors))) => self.count_failures(&errors),
+            Some(Err(BroadcastError::Socket(errors))) => self.count_failures(room, &errors),
             Some(Err(e)) => {
                 tracing::error!(room = &*room.name, "broadcast failed: {e}");
                 self.metrics
@@ -170,15 +182,48 @@ impl Delivery {
             .fetch_add(members.saturating_sub(failed) as u64, Relaxed);
     }
 
-    fn count_failures(&self, errors: &[SocketError]) -> usize {
+    fn count_failures(&self, room: &Room, errors: &[SocketError]) -> usize {
         for error in errors {
             let counter = match error {
-                SocketError::InternalChannelFull => &self.metrics.delivery_failed_full,
+                SocketError::InternalChannelFull => {
+                    room.has_full_member.store(true, Relaxed);
+                    &self.metrics.delivery_failed_full
+                }
                 SocketError::Closed => &self.metrics.delivery_failed_closed,
             };
             counter.fetch_add(1, Relaxed);
         }
         errors.len()
+    }
+
+    /// Delivers to each member on its own (the message is encoded once per member), telling
+    /// the slow-consumer watch whose queue was full and whose was not. Back to one broadcast
+    /// once a message reached every member.
+    fn deliver_one_by_one(&self, room: &Room, data: &RawValue) {
+        let now = Instant::now();
+        let mut full = 0;
+        for socket in self.io.to(room.name.to_string()).sockets() {
+            let counter = match socket.emit(EVENT_MESSAGE, data) {
+                Ok(()) => {
+                    self.slow.delivered(socket.id);
+                    &self.metrics.delivered
+                }
+                Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                    full += 1;
+                    self.slow.found_full(&socket, now);
+                    &self.metrics.delivery_failed_full
+                }
+                Err(SendError::Socket(SocketError::Closed)) => &self.metrics.delivery_failed_closed,
+                Err(SendError::Serialize(e)) => {
+                    tracing::error!(room = &*room.name, "cannot encode a message: {e}");
+                    &self.metrics.delivery_failed_closed
+                }
+            };
+            counter.fetch_add(1, Relaxed);
+        }
+        if full == 0 {
+            room.has_full_member.store(false, Relaxed);
+        }
     }
 
     fn lock_rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
@@ -194,7 +239,12 @@ pub struct Rooms {
 
 impl Rooms {
     /// A registry and the delivery that reads it.
-    pub fn new(io: SocketIo, metrics: Arc<Metrics>, chaos: Chaos) -> (Self, Arc<Delivery>) {
+    pub fn new(
+        io: SocketIo,
+        metrics: Arc<Metrics>,
+        chaos: Chaos,
+        slow: Arc<SlowConsumers>,
+    ) -> (Self, Arc<Delivery>) {
         let map = Arc::new(Mutex::new(HashMap::new()));
         let delivery = Arc::new(Delivery {
             io,
@@ -202,6 +252,7 @@ impl Rooms {
             metrics: metrics.clone(),
             chaos,
             chat_messages: Default::default(),
+            slow,
         });
         (Rooms { map, metrics }, delivery)
     }
@@ -220,6 +271,7 @@ impl Rooms {
                     name: name.clone(),
                     members: Mutex::new(0),
                     subscription: tokio::sync::Mutex::default(),
+                    has_full_member: AtomicBool::new(false),
                 })
             })
             .clone();

@@ -4,31 +4,29 @@
 //! client that trickles its request headers one byte at a time (slowloris) holds its
 //! connection, and a file descriptor, forever. This accept loop is axum's, plus that timer.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
-
-/// Pause after an accept error (out of file descriptors, usually) before accepting again, so a
-/// full process does not spin on a listener it cannot serve.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 /// Accepts connections until `stop` resolves, then asks every connection to finish its request
 /// and close, and returns when all have (the caller bounds that wait). HTTP/1.1 only: nginx
 /// and every Socket.IO client speak it.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    mut listener: L,
     router: Router,
     header_timeout: Duration,
     stop: impl Future<Output = ()> + Send + 'static,
-) {
+) where
+    L: Listener,
+    L::Addr: Clone + Send + Sync + std::fmt::Debug + 'static,
+{
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -36,18 +34,13 @@ pub async fn serve(
     let (shutdown, shutdown_seen) = tokio::sync::watch::channel(());
     tokio::pin!(stop);
     loop {
+        // The listener's accept retries failed accepts itself (pausing when out of
+        // descriptors), as axum::serve does.
         let (stream, peer) = tokio::select! {
             () = &mut stop => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
         };
-        let service = TowerToHyperService::new(with_peer(router.clone(), peer));
+        let service = TowerToHyperService::new(with_peer(router.clone(), peer.clone()));
         let connection = builder
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
@@ -62,7 +55,7 @@ pub async fn serve(
                 }
             };
             if let Err(e) = ended {
-                tracing::trace!("connection from {peer} ended: {e}");
+                tracing::trace!("connection from {peer:?} ended: {e}");
             }
         });
     }
@@ -72,10 +65,10 @@ pub async fn serve(
     shutdown.closed().await;
 }
 
-/// The router, with the peer's address in each request as axum's `ConnectInfo`.
-fn with_peer(
+/// The router, with the listener's peer (its address) in each request as axum's `ConnectInfo`.
+fn with_peer<A: Clone + Send + Sync + 'static>(
     router: Router,
-    peer: SocketAddr,
+    peer: A,
 ) -> impl tower::Service<
     http::Request<Incoming>,
     Response = axum::response::Response,
@@ -84,7 +77,7 @@ fn with_peer(
 > + Clone {
     router.map_request(move |request: http::Request<Incoming>| {
         let mut request = request.map(axum::body::Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(ConnectInfo(peer.clone()));
         request
     })
 }

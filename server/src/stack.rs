@@ -47,6 +47,10 @@ pub struct StackArgs {
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
 
+    /// nginx connections per client address (0: no limit).
+    #[arg(long, value_name = "N", default_value_t = crate::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS)]
+    pub nginx_limit_conn: usize,
+
     /// Extra arguments for every chat worker, after `--`.
     #[arg(last = true)]
     pub worker_args: Vec<String>,
@@ -59,6 +63,8 @@ pub struct StackConfig {
     pub listen: SocketAddr,
     pub redis: Option<String>,
     pub nginx_workers: usize,
+    /// nginx's limit of connections per client address (0: none).
+    pub nginx_limit_conn: usize,
     pub run_dir: Option<PathBuf>,
     pub worker_args: Vec<String>,
     /// The chat-server binary; `None`: this binary (see `process::self_command`).
@@ -75,6 +81,7 @@ impl StackConfig {
             listen: args.listen,
             redis: args.redis,
             nginx_workers: args.nginx_workers,
+            nginx_limit_conn: args.nginx_limit_conn,
             run_dir: args.run_dir,
             worker_args: args.worker_args,
             server_exe,
@@ -186,7 +193,9 @@ impl Stack {
                     )
                 })?;
         }
-        stack.start_nginx(&nginx_exe, config.nginx_workers).await?;
+        stack
+            .start_nginx(&nginx_exe, config.nginx_workers, config.nginx_limit_conn)
+            .await?;
         Ok(stack)
     }
 
@@ -221,7 +230,12 @@ impl Stack {
             .with_context(|| format!("redis-server (log: {})", log.display()))
     }
 
-    async fn start_nginx(&mut self, exe: &Path, workers: usize) -> anyhow::Result<()> {
+    async fn start_nginx(
+        &mut self,
+        exe: &Path,
+        workers: usize,
+        limit_conn_per_address: usize,
+    ) -> anyhow::Result<()> {
         let dir = &self.info.run_dir;
         let config = NginxConfig {
             listen: self.info.nginx.to_string(),
@@ -237,6 +251,7 @@ impl Stack {
             } else {
                 String::new()
             },
+            limit_conn_per_address,
         };
         let conf = dir.join("nginx.conf");
         config.check()?;

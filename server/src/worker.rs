@@ -16,8 +16,10 @@ use crate::app::App;
 use crate::bus::{Bus, Inbox, RedisBus};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
+use crate::conns::{Connections, TrackedListener, note_upgrades};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::slow::SlowConsumers;
 
 /// How long a shutdown may take before the worker exits regardless.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
@@ -27,7 +29,7 @@ pub struct Worker {
     app: Arc<App>,
     io: SocketIo,
     router: axum::Router,
-    listener: TcpListener,
+    listener: TrackedListener,
 }
 
 impl Worker {
@@ -53,7 +55,10 @@ impl Worker {
                 "CHAOS: this worker drops or duplicates messages on purpose"
             );
         }
-        let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone(), chaos);
+        let conns = Arc::new(Connections::default());
+        let slow = SlowConsumers::new(config.slow_consumer_grace, conns.clone());
+        slow.spawn_sweeper();
+        let (rooms, delivery) = Rooms::new(io.clone(), metrics.clone(), chaos, slow);
         let inbox: Arc<dyn Inbox> = delivery;
         let bus = match config.bus_kind() {
             BusKind::Redis => {
@@ -87,19 +92,26 @@ impl Worker {
             move |socket| chat::on_connect(socket, app.clone())
         };
         io.ns("/", chat::on_connected.with(on_connect));
-        let router = crate::http::router(app.clone(), layer);
+        let router = crate::http::router(app.clone(), layer)
+            .layer(tower::util::MapRequestLayer::new(note_upgrades(
+                conns.clone(),
+            )))
+            .layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                crate::admission::gate,
+            ));
         let listener = listen(app.config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
         Ok(Worker {
             app,
             io,
             router,
-            listener,
+            listener: TrackedListener::new(listener, conns),
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        axum::serve::Listener::local_addr(&self.listener).map(|peer| peer.addr)
     }
 
     /// Serves until `stop` resolves, then shuts down cleanly.
@@ -118,7 +130,7 @@ impl Worker {
             pid = std::process::id(),
             bus = ?app.config.bus_kind(),
             "listening on {}",
-            listener.local_addr()?
+            axum::serve::Listener::local_addr(&listener)?.addr
         );
         let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
         let server =

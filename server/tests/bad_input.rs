@@ -89,7 +89,10 @@ async fn missing_or_invalid_roomid_is_refused_with_a_reason() {
     }
     let metrics = worker_metrics(f.worker).await;
     assert_eq!(
-        metric_value(&metrics, "chat_connects_refused_total{worker=\"0\"}"),
+        metric_value(
+            &metrics,
+            "chat_connects_refused_total{worker=\"0\",reason=\"bad_roomid\"}"
+        ),
         4
     );
     f.stack.stop().await;

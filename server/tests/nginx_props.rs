@@ -43,16 +43,20 @@ fn config() -> impl Strategy<Value = NginxConfig> {
         ],
         1usize..16,
         0usize..100_000,
+        0usize..5_000,
     )
         .prop_map(
-            |(listen, upstreams, real_ip_from, prefix, user, workers, files)| NginxConfig {
-                listen,
-                upstreams,
-                real_ip_from,
-                worker_processes: workers,
-                rlimit_nofile: files,
-                prefix,
-                user,
+            |(listen, upstreams, real_ip_from, prefix, user, workers, files, per_address)| {
+                NginxConfig {
+                    listen,
+                    upstreams,
+                    real_ip_from,
+                    worker_processes: workers,
+                    rlimit_nofile: files,
+                    prefix,
+                    user,
+                    limit_conn_per_address: per_address,
+                }
             },
         )
 }

@@ -24,16 +24,25 @@ pub fn server_exe() -> PathBuf {
 
 /// Starts a stack with `workers` workers; extra worker flags in `worker_args`.
 pub async fn start_stack(workers: usize, worker_args: &[&str]) -> Stack {
-    let config = StackConfig {
+    start_stack_with(stack_config(workers, worker_args)).await
+}
+
+/// The configuration [`start_stack`] uses, for a test that changes more than worker flags.
+pub fn stack_config(workers: usize, worker_args: &[&str]) -> StackConfig {
+    StackConfig {
         workers,
         listen: "127.0.0.1:0".parse().expect("static address"),
         redis: None,
         nginx_workers: 2,
+        nginx_limit_conn: chat_server::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS,
         run_dir: None,
         worker_args: worker_args.iter().map(|s| s.to_string()).collect(),
         server_exe: Some(server_exe()),
         server_prefix: Vec::new(),
-    };
+    }
+}
+
+pub async fn start_stack_with(config: StackConfig) -> Stack {
     match Stack::start(config).await {
         Ok(stack) => stack,
         Err(e) => panic!("cannot start the local stack: {e:#}"),
