@@ -37,6 +37,10 @@ const DEFAULT_PING_TIMEOUT_MS: u64 = 20_000;
 const DEFAULT_CORS_ORIGINS: &str = "*";
 const DEFAULT_WEB_DIR: &str = "web";
 const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2_000;
+/// Four full pipelined batches (1,024 messages each): a brief Redis hiccup is absorbed, and a
+/// stall costs at most ~4,096 payloads of memory (about 9 MB at the 2,000-byte text limit)
+/// before senders are told `busy`.
+const DEFAULT_PUBLISH_QUEUE: usize = 4_096;
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -112,6 +116,11 @@ pub struct WorkerConfig {
     #[arg(long, env = "CHAT_REDIS_TIMEOUT_MS", default_value_t = DEFAULT_REDIS_TIMEOUT_MS, value_parser = parse_millis)]
     pub redis_timeout_ms: u64,
 
+    /// Room messages that may wait for Redis at once (queued or on their way); past it, a `say`
+    /// is refused with the `busy` error instead of growing the worker's memory.
+    #[arg(long, env = "CHAT_PUBLISH_QUEUE", default_value_t = DEFAULT_PUBLISH_QUEUE)]
+    pub publish_queue: usize,
+
     /// Fault injection for testing measurement tools: drop every Nth chat message this
     /// worker would deliver (0: never). Counted in `chat_chaos_total{action="drop"}`.
     #[arg(long, env = "CHAT_CHAOS_DROP_EVERY", default_value_t = 0, hide = true)]
@@ -151,6 +160,7 @@ impl Default for WorkerConfig {
             cors_origins: vec![DEFAULT_CORS_ORIGINS.into()],
             web_dir: DEFAULT_WEB_DIR.into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
+            publish_queue: DEFAULT_PUBLISH_QUEUE,
             chaos_drop_every: 0,
             chaos_duplicate_every: 0,
             worker_id: 0,
@@ -210,6 +220,9 @@ impl WorkerConfig {
         }
         if self.socket_buffer == 0 {
             anyhow::bail!("--socket-buffer must be at least 1");
+        }
+        if self.publish_queue == 0 {
+            anyhow::bail!("--publish-queue must be at least 1");
         }
         Ok(())
     }
