@@ -156,6 +156,11 @@ impl ErrorCode {
         }
     }
 
+    /// The code named `name` (as sent in an `error` event), if there is one.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// Position in [`ErrorCode::ALL`], for per-code counters.
     pub fn index(self) -> usize {
         ErrorCode::ALL
@@ -290,6 +295,8 @@ mod tests {
     fn error_code_index_is_position() {
         for (i, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(code.index(), i);
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(*code));
         }
+        assert_eq!(ErrorCode::from_name("nope"), None);
     }
 }
