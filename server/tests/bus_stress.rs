@@ -368,3 +368,86 @@ async fn churn_across_hundreds_of_rooms_during_a_redis_restart_leaks_no_channel(
     close_all(members).await;
     stack.stop().await;
 }
+
+/// Resident memory of a process, in KiB (`VmRSS` in /proc).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Not a test: measures a worker's RSS before, during (10 s) and after a Redis stall under
+/// load, for BENCHMARKS.md. `ROOMSTORM_PUBLISH_QUEUE` sets `--publish-queue` (default 4096).
+/// `cargo test -p chat-server --test bus_stress -- --ignored --nocapture worker_rss`
+#[tokio::test]
+#[ignore]
+async fn worker_rss_with_redis_stalled() {
+    let queue = std::env::var("ROOMSTORM_PUBLISH_QUEUE").unwrap_or_else(|_| "4096".into());
+    let args = [
+        "--publish-queue",
+        &queue,
+        "--rate-per-sec",
+        "1000",
+        "--rate-burst",
+        "1000",
+    ];
+    let stack = start_stack(1, &args).await;
+    let info = stack.info().clone();
+    let pid = stack.worker_pid(0).await.expect("worker pid");
+    let url = worker_url(info.workers[0]);
+    let (members, rate, text) = (40usize, 50u64, "x".repeat(1000));
+    let mut senders = Vec::new();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for i in 0..members {
+        let mut member = Connect::new(&url, &format!("rss-{}", i % 8))
+            .join(&format!("m{i}"))
+            .await;
+        let (stop, text) = (stop.clone(), text.clone());
+        senders.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                member.say(&text).await;
+                while member.events.try_recv().is_ok() {}
+            }
+            member.close().await;
+        }));
+    }
+    let sample = |what: &str| {
+        let kib = rss_kib(pid);
+        println!("{what}: worker RSS {:.1} MiB", kib as f64 / 1024.0);
+        kib
+    };
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    sample("before (5 s of load)");
+    let stalled = Stalled::redis(&info.redis_url).await;
+    let mut peak = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        peak = peak.max(rss_kib(pid));
+    }
+    println!("during (10 s stall): peak {:.1} MiB", peak as f64 / 1024.0);
+    stalled.resume();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    sample("after (10 s after SIGCONT)");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let metrics = worker_metrics(info.workers[0]).await;
+    for line in metrics.lines().filter(|l| {
+        l.starts_with("chat_publish_queue_peak")
+            || l.starts_with("chat_publish_failed_total")
+            || l.starts_with("chat_published_total")
+    }) {
+        println!("{line}");
+    }
+    futures_util::future::join_all(senders).await;
+    stack.stop().await;
+}
