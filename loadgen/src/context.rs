@@ -25,6 +25,11 @@ pub struct LiveCounters {
     /// own `delivered` counters).
     pub received_messages: AtomicU64,
     pub server_errors: AtomicU64,
+    /// `say`s the server refused without sending (`busy`, `unavailable`); taken back from
+    /// `sends`.
+    pub sends_refused: AtomicU64,
+    /// `say`s the server could not confirm (`outcome_unknown`): they may still arrive.
+    pub outcome_unknown: AtomicU64,
     pub disconnects: AtomicU64,
     /// Planned leaves whose close did not finish in time (settled with what was received).
     pub close_timeouts: AtomicU64,

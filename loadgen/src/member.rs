@@ -18,7 +18,9 @@ use crate::clock::now_us;
 use crate::context::{LiveCounters, RoomState, RunContext};
 use crate::measure::histograms::HistogramKind;
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
-use crate::measure::probe::{MessageKind, decode_probe, encode_probe, parse_message_packet};
+use crate::measure::probe::{
+    MessageKind, decode_probe, encode_probe, parse_error_packet, parse_message_packet,
+};
 use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::pace::Pace;
 use crate::scenario::{ClientAddress, MemberPlan, Traffic};
@@ -270,11 +272,34 @@ pub fn on_event(
                 timeline.receipt(now, probe.intended_us, kind);
             }
         }
-        None => {
-            counters.server_errors.fetch_add(1, Relaxed);
-            timeline.error(now, ErrorKind::ServerError);
-        }
+        None => on_server_error(counters, timeline, packet, now),
     }
+}
+
+/// Counts an `error` event (or any packet that is not a room message) by what it says about a
+/// send: refused without sending (`busy`, `unavailable`: the send is taken back from `sends`),
+/// outcome unknown (its own kind: the message may still arrive, and is still owed), or any
+/// other server error.
+fn on_server_error(counters: &LiveCounters, timeline: &Timeline, packet: &str, now: u64) {
+    use roomstorm_protocol::ErrorCode;
+    let kind = match parse_error_packet(packet) {
+        Some(ErrorCode::Busy | ErrorCode::Unavailable) => {
+            counters.sends_refused.fetch_add(1, Relaxed);
+            let _ = counters
+                .sends
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            ErrorKind::SendRefused
+        }
+        Some(ErrorCode::OutcomeUnknown) => {
+            counters.outcome_unknown.fetch_add(1, Relaxed);
+            ErrorKind::OutcomeUnknown
+        }
+        _ => {
+            counters.server_errors.fetch_add(1, Relaxed);
+            ErrorKind::ServerError
+        }
+    };
+    timeline.error(now, kind);
 }
 
 impl Session {
@@ -510,6 +535,31 @@ steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
             assert_eq!(reference.next_us(), intended, "seq {seq}");
             assert!((from..until).contains(&intended));
         }
+    }
+
+    /// `busy`/`unavailable` take the send back and count as refused; `outcome_unknown` is its
+    /// own kind and leaves `sends` alone; other codes stay server errors.
+    #[test]
+    fn error_events_are_counted_by_what_they_say_about_the_send() {
+        let counters = LiveCounters::default();
+        let timeline = Timeline::new(0, 10);
+        counters.sends.store(5, Relaxed);
+        for code in ["busy", "unavailable", "outcome_unknown", "rate_limited"] {
+            let packet = format!(r#"42["error",{{"code":"{code}","message":"m"}}]"#);
+            on_server_error(&counters, &timeline, &packet, SECOND);
+        }
+        assert_eq!(
+            counters.sends.load(Relaxed),
+            3,
+            "two refused sends taken back"
+        );
+        assert_eq!(counters.sends_refused.load(Relaxed), 2);
+        assert_eq!(counters.outcome_unknown.load(Relaxed), 1);
+        assert_eq!(counters.server_errors.load(Relaxed), 1);
+        let totals = timeline.error_totals();
+        assert_eq!(totals.get("send_refused"), Some(&2));
+        assert_eq!(totals.get("outcome_unknown"), Some(&1));
+        assert_eq!(totals.get("server_error"), Some(&1));
     }
 
     #[test]

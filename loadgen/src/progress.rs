@@ -73,7 +73,9 @@ impl Snapshot {
                 + c.join_timeouts.load(Relaxed)
                 + c.send_failures.load(Relaxed)
                 + c.disconnects.load(Relaxed)
-                + c.server_errors.load(Relaxed),
+                + c.server_errors.load(Relaxed)
+                + c.sends_refused.load(Relaxed)
+                + c.outcome_unknown.load(Relaxed),
         }
     }
 }

@@ -118,10 +118,15 @@ pub enum ErrorCode {
     RateLimited,
     /// The message bus (Redis) is unreachable; nothing was sent.
     Unavailable,
+    /// The message bus is saturated (its publish queue is full); nothing was sent, retry later.
+    Busy,
+    /// The message was handed to Redis but no answer came in time: it may or may not have
+    /// been delivered, so a blind retry may duplicate it.
+    OutcomeUnknown,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::BadPayload,
         ErrorCode::InvalidUsername,
         ErrorCode::InvalidText,
@@ -131,6 +136,8 @@ impl ErrorCode {
         ErrorCode::BinaryUnsupported,
         ErrorCode::RateLimited,
         ErrorCode::Unavailable,
+        ErrorCode::Busy,
+        ErrorCode::OutcomeUnknown,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -144,7 +151,14 @@ impl ErrorCode {
             ErrorCode::BinaryUnsupported => "binary_unsupported",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Busy => "busy",
+            ErrorCode::OutcomeUnknown => "outcome_unknown",
         }
+    }
+
+    /// The code named `name` (as sent in an `error` event), if there is one.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
     }
 
     /// Position in [`ErrorCode::ALL`], for per-code counters.
@@ -281,6 +295,8 @@ mod tests {
     fn error_code_index_is_position() {
         for (i, code) in ErrorCode::ALL.iter().enumerate() {
             assert_eq!(code.index(), i);
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(*code));
         }
+        assert_eq!(ErrorCode::from_name("nope"), None);
     }
 }

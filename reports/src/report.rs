@@ -792,6 +792,10 @@ pub(crate) fn error_meaning(kind: &str) -> &'static str {
         "reconnected" => "a member reconnected after a loss",
         "server_error" => "the server answered with an error event",
         "parse_error" => "a packet from the server could not be parsed",
+        "send_refused" => "the server refused a message without sending it (busy or unavailable)",
+        "outcome_unknown" => {
+            "the server could not confirm a message: it may or may not have been delivered"
+        }
         _ => "reported by the runtime",
     }
 }

@@ -46,6 +46,10 @@ const DEFAULT_JOIN_DEADLINE_TEXT: &str = "30s";
 /// number would either sit above that (useless) or below it (refusing capacity the machine has).
 /// Operators set it from their own measured capacity.
 const DEFAULT_MAX_CONNECTIONS: usize = 0;
+/// Four full pipelined batches (1,024 messages each): a brief Redis hiccup is absorbed, and a
+/// stall costs at most ~4,096 payloads of memory (about 9 MB at the 2,000-byte text limit)
+/// before senders are told `busy`.
+const DEFAULT_PUBLISH_QUEUE: usize = 4_096;
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerConfig {
@@ -127,6 +131,10 @@ pub struct WorkerConfig {
     /// milliseconds, or a duration such as `30s`. Bounds slowloris clients.
     #[arg(long, env = "CHAT_HEADER_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_TIMEOUT_MS, value_parser = parse_millis)]
     pub header_timeout_ms: u64,
+    /// Room messages that may wait for Redis at once (queued or on their way); past it, a `say`
+    /// is refused with the `busy` error instead of growing the worker's memory.
+    #[arg(long, env = "CHAT_PUBLISH_QUEUE", default_value_t = DEFAULT_PUBLISH_QUEUE)]
+    pub publish_queue: usize,
 
     /// Fault injection for testing measurement tools: drop every Nth chat message this
     /// worker would deliver (0: never). Counted in `chat_chaos_total{action="drop"}`.
@@ -183,6 +191,7 @@ impl Default for WorkerConfig {
             web_dir: DEFAULT_WEB_DIR.into(),
             redis_timeout_ms: DEFAULT_REDIS_TIMEOUT_MS,
             header_timeout_ms: DEFAULT_HEADER_TIMEOUT_MS,
+            publish_queue: DEFAULT_PUBLISH_QUEUE,
             chaos_drop_every: 0,
             chaos_duplicate_every: 0,
             worker_id: 0,
@@ -254,6 +263,9 @@ impl WorkerConfig {
             anyhow::bail!("--header-timeout-ms must be at least 1 ms");
         }
         validate_cors_origins(&self.cors_origins)?;
+        if self.publish_queue == 0 {
+            anyhow::bail!("--publish-queue must be at least 1");
+        }
         Ok(())
     }
 }

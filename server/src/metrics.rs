@@ -134,6 +134,31 @@ impl RedisOp {
     }
 }
 
+/// What became of a message the bus did not publish cleanly: the `outcome` label of
+/// `chat_publish_failed_total`. Every such message is counted, with or without a sender to tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishFailure {
+    /// Refused at once: the publish queue was full.
+    Busy,
+    /// Not sent: Redis could not be reached.
+    Unavailable,
+    /// Handed to Redis, not confirmed: it may have been delivered.
+    OutcomeUnknown,
+}
+
+impl PublishFailure {
+    /// Every outcome, in declaration order (so `outcome as usize` is its index here).
+    pub const ALL: [PublishFailure; 3] = [Self::Busy, Self::Unavailable, Self::OutcomeUnknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::Unavailable => "unavailable",
+            Self::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Metrics {
     pub sockets: AtomicI64,
@@ -158,6 +183,15 @@ pub struct Metrics {
     pub chaos_dropped: AtomicU64,
     pub chaos_duplicated: AtomicU64,
     pub redis_reconnects: AtomicU64,
+    /// Messages accepted for publishing whose outcome is not known yet (at most
+    /// `--publish-queue`); the bus's own count, not a copy.
+    pub publish_queue: AtomicU64,
+    /// The most `publish_queue` has ever been.
+    pub publish_queue_peak: AtomicU64,
+    pub publish_failures: [AtomicU64; PublishFailure::ALL.len()],
+    /// Rooms whose channel subscription in Redis may not match this worker's members (a
+    /// SUBSCRIBE or UNSUBSCRIBE failed), waiting to be settled.
+    pub channels_to_reconcile: AtomicI64,
 }
 
 /// A point-in-time copy, served as JSON to the cluster master and to tests.
@@ -193,6 +227,10 @@ impl Metrics {
         self.connects_refused[label as usize].fetch_add(1, Relaxed);
     }
 
+    pub fn publish_failed(&self, outcome: PublishFailure) {
+        self.publish_failures[outcome as usize].fetch_add(1, Relaxed);
+    }
+
     pub fn redis_error(&self, op: RedisOp) {
         self.redis_errors[op as usize].fetch_add(1, Relaxed);
     }
@@ -218,7 +256,7 @@ impl Metrics {
     pub fn render_prometheus(&self, worker_id: usize) -> String {
         let mut out = String::with_capacity(4096);
         let w = &mut out;
-        let gauges: [(&str, &str, &AtomicI64); 4] = [
+        let gauges: [(&str, &str, &AtomicI64); 5] = [
             (
                 "chat_sockets",
                 "Connected Socket.IO sockets.",
@@ -238,6 +276,11 @@ impl Metrics {
                 "chat_subscribed_channels",
                 "Redis room channels this worker is subscribed to.",
                 &self.subscribed_channels,
+            ),
+            (
+                "chat_channels_to_reconcile",
+                "Room channels whose Redis subscription may not match local members (a failed SUBSCRIBE or UNSUBSCRIBE), retried until settled.",
+                &self.channels_to_reconcile,
             ),
         ];
         for (name, help, value) in gauges {
@@ -349,6 +392,34 @@ impl Metrics {
             DisconnectLabel::ALL.iter().map(|label| label.as_str()),
             &self.disconnects,
         );
+        for (name, help, value) in [
+            (
+                "chat_publish_queue",
+                "Room messages accepted for publishing whose outcome is not known yet (at most --publish-queue).",
+                &self.publish_queue,
+            ),
+            (
+                "chat_publish_queue_peak",
+                "The most room messages ever waiting for their publish outcome at once.",
+                &self.publish_queue_peak,
+            ),
+        ] {
+            metric_header(w, name, help, "gauge");
+            let _ = writeln!(
+                w,
+                "{name}{{worker=\"{worker_id}\"}} {}",
+                value.load(Relaxed)
+            );
+        }
+        labelled_counters(
+            w,
+            worker_id,
+            "chat_publish_failed_total",
+            "Room messages not published cleanly, by outcome: busy (queue full) and unavailable are not sent; outcome_unknown may have been delivered.",
+            "outcome",
+            PublishFailure::ALL.iter().map(|o| o.as_str()),
+            &self.publish_failures,
+        );
         labelled_counters(
             w,
             worker_id,
@@ -443,6 +514,9 @@ mod tests {
         }
         for (i, op) in RedisOp::ALL.iter().enumerate() {
             assert_eq!(*op as usize, i, "{op:?}");
+        }
+        for (i, outcome) in PublishFailure::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i, "{outcome:?}");
         }
         let m = Metrics::default();
         m.disconnect(DisconnectReason::ClosingServer);

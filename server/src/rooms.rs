@@ -7,12 +7,19 @@
 //! once and shares the bytes between recipients. A broadcast's errors do not say which member
 //! failed, so a room where one failed for a full queue is delivered member by member until a
 //! message reaches all of them: that tells `slow` who is not reading.
+//!
+//! A SUBSCRIBE or UNSUBSCRIBE that fails leaves Redis's view of the channel unknown: an
+//! UNSUBSCRIBE that never arrived leaves the channel subscribed (and the Redis client
+//! re-subscribes it after every reconnect); a SUBSCRIBE that timed out may still have arrived.
+//! Such rooms are kept aside and settled by [`Rooms::run_reconciler`], which unsubscribes every
+//! one nobody holds, retrying until Redis confirms: so the channels a worker is subscribed to
+//! converge to the rooms it has members in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use serde_json::value::RawValue;
@@ -116,9 +123,17 @@ impl Inbox for Delivery {
         }
     }
 
-    /// Tells the sender its message was lost, as an `unavailable` error.
-    fn not_published(&self, origin: &SocketRef, why: &str) {
-        reply_error(origin, &self.metrics, ErrorCode::Unavailable, why);
+    /// Tells the sender what became of its message: refused (`busy`), not sent
+    /// (`unavailable`), or maybe delivered (`outcome_unknown`).
+    fn not_published(&self, origin: &SocketRef, error: &BusError) {
+        let (code, message) = match error {
+            BusError::Busy(_) => (ErrorCode::Busy, error.to_string()),
+            BusError::Unavailable(_) => {
+                (ErrorCode::Unavailable, format!("message not sent: {error}"))
+            }
+            BusError::OutcomeUnknown(_) => (ErrorCode::OutcomeUnknown, error.to_string()),
+        };
+        reply_error(origin, &self.metrics, code, &message);
     }
 }
 
@@ -235,7 +250,15 @@ impl Delivery {
 pub struct Rooms {
     map: Arc<Mutex<HashMap<Arc<str>, Arc<Room>>>>,
     metrics: Arc<Metrics>,
+    /// Rooms whose channel may be subscribed in Redis though nobody here holds them.
+    unsettled: Mutex<HashSet<Arc<str>>>,
+    /// Wakes the reconciler when a room is set aside.
+    unsettled_added: tokio::sync::Notify,
 }
+
+/// Pause between reconciling passes that left rooms unsettled: the health check's pace, so
+/// rooms settle within about a second of Redis answering again.
+const RECONCILE_RETRY: Duration = Duration::from_millis(500);
 
 impl Rooms {
     /// A registry and the delivery that reads it.
@@ -254,17 +277,23 @@ impl Rooms {
             chat_messages: Default::default(),
             slow,
         });
-        (Rooms { map, metrics }, delivery)
+        let rooms = Rooms {
+            map,
+            metrics,
+            unsettled: Mutex::default(),
+            unsettled_added: tokio::sync::Notify::new(),
+        };
+        (rooms, delivery)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Room>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a hold on the room; the first hold subscribes the worker to its channel.
-    pub async fn hold(&self, bus: &Bus, name: &Arc<str>) -> Result<Arc<Room>, BusError> {
-        let room = self
-            .lock()
+    /// The room's entry, created if needed; the returned reference counts as a hold in
+    /// progress for [`Rooms::forget_if_unused`].
+    fn entry(&self, name: &Arc<str>) -> Arc<Room> {
+        self.lock()
             .entry(name.clone())
             .or_insert_with(|| {
                 Arc::new(Room {
@@ -274,10 +303,17 @@ impl Rooms {
                     has_full_member: AtomicBool::new(false),
                 })
             })
-            .clone();
+            .clone()
+    }
+
+    /// Takes a hold on the room; the first hold subscribes the worker to its channel.
+    pub async fn hold(&self, bus: &Bus, name: &Arc<str>) -> Result<Arc<Room>, BusError> {
+        let room = self.entry(name);
         let mut sub = room.subscription.lock().await;
         if !sub.subscribed {
             if let Err(e) = bus.subscribe(name).await {
+                // The SUBSCRIBE may have reached Redis all the same.
+                self.set_aside(name);
                 drop(sub);
                 self.forget_if_unused(&room);
                 return Err(e);
@@ -300,13 +336,79 @@ impl Rooms {
                     sub.subscribed = false;
                     self.metrics.subscribed_channels.fetch_sub(1, Relaxed);
                 }
-                // Still subscribed as far as we know: the next hold reuses it, and a stray
-                // message meanwhile finds no member to deliver to.
-                Err(e) => tracing::warn!(room = &*room.name, "unsubscribe failed: {e}"),
+                // Still subscribed as far as we know: the reconciler retries the UNSUBSCRIBE
+                // (unless a hold reuses the subscription first); a stray message meanwhile
+                // finds no member to deliver to.
+                Err(e) => {
+                    tracing::warn!(room = &*room.name, "unsubscribe failed: {e}");
+                    self.set_aside(&room.name);
+                }
             }
         }
         drop(sub);
         self.forget_if_unused(&room);
+    }
+
+    /// Marks the room for the reconciler. Called under the room's subscription lock, like
+    /// [`Rooms::settle`]'s removal, so a later failure is never lost to an earlier settling.
+    fn set_aside(&self, name: &Arc<str>) {
+        let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+        unsettled.insert(name.clone());
+        self.metrics
+            .channels_to_reconcile
+            .store(unsettled.len() as i64, Relaxed);
+        self.unsettled_added.notify_one();
+    }
+
+    /// Settles the rooms set aside, retrying until Redis confirms; runs for the worker's life.
+    pub async fn run_reconciler(&self, bus: &Bus) {
+        loop {
+            self.unsettled_added.notified().await;
+            while !self.reconcile(bus).await {
+                tokio::time::sleep(RECONCILE_RETRY).await;
+            }
+        }
+    }
+
+    /// One pass over the rooms set aside (their UNSUBSCRIBEs pipelined on one connection);
+    /// true when every one of them settled.
+    async fn reconcile(&self, bus: &Bus) -> bool {
+        let names: Vec<Arc<str>> = self
+            .unsettled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        let settled = futures_util::future::join_all(names.iter().map(|n| self.settle(bus, n)));
+        settled.await.into_iter().all(|ok| ok)
+    }
+
+    /// Makes Redis agree with the room's holders: a room somebody holds is subscribed (its
+    /// hold made sure); one nobody holds is unsubscribed. True once settled.
+    async fn settle(&self, bus: &Bus, name: &Arc<str>) -> bool {
+        let room = self.entry(name);
+        let mut sub = room.subscription.lock().await;
+        let settled = sub.holders > 0
+            || match bus.unsubscribe(name).await {
+                Ok(()) => {
+                    if std::mem::take(&mut sub.subscribed) {
+                        self.metrics.subscribed_channels.fetch_sub(1, Relaxed);
+                    }
+                    true
+                }
+                Err(_) => false,
+            };
+        if settled {
+            let mut unsettled = self.unsettled.lock().unwrap_or_else(|e| e.into_inner());
+            unsettled.remove(name);
+            self.metrics
+                .channels_to_reconcile
+                .store(unsettled.len() as i64, Relaxed);
+        }
+        drop(sub);
+        self.forget_if_unused(&room);
+        settled
     }
 
     /// Drops the registry entry when nobody holds, waits on, or is subscribed for the room.

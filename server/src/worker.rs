@@ -13,7 +13,7 @@ use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::bus::{Bus, Inbox, RedisBus};
+use crate::bus::{Bus, Inbox, RedisBus, RedisSettings};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
 use crate::conns::{Connections, TrackedListener, note_upgrades};
@@ -63,13 +63,13 @@ impl Worker {
         let bus = match config.bus_kind() {
             BusKind::Redis => {
                 let url = config.redis.as_deref().unwrap_or_default();
-                Bus::Redis(RedisBus::start(
+                let settings = RedisSettings {
                     url,
-                    &config.channel_prefix,
-                    inbox,
-                    metrics.clone(),
-                    config.redis_timeout(),
-                )?)
+                    prefix: &config.channel_prefix,
+                    timeout: config.redis_timeout(),
+                    publish_queue: config.publish_queue,
+                };
+                Bus::Redis(RedisBus::start(settings, inbox, metrics.clone())?)
             }
             BusKind::Local | BusKind::Auto => {
                 metrics
@@ -86,6 +86,10 @@ impl Worker {
             metrics,
             bus,
             rooms,
+        });
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.rooms.run_reconciler(&app.bus).await }
         });
         let on_connect = {
             let app = app.clone();

@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use roomstorm_protocol::ErrorCode;
 pub use roomstorm_protocol::RoomEventKind;
 use serde::Deserialize;
 
@@ -142,6 +143,22 @@ struct Data<'a> {
 /// events (`error`), unknown `event` kinds, pings, malformed JSON.
 pub fn parse_message_packet(raw: &str) -> Option<Received<'_>> {
     scan_plain_message(raw).or_else(|| parse_message_packet_fully(raw))
+}
+
+/// The code of an `error` event (`42["error",{"code":"busy",...}]`); `None` for any other
+/// packet, or a code this protocol does not define.
+pub fn parse_error_packet(raw: &str) -> Option<ErrorCode> {
+    #[derive(Deserialize)]
+    struct Payload<'a> {
+        #[serde(borrow)]
+        code: Cow<'a, str>,
+    }
+    let args = raw.strip_prefix("42")?;
+    let (name, payload): (Cow<str>, Payload) = serde_json::from_str(args).ok()?;
+    if name != roomstorm_protocol::EVENT_ERROR {
+        return None;
+    }
+    ErrorCode::from_name(&payload.code)
 }
 
 /// [`parse_message_packet`] through serde_json, for every shape.
@@ -358,6 +375,22 @@ mod tests {
         let received = parse_message_packet(raw).expect("parses");
         assert_eq!(received.username, "a\"b");
         assert_eq!(received.text.as_deref(), Some("line\nbreak"));
+    }
+
+    #[test]
+    fn error_codes_are_read_from_error_events() {
+        let busy = r#"42["error",{"code":"busy","message":"retry later"}]"#;
+        assert_eq!(parse_error_packet(busy), Some(ErrorCode::Busy));
+        let unknown = r#"42["error",{"code":"outcome_unknown","message":"?"}]"#;
+        assert_eq!(parse_error_packet(unknown), Some(ErrorCode::OutcomeUnknown));
+        for raw in [
+            r#"42["error",{"code":"nope","message":""}]"#,
+            r#"42["message",{"code":"busy"}]"#,
+            r#"42["error"]"#,
+            "3",
+        ] {
+            assert_eq!(parse_error_packet(raw), None, "{raw}");
+        }
     }
 
     #[test]

@@ -54,10 +54,14 @@ pub enum ErrorKind {
     Reconnected,
     ServerError,
     ParseError,
+    /// The server refused a `say` without sending it (`busy`, `unavailable`).
+    SendRefused,
+    /// The server handed a `say` to Redis without confirmation (`outcome_unknown`).
+    OutcomeUnknown,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 9] = [
         ErrorKind::ConnectFailed,
         ErrorKind::JoinTimeout,
         ErrorKind::SendFailed,
@@ -65,6 +69,8 @@ impl ErrorKind {
         ErrorKind::Reconnected,
         ErrorKind::ServerError,
         ErrorKind::ParseError,
+        ErrorKind::SendRefused,
+        ErrorKind::OutcomeUnknown,
     ];
 
     /// The name used in results.json (`errors` maps).
@@ -77,6 +83,8 @@ impl ErrorKind {
             ErrorKind::Reconnected => "reconnected",
             ErrorKind::ServerError => "server_error",
             ErrorKind::ParseError => "parse_error",
+            ErrorKind::SendRefused => "send_refused",
+            ErrorKind::OutcomeUnknown => "outcome_unknown",
         }
     }
 

@@ -1,16 +1,31 @@
 //! What the bus and its users agree on: the message going out, the inbox for what comes back,
-//! and the error. Apart from `bus/mod.rs` so that each bus implementation (`redis`) and the
-//! `Bus` that chooses between them both import it, and not each other.
+//! and the error. Apart from `bus/mod.rs` so that each bus implementation (`redis`, `publish`)
+//! and the `Bus` that chooses between them all import it, and not each other.
 
 use std::sync::Arc;
 
 use socketioxide::extract::SocketRef;
 
-/// Why the bus could not do what was asked.
+/// Why the bus could not do what was asked. For a publish, the variant is what the sender is
+/// told happened to its message: not sent (`Unavailable`, `Busy`) or not known
+/// (`OutcomeUnknown`).
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    /// Redis could not be reached: nothing was handed to it.
     #[error("the message bus (Redis) is unreachable: {0}")]
     Unavailable(String),
+    /// The publish queue is full (Redis is slow or stalled): the message was refused at once.
+    #[error(
+        "the message bus is saturated ({0} messages waiting for Redis): nothing was sent, retry later"
+    )]
+    Busy(usize),
+    /// The message was handed to Redis's connection but Redis did not confirm it (no answer
+    /// in time, or the connection broke): Redis may still have published it.
+    #[error(
+        "Redis did not confirm the message ({0}): it may or may not have been delivered; \
+         do not blindly retry (a retry may duplicate it)"
+    )]
+    OutcomeUnknown(String),
 }
 
 /// A room message on its way out, with the socket to tell if publishing it fails.
@@ -26,7 +41,7 @@ pub trait Inbox: Send + Sync + 'static {
     /// `{event, data}`): deliver it to the local members.
     fn deliver(&self, room: &str, payload: &str);
 
-    /// A message `origin` handed to `Bus::publish` will not be published; `why` is meant
-    /// for the sender.
-    fn not_published(&self, origin: &SocketRef, why: &str);
+    /// A message `origin` handed to `Bus::publish` was not published, or may not have been:
+    /// `error` says which, and is meant for the sender.
+    fn not_published(&self, origin: &SocketRef, error: &BusError);
 }

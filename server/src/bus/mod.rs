@@ -11,13 +11,15 @@
 //! nothing of rooms or of the chat protocol.
 
 mod contract;
+mod health;
+mod publish;
 mod redis;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub use self::contract::{BusError, Inbox, Outgoing};
-pub use self::redis::RedisBus;
+pub use self::redis::{RedisBus, RedisSettings};
 use crate::metrics::Metrics;
 
 pub enum Bus {
@@ -47,7 +49,8 @@ impl Bus {
     }
 
     /// Publishes without waiting; messages given in one order are published in that order.
-    /// A failure is handed to the inbox's [`Inbox::not_published`] with the message's origin.
+    /// A failure (refused as `busy`, not sent, or outcome unknown) is handed to the inbox's
+    /// [`Inbox::not_published`] with the message's origin.
     pub fn publish(&self, message: Outgoing) {
         match self {
             Bus::Local { inbox, metrics } => {

@@ -2,39 +2,40 @@
 //!
 //! Subscriptions live on a RESP3 `ConnectionManager` whose push messages are handed straight to
 //! the [`Inbox`] (no intermediate queue), and which re-subscribes by itself when Redis comes
-//! back after a restart. Publishes go through one ordered queue and leave in pipelined batches,
-//! so a burst costs one round trip, and one sender's messages keep their order.
+//! back after a restart. Publishes go through the bounded, ordered queue of `publish`, and leave
+//! in pipelined batches, so a burst costs one round trip, and one sender's messages keep their
+//! order.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
 use redis::{PushInfo, PushKind};
-use socketioxide::extract::SocketRef;
-use tokio::sync::{mpsc, oneshot};
 
 use super::contract::{BusError, Inbox, Outgoing};
+use super::health::RedisHealth;
+use super::publish::{PublishSettings, Publisher};
 use crate::metrics::{Metrics, RedisOp};
 
-/// Most messages sent to Redis in one pipelined write.
-const MAX_BATCH: usize = 1024;
 /// How often Redis is pinged to notice outages (and to make the connections reconnect).
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 
-enum Command {
-    Publish(Outgoing),
-    Flush(oneshot::Sender<()>),
+/// Where the bus connects and how long it waits: the worker's Redis settings.
+pub struct RedisSettings<'a> {
+    pub url: &'a str,
+    pub prefix: &'a str,
+    pub timeout: Duration,
+    /// Most messages waiting for Redis before new ones are refused (`--publish-queue`).
+    pub publish_queue: usize,
 }
 
 #[derive(Clone)]
 pub struct RedisBus {
     prefix: Arc<str>,
     subscriber: ConnectionManager,
-    queue: mpsc::UnboundedSender<Command>,
-    last_error: Arc<Mutex<Option<String>>>,
-    connected_once: Arc<std::sync::atomic::AtomicBool>,
-    inbox: Arc<dyn Inbox>,
+    publisher: Publisher,
+    health: Arc<RedisHealth>,
     metrics: Arc<Metrics>,
     timeout: Duration,
 }
@@ -43,12 +44,16 @@ impl RedisBus {
     /// Prepares both connections; they connect lazily, so a worker starts (and reports itself
     /// unhealthy) even while Redis is down.
     pub fn start(
-        url: &str,
-        prefix: &str,
+        settings: RedisSettings<'_>,
         inbox: Arc<dyn Inbox>,
         metrics: Arc<Metrics>,
-        timeout: Duration,
     ) -> anyhow::Result<Self> {
+        let RedisSettings {
+            url,
+            prefix,
+            timeout,
+            publish_queue,
+        } = settings;
         let client = redis::Client::open(connection_info(url)?)
             .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
         let push = PushToInbox {
@@ -62,20 +67,27 @@ impl RedisBus {
                 .set_push_sender(push)
                 .set_automatic_resubscription(),
         )?;
-        let publisher = ConnectionManager::new_lazy_with_config(client, manager_config(timeout))?;
-        let (queue, rx) = mpsc::unbounded_channel();
+        let health = Arc::new(RedisHealth::new(metrics.clone()));
+        let publisher = Publisher::start(
+            PublishSettings {
+                client,
+                prefix: prefix.into(),
+                capacity: publish_queue,
+                timeout,
+            },
+            inbox,
+            metrics.clone(),
+            health.clone(),
+        );
         let bus = RedisBus {
             prefix: prefix.into(),
             subscriber,
-            queue,
-            last_error: Arc::new(Mutex::new(Some("not connected yet".into()))),
-            connected_once: Arc::default(),
-            inbox,
+            publisher,
+            health,
             metrics,
             timeout,
         };
-        tokio::spawn(bus.clone().run_publisher(rx, publisher.clone()));
-        tokio::spawn(bus.clone().watch_health(publisher));
+        tokio::spawn(bus.clone().watch_health());
         Ok(bus)
     }
 
@@ -95,30 +107,17 @@ impl RedisBus {
         self.record(RedisOp::Unsubscribe, result)
     }
 
+    /// Queues the message (or refuses it at once with `busy`); see `publish`.
     pub fn publish(&self, message: Outgoing) {
-        if let Err(mpsc::error::SendError(Command::Publish(message))) =
-            self.queue.send(Command::Publish(message))
-        {
-            // The publisher only stops when the runtime does; say so rather than drop silently.
-            self.metrics.redis_error(RedisOp::Publish);
-            if let Some(origin) = message.origin {
-                self.inbox.not_published(&origin, "server is stopping");
-            }
-        }
+        self.publisher.publish(message);
     }
 
     pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.queue.send(Command::Flush(tx)).is_ok() {
-            let _ = rx.await;
-        }
+        self.publisher.flush().await;
     }
 
     pub fn health(&self) -> Result<(), String> {
-        match &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
-            None => Ok(()),
-            Some(e) => Err(format!("redis unreachable: {e}")),
-        }
+        self.health.check()
     }
 
     async fn bounded<T>(
@@ -135,104 +134,27 @@ impl RedisBus {
     fn record(&self, op: RedisOp, result: Result<(), String>) -> Result<(), BusError> {
         result.map_err(|e| {
             self.metrics.redis_error(op);
-            self.mark_down(&e);
+            self.health.mark_down(&e);
             BusError::Unavailable(e)
         })
     }
 
-    fn mark_down(&self, error: &str) {
-        self.metrics.redis_up.store(false, Relaxed);
-        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_none() {
-            tracing::warn!("redis unreachable: {error}");
-        }
-        *last = Some(error.to_string());
-    }
-
-    fn mark_up(&self) {
-        let was_down = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .is_some();
-        self.metrics.redis_up.store(true, Relaxed);
-        if was_down {
-            if self.connected_once.swap(true, Relaxed) {
-                self.metrics.redis_reconnects.fetch_add(1, Relaxed);
-                tracing::info!("redis reachable again");
-            } else {
-                tracing::info!("redis connected");
-            }
-        }
-    }
-
-    /// Drains the queue in order, one pipelined write per batch.
-    async fn run_publisher(
-        self,
-        mut rx: mpsc::UnboundedReceiver<Command>,
-        mut conn: ConnectionManager,
-    ) {
-        let mut commands = Vec::with_capacity(MAX_BATCH);
-        let mut origins: Vec<Option<SocketRef>> = Vec::with_capacity(MAX_BATCH);
-        let mut flushed = Vec::new();
-        while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
-            let mut pipe = redis::pipe();
-            for command in commands.drain(..) {
-                match command {
-                    Command::Publish(m) => {
-                        pipe.publish(self.channel(&m.room), m.payload).ignore();
-                        origins.push(m.origin);
-                    }
-                    Command::Flush(done) => flushed.push(done),
-                }
-            }
-            if !origins.is_empty() {
-                let result = self.bounded(pipe.query_async::<()>(&mut conn)).await;
-                self.report_batch(result, &mut origins);
-            }
-            for done in flushed.drain(..) {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    fn report_batch(&self, result: Result<(), String>, origins: &mut Vec<Option<SocketRef>>) {
-        let count = origins.len() as u64;
-        match result {
-            Ok(()) => {
-                self.metrics.published.fetch_add(count, Relaxed);
-                origins.clear();
-            }
-            Err(e) => {
-                self.mark_down(&e);
-                for origin in origins.drain(..) {
-                    self.metrics.redis_error(RedisOp::Publish);
-                    if let Some(socket) = origin {
-                        let why = format!("message not sent: redis unreachable ({e})");
-                        self.inbox.not_published(&socket, &why);
-                    }
-                }
-            }
-        }
-    }
-
     /// Pings both connections: detects outages for /healthz, and makes the subscriber
     /// connection reconnect (and so re-subscribe) as soon as Redis is back.
-    async fn watch_health(self, publisher: ConnectionManager) {
+    async fn watch_health(self) {
         let mut tick = tokio::time::interval(HEALTH_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let result = match self.bounded(ping(publisher.clone())).await {
-                Ok(_) => self.bounded(ping(self.subscriber.clone())).await.map(drop),
+            let result = match self.publisher.ping().await {
+                Ok(()) => self.bounded(ping(self.subscriber.clone())).await.map(drop),
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => self.mark_up(),
+                Ok(()) => self.health.mark_up(),
                 Err(e) => {
                     self.metrics.redis_error(RedisOp::Ping);
-                    self.mark_down(&e);
+                    self.health.mark_down(&e);
                 }
             }
         }
