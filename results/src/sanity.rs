@@ -8,6 +8,8 @@
 //! integer, or with a list or map whose integers add up past 2^62, is refused with the JSON path
 //! of the offending value. Every sum the tools compute then fits in a u64.
 
+use std::fmt::Write as _;
+
 use anyhow::bail;
 use serde_json::Value;
 
@@ -42,7 +44,7 @@ fn walk(value: &Value, path: &mut String) -> anyhow::Result<()> {
             let mut sums = std::collections::BTreeMap::<&str, u64>::new();
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
-                path.push_str(&format!("[{i}]"));
+                let _ = write!(path, "[{i}]");
                 walk(item, path)?;
                 path.truncate(len);
                 if let Value::Object(fields) = item {

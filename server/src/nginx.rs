@@ -86,8 +86,7 @@ impl RenderCommand {
     pub fn run(mut self) -> anyhow::Result<()> {
         self.config.upstreams =
             consecutive_workers(&self.config.upstreams, self.workers_per_upstream)?;
-        self.config.check()?;
-        let text = self.config.render();
+        let text = self.config.render()?;
         match &self.output {
             None => {
                 print!("{text}");
@@ -130,8 +129,10 @@ fn replace_file(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 impl NginxConfig {
-    /// The rendered nginx.conf.
-    pub fn render(&self) -> String {
+    /// The rendered nginx.conf; settings that are not one token of their directive are refused
+    /// first (`input`), so no caller can paste a directive in.
+    pub fn render(&self) -> anyhow::Result<String> {
+        self.check()?;
         let connections = self.rlimit_nofile.saturating_sub(1_000).max(1_024);
         let (pid, error_log, access_log, temp) = if self.prefix.is_empty() {
             (
@@ -174,7 +175,7 @@ impl NginxConfig {
         for network in &self.real_ip_from {
             let _ = writeln!(real_ip, "    set_real_ip_from {network};");
         }
-        [
+        let text = [
             ("user", user),
             ("worker_processes", self.worker_processes.to_string()),
             ("worker_rlimit_nofile", self.rlimit_nofile.to_string()),
@@ -192,7 +193,8 @@ impl NginxConfig {
         .iter()
         .fold(TEMPLATE.to_string(), |text, (key, value)| {
             text.replace(&format!("{{{{{key}}}}}"), value)
-        })
+        });
+        Ok(text)
     }
 }
 
@@ -215,20 +217,21 @@ mod tests {
 
     #[test]
     fn the_per_address_limit_is_rendered_or_left_out() {
-        let text = config().render();
+        let text = config().render().expect("renders");
         assert!(text.contains("limit_conn_zone $binary_remote_addr zone=per_address:10m;"));
         assert!(text.contains("limit_conn per_address 1000;"));
         let off = NginxConfig {
             limit_conn_per_address: 0,
             ..config()
         }
-        .render();
+        .render()
+        .expect("renders");
         assert!(!off.contains("limit_conn"), "{off}");
     }
 
     #[test]
     fn every_placeholder_is_filled() {
-        let text = config().render();
+        let text = config().render().expect("renders");
         assert!(!text.contains("{{"), "unfilled placeholder in:\n{text}");
         assert!(text.contains("ip_hash;"));
         assert!(text.contains("server 127.0.0.1:6002 max_fails=3"));
@@ -262,7 +265,7 @@ mod tests {
     #[test]
     fn sized_for_forty_thousand_members() {
         let c = config();
-        let text = c.render();
+        let text = c.render().expect("renders");
         assert!(text.contains("worker_rlimit_nofile 20000;"));
         // Two descriptors per proxied member.
         let members = c.worker_processes * c.rlimit_nofile.saturating_sub(1_000) / 2;

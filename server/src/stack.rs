@@ -254,8 +254,7 @@ impl Stack {
             limit_conn_per_address,
         };
         let conf = dir.join("nginx.conf");
-        config.check()?;
-        std::fs::write(&conf, config.render())?;
+        std::fs::write(&conf, config.render()?)?;
         self.nginx = Some(spawn_logged(
             tied_command(exe).arg("-p").arg(dir).arg("-c").arg(&conf),
             &dir.join("nginx.log"),

@@ -654,6 +654,21 @@ async fn polling_session(worker: SocketAddr, query: &[u8]) -> String {
     packet["sid"].as_str().expect("sid").to_string()
 }
 
+/// A raw polling member of `room` on the fixture's worker, joined as `name` (the observer has
+/// seen its join); returns its sid.
+async fn polling_member(f: &mut Fixture, room: &str, name: &str) -> String {
+    let worker = f.worker;
+    let sid = polling_session(worker, format!("roomid={room}").as_bytes()).await;
+    assert_eq!(polling_post(worker, &sid, b"40").await.body, "ok");
+    polling_until(worker, &sid, "40{").await;
+    let join = format!(r#"42["join",{{"username":"{name}"}}]"#);
+    polling_post(worker, &sid, join.as_bytes()).await;
+    f.observer
+        .expect_message(|m| m["data"]["username"] == name)
+        .await;
+    sid
+}
+
 async fn polling_post(worker: SocketAddr, sid: &str, body: &[u8]) -> RawResponse {
     let head = format!(
         "POST /socket.io/?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: {worker}\r\n\
@@ -725,13 +740,7 @@ async fn invalid_utf8_in_an_event_closes_that_client_only() {
         .await;
 
     // Polling: the POST is refused and the session closed.
-    let sid = polling_session(worker, b"roomid=bytes").await;
-    assert_eq!(polling_post(worker, &sid, b"40").await.body, "ok");
-    polling_until(worker, &sid, "40{").await;
-    polling_post(worker, &sid, br#"42["join",{"username":"pollbad"}]"#).await;
-    f.observer
-        .expect_message(|m| m["data"]["username"] == "pollbad")
-        .await;
+    let sid = polling_member(&mut f, "bytes", "pollbad").await;
     let refused = polling_post(worker, &sid, frame).await;
     assert_eq!(refused.status, 400, "{refused:?}");
     f.observer
@@ -783,13 +792,7 @@ async fn a_guessed_session_id_reads_and_posts_nothing() {
     let mut f = fixture("sessions").await;
     let worker = f.worker;
     let nginx = f.stack.info().nginx;
-    let victim = polling_session(worker, b"roomid=sessions").await;
-    assert_eq!(polling_post(worker, &victim, b"40").await.body, "ok");
-    polling_until(worker, &victim, "40{").await;
-    polling_post(worker, &victim, br#"42["join",{"username":"victim"}]"#).await;
-    f.observer
-        .expect_message(|m| m["data"]["username"] == "victim")
-        .await;
+    let victim = polling_member(&mut f, "sessions", "victim").await;
 
     // Session ids are 96 random bits; a guess names no session, directly or through nginx.
     let guess = "AAAAAAAAAAAAAAAA";

@@ -12,7 +12,7 @@ use super::NginxConfig;
 
 impl NginxConfig {
     /// Refuses settings that are not one token of their directive's syntax.
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub(super) fn check(&self) -> anyhow::Result<()> {
         address("--listen", &self.listen)?;
         for upstream in &self.upstreams {
             address("--upstream", upstream)?;
