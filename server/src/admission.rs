@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::metrics::RefusedLabel;
 
 /// socketioxide's default request path.
-const SOCKET_IO_PATH: &str = "/socket.io";
+pub const SOCKET_IO_PATH: &str = "/socket.io";
 
 /// Whether `sockets` sockets already fill a cap of `max` (0: no cap).
 pub fn is_full(sockets: i64, max: usize) -> bool {

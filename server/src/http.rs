@@ -47,14 +47,14 @@ pub fn router(app: Arc<App>, socketio: SocketIoLayer) -> Router {
         .layer(tower::util::MapRequestLayer::new(
             crate::compact::compact_request,
         ))
-        .layer(cors(&app.config.cors_origins))
 }
 
 /// CORS for pages served from another origin. The default (`*`) lets any page connect but
 /// never with credentials (cookies, HTTP auth): a page elsewhere must not act as a visitor
 /// who is logged in here. A configured list is matched exactly (scheme, host and port, as
-/// browsers send `Origin`), and only those origins may send credentials.
-fn cors(origins: &[String]) -> CorsLayer {
+/// browsers send `Origin`), and only those origins may send credentials. The worker wraps its
+/// whole service in it, so a page elsewhere can read every refusal too (a full worker's 503).
+pub fn cors(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE]);

@@ -5,7 +5,8 @@
 //! membership and delivery), `slow` (members that stop reading), `conns` (the accepted TCP
 //! connections, so one can be cut), `bus` (Redis or in-process fan-out), `worker` (one server
 //! process), `serve` (its HTTP accept loop, with a header deadline), `app` (the state its
-//! handlers share), `admission` (the connection cap), `http` (health, metrics, the page),
+//! handlers share), `admission` (the connection cap), `sessions` (who may use a
+//! polling session), `http` (health, metrics, the page),
 //! `cluster` (the master), `nginx` (the proxy config), `stack` (everything on loopback, for
 //! people and tests). Calls go one way: chat → rooms → bus; the bus hands messages back in
 //! through `bus::Inbox`, which the rooms implement, and no module imports one that imports it.
@@ -30,6 +31,7 @@ pub mod process;
 pub mod reply;
 pub mod rooms;
 pub mod serve;
+pub mod sessions;
 pub mod signals;
 pub mod slow;
 pub mod stack;

@@ -167,6 +167,8 @@ pub struct Metrics {
     pub subscribed_channels: AtomicI64,
     pub connects_refused: [AtomicU64; RefusedLabel::ALL.len()],
     pub flood_disconnects: AtomicU64,
+    /// Requests naming a polling session another client opened, refused (`sessions`).
+    pub foreign_session_requests: AtomicU64,
     pub received_join: AtomicU64,
     pub received_say: AtomicU64,
     pub received_other: AtomicU64,
@@ -291,11 +293,16 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 8] = [
             (
                 "chat_flood_disconnects_total",
                 "Sockets disconnected for exceeding the rate limit again and again.",
                 &self.flood_disconnects,
+            ),
+            (
+                "chat_foreign_session_requests_total",
+                "Requests naming a polling session that another client address opened, refused with 403.",
+                &self.foreign_session_requests,
             ),
             (
                 "chat_published_total",

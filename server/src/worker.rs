@@ -19,6 +19,7 @@ use crate::config::{BusKind, WorkerConfig};
 use crate::conns::{Connections, TrackedListener, note_upgrades};
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
+use crate::sessions::SessionOwners;
 use crate::slow::SlowConsumers;
 
 /// How long a shutdown may take before the worker exits regardless.
@@ -96,14 +97,26 @@ impl Worker {
             move |socket| chat::on_connect(socket, app.clone())
         };
         io.ns("/", chat::on_connected.with(on_connect));
+        let owners = SessionOwners::new(app.config.ping_interval(), app.config.ping_timeout());
+        owners.spawn_sweeper();
+        let guard = crate::sessions::Guard {
+            owners,
+            metrics: app.metrics.clone(),
+        };
+        // Outermost last: CORS, the connection cap, the session guard, then the upgrades noted.
         let router = crate::http::router(app.clone(), layer)
             .layer(tower::util::MapRequestLayer::new(note_upgrades(
                 conns.clone(),
             )))
             .layer(axum::middleware::from_fn_with_state(
+                guard,
+                crate::sessions::guard,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
                 app.clone(),
                 crate::admission::gate,
-            ));
+            ))
+            .layer(crate::http::cors(&app.config.cors_origins));
         let listener = listen(app.config.listen)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", app.config.listen))?;
         Ok(Worker {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use common::*;
@@ -657,7 +657,11 @@ async fn polling_session(worker: SocketAddr, query: &[u8]) -> String {
 /// A raw polling member of `room` on the fixture's worker, joined as `name` (the observer has
 /// seen its join); returns its sid.
 async fn polling_member(f: &mut Fixture, room: &str, name: &str) -> String {
-    let worker = f.worker;
+    polling_member_at(f, f.worker, room, name).await
+}
+
+/// Like `polling_member`, through `worker` (the fixture's worker, or nginx in front of it).
+async fn polling_member_at(f: &mut Fixture, worker: SocketAddr, room: &str, name: &str) -> String {
     let sid = polling_session(worker, format!("roomid={room}").as_bytes()).await;
     assert_eq!(polling_post(worker, &sid, b"40").await.body, "ok");
     polling_until(worker, &sid, "40{").await;
@@ -812,5 +816,109 @@ async fn a_guessed_session_id_reads_and_posts_nothing() {
         .expect_message(|m| m["event"] == "broadcast_say")
         .await;
     assert_eq!(m["data"]["text"], "still mine");
+    f.stack.stop().await;
+}
+
+/// A client other than a session's owner: requests from `from` (another loopback address),
+/// with extra header lines (a forwarded address).
+struct Stranger {
+    from: IpAddr,
+    headers: &'static str,
+}
+
+impl Stranger {
+    /// Sends one request of session `sid` through `addr`: `kind` is a read, a post or an
+    /// upgrade to websocket.
+    async fn request(&self, addr: SocketAddr, sid: &str, kind: &str) -> RawResponse {
+        let (method, transport, extra, body): (_, _, _, &[u8]) = match kind {
+            "read" => ("GET", "polling", "", b""),
+            "post" => (
+                "POST",
+                "polling",
+                "\r\nContent-Type: text/plain;charset=UTF-8",
+                br#"42["say",{"text":"forged"}]"#,
+            ),
+            "upgrade" => (
+                "GET",
+                "websocket",
+                "\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+                b"",
+            ),
+            other => panic!("no request kind {other}"),
+        };
+        let head = format!(
+            "{method} /socket.io/?EIO=4&transport={transport}&sid={sid} HTTP/1.1\r\n\
+             Host: {addr}{extra}{}",
+            self.headers
+        );
+        raw_request(addr, Some(self.from), head.as_bytes(), body).await
+    }
+}
+
+#[tokio::test]
+async fn a_session_id_reused_from_another_client_reads_and_posts_nothing() {
+    let mut f = fixture("reused").await;
+    let worker = f.worker;
+    let nginx = f.stack.info().nginx;
+    // One victim polls the worker directly, one through nginx (from 127.0.0.1, both).
+    let direct = polling_member(&mut f, "reused", "direct").await;
+    let proxied = polling_member_at(&mut f, nginx, "reused", "proxied").await;
+    // A message waits in both victims' queues.
+    f.observer.say("for the victims").await;
+    f.observer
+        .expect_message(|m| m["data"]["text"] == "for the victims")
+        .await;
+
+    let elsewhere = Stranger {
+        from: IpAddr::from([127, 0, 77, 1]),
+        headers: "",
+    };
+    // Claims the direct victim's address as if a proxy had stated it.
+    let claiming = Stranger {
+        from: IpAddr::from([127, 0, 77, 1]),
+        headers: "\r\nX-Real-IP: 127.0.0.1",
+    };
+    // Through nginx from the victim's own address, but for another client that nginx trusts
+    // the forwarded address of (loopback is in the stack's real_ip_from).
+    let forwarded = Stranger {
+        from: IpAddr::from([127, 0, 0, 1]),
+        headers: "\r\nX-Forwarded-For: 192.0.2.44",
+    };
+    let attempts = [
+        (&elsewhere, worker, &direct),
+        (&claiming, worker, &direct),
+        (&elsewhere, nginx, &proxied),
+        (&forwarded, nginx, &proxied),
+        (&elsewhere, worker, &proxied),
+    ];
+    for (stranger, addr, sid) in attempts {
+        for kind in ["read", "post", "upgrade"] {
+            let answer = stranger.request(addr, sid, kind).await;
+            let who = format!("{kind} from {} via {addr}", stranger.from);
+            assert_eq!(answer.status, 403, "{who}: {answer:?}");
+            assert_eq!(answer.body, chat_server::sessions::FOREIGN_SESSION, "{who}");
+        }
+    }
+    let metrics = worker_metrics(worker).await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "chat_foreign_session_requests_total{worker=\"0\"}"
+        ),
+        (attempts.len() * 3) as u64
+    );
+    f.assert_unharmed("after reused sessions").await;
+    // The victims lost nothing: the waiting message is still theirs, and they still speak.
+    for (addr, sid) in [(worker, &direct), (nginx, &proxied)] {
+        polling_until(addr, sid, "for the victims").await;
+        let say = br#"42["say",{"text":"still mine"}]"#;
+        assert_eq!(polling_post(addr, sid, say).await.body, "ok");
+        let m = f
+            .observer
+            .expect_message(|m| m["event"] == "broadcast_say")
+            .await;
+        assert_eq!(m["data"]["text"], "still mine");
+    }
     f.stack.stop().await;
 }

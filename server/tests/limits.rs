@@ -34,10 +34,18 @@ async fn a_connection_beyond_max_connections_gets_503_and_is_counted() {
         let body = expect_503(refused, &format!("{transport:?} handshake"));
         assert!(body.contains("worker is full (3 connections)"), "{body}");
     }
+    // A page served from elsewhere can read the refusal: the 503 carries the CORS headers.
+    let head = format!(
+        "GET /socket.io/?EIO=4&transport=polling&roomid=capped HTTP/1.1\r\nHost: {worker}\r\n\
+         Origin: https://elsewhere.example"
+    );
+    let refused = raw_request(worker, None, head.as_bytes(), b"").await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.header("access-control-allow-origin"), Some("*"));
     let refused_series = "chat_connects_refused_total{worker=\"0\",reason=\"max_connections\"}";
     assert_eq!(
         metric_value(&worker_metrics(worker).await, refused_series),
-        2
+        3
     );
     assert_eq!(worker_stats(worker).await.sockets, MAX as i64);
 
