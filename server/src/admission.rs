@@ -22,7 +22,7 @@ use crate::app::App;
 use crate::metrics::RefusedLabel;
 
 /// socketioxide's default request path.
-pub const SOCKET_IO_PATH: &str = "/socket.io";
+const SOCKET_IO_PATH: &str = "/socket.io";
 
 /// Whether `sockets` sockets already fill a cap of `max` (0: no cap).
 pub fn is_full(sockets: i64, max: usize) -> bool {
@@ -51,11 +51,15 @@ pub async fn gate(State(app): State<Arc<App>>, req: Request, next: Next) -> Resp
 
 /// A request to the Socket.IO path that carries no session id.
 fn opens_a_session(req: &Request) -> bool {
-    let path = req.uri().path();
-    path.strip_prefix(SOCKET_IO_PATH)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        && !form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())
-            .any(|(key, _)| key == "sid")
+    socket_io_query(req)
+        .is_some_and(|query| !form_urlencoded::parse(query.as_bytes()).any(|(key, _)| key == "sid"))
+}
+
+/// The query string (empty when none) of a request to the Socket.IO path; `None` for any
+/// other path.
+pub fn socket_io_query(req: &Request) -> Option<&str> {
+    let rest = req.uri().path().strip_prefix(SOCKET_IO_PATH)?;
+    (rest.is_empty() || rest.starts_with('/')).then(|| req.uri().query().unwrap_or_default())
 }
 
 #[cfg(test)]

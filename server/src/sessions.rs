@@ -30,7 +30,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use socketioxide::socket::Sid;
 
-use crate::admission::SOCKET_IO_PATH;
+use crate::admission::socket_io_query;
 use crate::conns::Peer;
 use crate::metrics::Metrics;
 
@@ -122,12 +122,9 @@ impl SessionOwners {
             .retain(|_, bound| now.duration_since(bound.last_request) <= limit);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Forgets idle sessions every half limit, for as long as the worker runs.
@@ -149,15 +146,12 @@ enum Kind {
 }
 
 fn kind(req: &Request) -> Kind {
-    let Some(rest) = req.uri().path().strip_prefix(SOCKET_IO_PATH) else {
+    let Some(query) = socket_io_query(req) else {
         return Kind::Other;
     };
-    if !(rest.is_empty() || rest.starts_with('/')) {
-        return Kind::Other;
-    }
     let mut sid = None;
     let mut polling = false;
-    for (key, value) in form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()) {
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             // An id that does not parse names no session; engineioxide refuses it.
             "sid" => sid = Some(Sid::from_str(&value).ok()),
@@ -296,7 +290,7 @@ mod tests {
         owners.forget_idle(later + Duration::from_secs(90));
         assert_eq!(owners.len(), 1);
         owners.forget_idle(later + Duration::from_secs(91));
-        assert!(owners.is_empty());
+        assert_eq!(owners.len(), 0);
     }
 
     #[test]
