@@ -73,8 +73,17 @@ struct FileFigures {
 
 fn file_figures(r: &Value) -> FileFigures {
     let timeline = r["timeline"].as_array().expect("timeline");
+    let peak_members = timeline
+        .iter()
+        .map(|s| f(&s["members"]))
+        .fold(0.0, f64::max);
     let sending: Vec<&Value> = timeline.iter().filter(|s| f(&s["planned"]) > 0.0).collect();
-    let from = f(&sending.first().expect("a send window")["t"]);
+    // From the first second with sends and (99% of) the members at their peak.
+    let steady = sending
+        .iter()
+        .find(|s| f(&s["members"]) >= 0.99 * peak_members)
+        .expect("a steady second");
+    let from = f(&steady["t"]);
     let to = f(&sending.last().expect("a send window")["t"]) + 1.0;
     let in_window = |field: &str| -> f64 {
         timeline

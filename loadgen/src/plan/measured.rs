@@ -4,7 +4,7 @@
 //! refusal (a figure the file lacks) is decided here, once, before anything is computed.
 //!
 //! Definitions (docs/measurement.md, "Costs for a plan"): the send window is the timeline's
-//! seconds with planned sends; a component's CPU there is the mean of its samples whose whole
+//! seconds with planned sends, from the first with the members at their peak; a component's CPU there is the mean of its samples whose whole
 //! interval lies inside the window, placed on the run's clock by `resources.series_origin_s`.
 
 use serde::Serialize;
@@ -266,14 +266,27 @@ fn sampled(r: &Results) -> Result<&Resources, Refused> {
     Ok(resources)
 }
 
-/// The seconds with planned sends: `[first, last + 1)`.
+/// The share of the peak members that makes a second part of the steady state.
+pub const STEADY_SHARE_OF_PEAK: f64 = 0.99;
+
+/// The send window: from the first second with planned sends and members at the peak (at
+/// least [`STEADY_SHARE_OF_PEAK`] of it: a join ramp that lags behind its schedule on a busy
+/// machine still connects members while the first messages go out) to the last second with
+/// planned sends, `[first, last + 1)`.
 fn send_window(r: &Results) -> Result<(u32, u32), Refused> {
-    let planned = || r.timeline.iter().filter(|s| s.planned > 0);
-    match (planned().next(), planned().last()) {
-        (Some(first), Some(last)) => Ok((first.t, last.t + 1)),
+    let peak = r.timeline.iter().map(|s| s.members).max().unwrap_or(0);
+    let steady = peak as f64 * STEADY_SHARE_OF_PEAK;
+    let first = r
+        .timeline
+        .iter()
+        .find(|s| s.planned > 0 && s.members as f64 >= steady);
+    let last = r.timeline.iter().filter(|s| s.planned > 0).last();
+    match (first, last) {
+        (Some(first), Some(last)) if first.t <= last.t => Ok((first.t, last.t + 1)),
         _ => refuse(
-            "the timeline has no second with planned sends (a run without messages, or a \
-             file written before `timeline[].planned` existed): nothing to plan from",
+            "the timeline has no second with planned sends while the members were at their \
+             peak (a run without messages, or a file written before `timeline[].planned` \
+             existed): nothing to plan from",
         ),
     }
 }
@@ -546,6 +559,14 @@ mod tests {
             s.planned = 0;
         }
         assert!(refusal(&r).contains("no second with planned sends"));
+
+        // Members still joining when the sends start: the window waits for the peak.
+        let mut r = run();
+        for s in &mut r.timeline[5..7] {
+            s.members = 296;
+        }
+        let m = Measured::of(&r).expect("plannable");
+        assert_eq!((m.window_from_s, m.window_to_s), (7, 25));
 
         // A send window of 4 seconds holds at most 4 whole samples.
         let mut r = run();

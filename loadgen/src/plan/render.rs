@@ -225,6 +225,16 @@ pub fn text(plan: &Plan, m: &Measured, from: &str) -> String {
     out
 }
 
+/// A part's components, the middle left out when there are many (64 chat workers).
+fn components(names: &[String]) -> String {
+    match names {
+        [first, .., last] if names.len() > 4 => {
+            format!("{first}, …, {last}: {} components", names.len())
+        }
+        _ => names.join(", "),
+    }
+}
+
 fn measured_lines(out: &mut String, m: &Measured) {
     let seconds = m.window_to_s - m.window_from_s;
     let _ = writeln!(
@@ -254,7 +264,7 @@ fn measured_lines(out: &mut String, m: &Measured) {
             fig(m.us_per_delivery(role)),
             fig(u.peak_rss_kib as f64 / 1024.0),
             fig(m.kib_per_member(role)),
-            u.components.join(", "),
+            components(&u.components),
         );
     }
     let redis = m.role(Role::Redis);
@@ -416,5 +426,13 @@ mod tests {
         assert_eq!(fig(1.5), "1.50");
         assert_eq!(fig(49.43), "49.4");
         assert_eq!(fig(12_345.6), "12,346");
+    }
+
+    #[test]
+    fn many_components_are_summarized() {
+        let names = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>();
+        assert_eq!(components(&names(2)), "w0, w1");
+        assert_eq!(components(&names(4)), "w0, w1, w2, w3");
+        assert_eq!(components(&names(65)), "w0, …, w64: 65 components");
     }
 }
