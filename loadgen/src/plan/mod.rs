@@ -120,24 +120,31 @@ pub fn main(args: PlanArgs) -> anyhow::Result<bool> {
     let from = args.from.display().to_string();
     let measured = Measured::of(&results).with_context(|| format!("cannot plan from {from}"))?;
     let plan = sizing::plan(target, &measured, assumptions);
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json(&plan, &measured, &from))?
-        );
+    let text = if args.json {
+        serde_json::to_string_pretty(&json(&plan, &measured, &from))? + "\n"
     } else {
-        print!("{}", render::text(&plan, &measured, &from));
-    }
+        render::text(&plan, &measured, &from)
+    };
+    write_out(&text)?;
     Ok(true)
+}
+
+/// Writes to stdout; a reader that stopped early (`| head`) is not an error.
+fn write_out(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// The plan for scripts: what was measured, the costs per unit, the plan, and the words.
 fn json(plan: &Plan, measured: &Measured, from: &str) -> serde_json::Value {
-    let assumptions: serde_json::Map<String, serde_json::Value> =
-        render::assumptions(&plan.assumptions, measured)
-            .into_iter()
-            .map(|(key, text)| (key.to_owned(), text.into()))
-            .collect();
+    let assumptions: Vec<serde_json::Value> = render::assumptions(&plan.assumptions, measured)
+        .into_iter()
+        .map(|(key, text)| serde_json::json!({"key": key, "text": text}))
+        .collect();
     serde_json::json!({
         "from": from,
         "measured": measured,
