@@ -298,7 +298,7 @@ async fn a_plan_follows_from_a_real_runs_figures() {
     }
 
     // Files without the figures a plan needs: exit status 2, saying what is missing.
-    let refusals: [(&str, Box<dyn Fn(&mut Value)>); 4] = [
+    let refusals: [(&str, Edit); 4] = [
         (
             "no CPU samples",
             Box::new(|v| {
@@ -340,6 +340,9 @@ async fn a_plan_follows_from_a_real_runs_figures() {
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--headroom"));
 }
+
+/// A change to results.json.
+type Edit = Box<dyn Fn(&mut Value)>;
 
 async fn plan_text(file: &Path) -> String {
     let output = run_plan(file, &[]).await;

@@ -280,7 +280,7 @@ fn send_window(r: &Results) -> Result<(u32, u32), Refused> {
         .timeline
         .iter()
         .find(|s| s.planned > 0 && s.members as f64 >= steady);
-    let last = r.timeline.iter().filter(|s| s.planned > 0).last();
+    let last = r.timeline.iter().rev().find(|s| s.planned > 0);
     match (first, last) {
         (Some(first), Some(last)) if first.t <= last.t => Ok((first.t, last.t + 1)),
         _ => refuse(
