@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::compare::CompareArgs;
 use crate::figures::FiguresArgs;
 use crate::merge::MergeArgs;
+use crate::plan::PlanArgs;
 use crate::report::ReportArgs;
 use crate::run::RunArgs;
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// Print figures of results.json files (one row each) and their median, or their slope
     /// against another figure: what the bench/ scripts judge.
     Figures(FiguresArgs),
+    /// Plan past the machine: the worker cores, Redis shards, nginx cores and generator hosts
+    /// a target load needs, from a run's measured costs, each figure with its assumptions.
+    Plan(PlanArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -67,6 +71,7 @@ pub fn main() -> ExitCode {
             Command::Report(args) => crate::report::report(args),
             Command::Compare(args) => crate::compare::compare(args),
             Command::Figures(args) => crate::figures::main(args),
+            Command::Plan(args) => crate::plan::main(args),
         }
     });
     match result {

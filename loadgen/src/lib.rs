@@ -22,6 +22,7 @@ pub mod measure;
 pub mod member;
 pub mod merge;
 pub mod pace;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod resources;

@@ -299,14 +299,16 @@ impl Tracker {
         }
     }
 
-    /// The components, the load generator first, then workers by index, master, nginx, Redis.
-    pub fn finish(self, interval_s: f64) -> Resources {
+    /// The components, the load generator first, then workers by index, master, nginx, Redis;
+    /// `origin_s`: when sampling started, in seconds since the run's start.
+    pub fn finish(self, interval_s: f64, origin_s: f64) -> Resources {
         let mut components: Vec<Component> = self.components.into_values().collect();
         for c in &mut components {
             c.cpu_seconds = (c.cpu_seconds * 1000.0).round() / 1000.0;
         }
         components.sort_by_key(|c| order(&c.name));
-        Resources::new(interval_s, components)
+        let origin_s = (origin_s * 1000.0).round() / 1000.0;
+        Resources::new(interval_s, components).with_series_origin(origin_s)
     }
 }
 
@@ -334,13 +336,15 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    pub fn start(sources: Sources) -> Sampler {
+    /// Starts sampling `sources`; `run_start_us` (the run clock's start of the run) lines the
+    /// samples' times up with the run's timeline (`Resources::series_origin_s`).
+    pub fn start(sources: Sources, run_start_us: u64) -> Sampler {
         let (stop, stopped) = mpsc::channel();
         let taken = Arc::new(AtomicUsize::new(0));
         let counter = taken.clone();
         let thread = std::thread::Builder::new()
             .name("resources".into())
-            .spawn(move || sample(sources, stopped, &counter))
+            .spawn(move || sample(sources, run_start_us, stopped, &counter))
             .expect("cannot start the resource sampler thread");
         Sampler {
             stop,
@@ -377,7 +381,12 @@ fn read_all(pids: &BTreeMap<u32, String>) -> (Vec<Reading>, bool) {
     (readings, gone)
 }
 
-fn sample(sources: Sources, stopped: mpsc::Receiver<()>, taken: &AtomicUsize) -> Resources {
+fn sample(
+    sources: Sources,
+    run_start_us: u64,
+    stopped: mpsc::Receiver<()>,
+    taken: &AtomicUsize,
+) -> Resources {
     let me = std::process::id();
     let mut tracker = Tracker::new(ticks_per_second());
     let scan = || classify(&sources, me, &process_table(), worker_id);
@@ -386,6 +395,7 @@ fn sample(sources: Sources, stopped: mpsc::Receiver<()>, taken: &AtomicUsize) ->
         tracker.baseline(&reading);
     }
     let started = Instant::now();
+    let origin_s = (crate::clock::now_us() as f64 - run_start_us as f64) / 1e6;
     let mut last = started;
     let mut since_scan = 0;
     loop {
@@ -421,7 +431,7 @@ fn sample(sources: Sources, stopped: mpsc::Receiver<()>, taken: &AtomicUsize) ->
         }
         taken.fetch_add(1, Relaxed);
     }
-    tracker.finish(INTERVAL.as_secs_f64())
+    tracker.finish(INTERVAL.as_secs_f64(), origin_s)
 }
 
 #[cfg(test)]
@@ -505,13 +515,14 @@ mod tests {
                 reading("chat worker 0", 9, 5, 2_000),
             ],
         );
-        let resources = tracker.finish(1.0);
+        let resources = tracker.finish(1.0, -0.25);
         let names: Vec<&str> = resources
             .components
             .iter()
             .map(|c| c.name.as_str())
             .collect();
         assert_eq!(names, ["loadgen", "chat worker 0", "nginx"]);
+        assert_eq!(resources.series_origin_s, Some(-0.25));
         let [loadgen, worker, nginx] = &resources.components[..] else {
             panic!()
         };
@@ -647,7 +658,7 @@ mod tests {
         let mut sources = Sources::generator_only(GENERATOR);
         sources.named = vec![("idle server".into(), server.id())];
         let before = ticks();
-        let sampler = Sampler::start(sources);
+        let sampler = Sampler::start(sources, crate::clock::now_us() - 2_000_000);
         // Spin until this process has used 1.2 s of CPU (not of wall time: on a busy machine
         // the thread may get a fraction of a core) and the sampler took a periodic sample;
         // stopping takes one more.
@@ -672,5 +683,8 @@ mod tests {
         assert!(c.series.len() >= 2);
         assert!(idle.cpu_seconds < c.cpu_seconds, "{idle:?}");
         assert!(resources.generator_bound, "{resources:?}");
+        // Sampling started 2 s into a run that started just now (the clock's µs, rounded).
+        let origin = resources.series_origin_s.expect("an origin");
+        assert!((2.0..2.5).contains(&origin), "{origin}");
     }
 }

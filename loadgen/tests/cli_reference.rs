@@ -4,12 +4,13 @@
 use std::path::Path;
 
 /// Each documented command, as arguments of the loadgen binary (which embeds chat-server).
-const COMMANDS: [&[&str]; 10] = [
+const COMMANDS: [&[&str]; 11] = [
     &[],
     &["run"],
     &["merge"],
     &["report"],
     &["compare"],
+    &["plan"],
     &["chat-server"],
     &["chat-server", "worker"],
     &["chat-server", "cluster"],

@@ -130,15 +130,36 @@ fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
     by_index.into_values().collect()
 }
 
-/// The parts' components side by side (each part sampled its own processes).
+/// The parts' components side by side (each part sampled its own processes). When every part
+/// knows where its series start on the run's clock, the series are moved onto the earliest
+/// part's origin (the parts' own sampling started at different moments); otherwise the merged
+/// record has no origin.
 fn merge_resources(parts: &[Results]) -> Option<Resources> {
     let sampled: Vec<&Resources> = parts.iter().filter_map(|p| p.resources.as_ref()).collect();
     let first = sampled.first()?;
-    let components = sampled
-        .iter()
-        .flat_map(|r| r.components.iter().cloned())
-        .collect();
-    Some(Resources::new(first.interval_s, components))
+    let origins: Option<Vec<f64>> = sampled.iter().map(|r| r.series_origin_s).collect();
+    let common = origins
+        .as_ref()
+        .map(|o| o.iter().copied().fold(f64::INFINITY, f64::min));
+    let mut components = Vec::new();
+    for (i, resources) in sampled.iter().enumerate() {
+        let shift = match (&origins, common) {
+            (Some(o), Some(c)) => o[i] - c,
+            _ => 0.0,
+        };
+        for component in &resources.components {
+            let mut component = component.clone();
+            for sample in &mut component.series {
+                sample.t = ((sample.t + shift) * 1000.0).round() / 1000.0;
+            }
+            components.push(component);
+        }
+    }
+    let merged = Resources::new(first.interval_s, components);
+    Some(match common {
+        Some(origin) => merged.with_series_origin(origin),
+        None => merged,
+    })
 }
 
 fn merge_errors(parts: &[Results]) -> BTreeMap<String, u64> {
@@ -147,4 +168,71 @@ fn merge_errors(parts: &[Results]) -> BTreeMap<String, u64> {
         *errors.entry(kind.clone()).or_default() += n;
     }
     errors
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::resources::{Component, ResourceSample};
+
+    /// A part that sampled one component twice, at 1 s and 2 s of its own sampling.
+    fn part(name: &str, origin_s: Option<f64>) -> Results {
+        let mut r = Results::new(
+            serde_json::json!({"name": "t"}),
+            Environment::of_machine(name.into(), 1, "linux".into(), "abc".into()),
+            UNIX_EPOCH,
+            Duration::from_secs(1),
+        );
+        let sample = |t: f64| ResourceSample {
+            t,
+            cpu_percent: 10.0,
+            rss_kib: 1,
+        };
+        let component = Component {
+            name: name.into(),
+            cpu_seconds: 0.2,
+            peak_rss_kib: 1,
+            series: vec![sample(1.0), sample(2.0)],
+        };
+        let resources = Resources::new(1.0, vec![component]);
+        r.resources = Some(match origin_s {
+            Some(o) => resources.with_series_origin(o),
+            None => resources,
+        });
+        r
+    }
+
+    fn times(r: &Results) -> Vec<(String, Vec<f64>)> {
+        let resources = r.resources.as_ref().expect("resources");
+        resources
+            .components
+            .iter()
+            .map(|c| (c.name.clone(), c.series.iter().map(|s| s.t).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn merged_series_keep_their_place_on_the_run_clock() {
+        // a started sampling 0.5 s before the run, b 0.25 s after it.
+        let merged = merge(&[part("a", Some(-0.5)), part("b", Some(0.25))]).expect("merges");
+        let resources = merged.resources.as_ref().expect("resources");
+        assert_eq!(resources.series_origin_s, Some(-0.5));
+        // b's samples, at run times 1.25 and 2.25, are 1.75 and 2.75 after the new origin.
+        assert_eq!(
+            times(&merged),
+            [("a".into(), vec![1.0, 2.0]), ("b".into(), vec![1.75, 2.75])]
+        );
+    }
+
+    #[test]
+    fn a_part_without_an_origin_leaves_the_merge_without_one() {
+        let merged = merge(&[part("a", Some(-0.5)), part("b", None)]).expect("merges");
+        assert_eq!(merged.resources.as_ref().unwrap().series_origin_s, None);
+        assert_eq!(
+            times(&merged),
+            [("a".into(), vec![1.0, 2.0]), ("b".into(), vec![1.0, 2.0])]
+        );
+    }
 }

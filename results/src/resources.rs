@@ -13,6 +13,12 @@ pub struct Resources {
     /// master, nginx, Redis): the generator, not the server, was measured. False when no
     /// server component was sampled.
     pub generator_bound: bool,
+    /// The run time (seconds since the run's start: the timeline's `t`) at which the series'
+    /// `t` are counted, so a sample was taken at run time `t + series_origin_s`; negative when
+    /// sampling started before the run (a split run's parent). `None` in files written before
+    /// it existed, where the two clocks cannot be lined up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_origin_s: Option<f64>,
 }
 
 /// The component names of the load generator: `loadgen`, or `loadgen (...)` when something
@@ -28,7 +34,14 @@ impl Resources {
             interval_s,
             components,
             generator_bound,
+            series_origin_s: None,
         }
+    }
+
+    /// The same, its series lined up with the run's timeline (see [`Resources::series_origin_s`]).
+    pub fn with_series_origin(mut self, origin_s: f64) -> Resources {
+        self.series_origin_s = Some(origin_s);
+        self
     }
 }
 
@@ -56,7 +69,8 @@ pub struct Component {
 /// One sample of a component.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ResourceSample {
-    /// Seconds since the sampling started.
+    /// Seconds since the sampling started (since [`Resources::series_origin_s`] on the run's
+    /// clock; after a merge, since the earliest part's).
     pub t: f64,
     /// CPU used since the previous sample, percent of one core (200 = two cores busy).
     pub cpu_percent: f64,

@@ -158,6 +158,7 @@ fn full_results() -> Results {
                 }],
             }],
             generator_bound: false,
+            series_origin_s: Some(0.5),
         }),
         steps: vec![StepResult {
             index: 0,

@@ -136,6 +136,10 @@ impl Stack {
         };
         std::fs::create_dir_all(run_dir.join("nginx-temp"))
             .with_context(|| format!("cannot create {}", run_dir.display()))?;
+        // nginx reads a relative `-c` under its `-p` prefix: a relative run folder (loadgen's
+        // default `runs/<scenario>-<time>`) became runs/x/stack/runs/x/stack/nginx.conf.
+        let run_dir = std::path::absolute(&run_dir)
+            .with_context(|| format!("cannot resolve {}", run_dir.display()))?;
         let nginx_addr = resolve_port(config.listen)?;
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let base_port = free_port_range(config.workers)?;

@@ -75,7 +75,7 @@ pub(super) async fn run_process(params: RunParams<'_>) -> anyhow::Result<Results
             ctx.counters.received_messages.load(Relaxed)
         })
     };
-    let sampler = Sampler::start(sources);
+    let sampler = Sampler::start(sources, start_us);
     let faults = inject_faults(target, &scenario.faults, start_us)?;
     let attack = crate::attack::run(ctx.clone(), &test_plan);
     let (attack, faults) = tokio::select! {

@@ -61,7 +61,7 @@ pub(super) async fn run_split(
         out.display()
     );
     let part_pids = children.iter().filter_map(|(_, _, c)| c.id()).collect();
-    let sampler = Sampler::start(sources(target, part_pids, &args.samples).await);
+    let sampler = Sampler::start(sources(target, part_pids, &args.samples).await, start_us);
     let before = target.worker_stats().await;
     let (_, send_until) = timing.send_window(start_us);
     let quiet_at = quiet_point(scenario, send_until);
