@@ -14,8 +14,9 @@ use crate::timeline::merge_timelines;
 /// Merges partial results of one run into the results of the whole, exactly: counters,
 /// deliveries and errors summed; histograms added and every percentile recomputed from the
 /// sums; timelines added second by second (aligned on `t`, so the parts must have started
-/// together); workers summed by index; faults concatenated. The environment lists the distinct
-/// hosts; `started_at` is the earliest and `duration_s` the longest.
+/// together); workers summed by index; faults and the parts' `hosts` concatenated. The
+/// environment lists the distinct hosts; `started_at` is the earliest and `duration_s` the
+/// longest.
 ///
 /// Thresholds cannot be merged: the result has none, and its verdict is `fail` if any part
 /// failed, else `pass`, until the caller judges the merged values again
@@ -59,6 +60,8 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
         .flat_map(|p| p.faults.iter().cloned())
         .collect();
     out.errors = merge_errors(parts);
+    out.hosts = parts.iter().flat_map(|p| p.hosts.iter().cloned()).collect();
+    out.hosts.sort_by_key(|h| h.part);
     out.resources = merge_resources(parts);
     out.thresholds.clear();
     let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
