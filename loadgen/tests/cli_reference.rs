@@ -4,10 +4,11 @@
 use std::path::Path;
 
 /// Each documented command, as arguments of the loadgen binary (which embeds chat-server).
-const COMMANDS: [&[&str]; 10] = [
+const COMMANDS: [&[&str]; 11] = [
     &[],
     &["run"],
     &["merge"],
+    &["collect"],
     &["report"],
     &["compare"],
     &["chat-server"],

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use roomstorm_results::{
     Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult, Latency,
-    PartHost, Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends, StepResult,
-    TargetKind, ThresholdResult, Verdict, WorkerStats,
+    PartHost, Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends,
+    StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
 use serde_json::Value;
 

@@ -121,7 +121,15 @@ impl NetHost {
         ])?;
         ip(&["addr", "add", &cidr(self.gateway()), "dev", &root])?;
         ip(&["link", "set", &root, "up"])?;
-        ip(&["-n", name, "addr", "add", &cidr(self.address()), "dev", &inner])?;
+        ip(&[
+            "-n",
+            name,
+            "addr",
+            "add",
+            &cidr(self.address()),
+            "dev",
+            &inner,
+        ])?;
         ip(&["-n", name, "link", "set", &inner, "up"])?;
         ip(&["-n", name, "link", "set", "lo", "up"])
     }
@@ -230,7 +238,10 @@ impl Lock {
             .with_context(|| format!("cannot open {LOCK_FILE}"))?;
         // SAFETY: flock on a descriptor this function owns.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            bail!("cannot lock {LOCK_FILE}: {}", std::io::Error::last_os_error());
+            bail!(
+                "cannot lock {LOCK_FILE}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         Ok(Lock(file))
     }

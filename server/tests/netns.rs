@@ -43,7 +43,10 @@ async fn a_host_connects_from_its_own_address_can_be_cut_off_and_leaves_nothing(
     let name = host.name().to_owned();
     assert!(namespaces().contains(&name), "namespace {name} exists");
     let listener = TcpListener::bind("0.0.0.0:0").await.expect("listen");
-    let at = SocketAddr::new(IpAddr::V4(host.gateway()), listener.local_addr().unwrap().port());
+    let at = SocketAddr::new(
+        IpAddr::V4(host.gateway()),
+        listener.local_addr().unwrap().port(),
+    );
 
     // The peer the machine sees is the host's own address, not loopback or the gateway.
     let (connected, accepted) = tokio::join!(
@@ -56,12 +59,18 @@ async fn a_host_connects_from_its_own_address_can_be_cut_off_and_leaves_nothing(
 
     // Cut: the connection attempt from inside fails (gives up after 2 s), none is accepted.
     host.cut().expect("cut");
-    assert!(!connects_from(&host, at, 2).await, "{name} reached {at} while cut");
+    assert!(
+        !connects_from(&host, at, 2).await,
+        "{name} reached {at} while cut"
+    );
     // Restored: connections go through again (the link may take a moment to come up).
     host.restore().expect("restore");
     let started = tokio::time::Instant::now();
     while !connects_from(&host, at, 2).await {
-        assert!(started.elapsed() < DEADLINE, "{name} never reached {at} again");
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{name} never reached {at} again"
+        );
     }
 
     drop(host);
