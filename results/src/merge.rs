@@ -151,3 +151,49 @@ fn merge_errors(parts: &[Results]) -> BTreeMap<String, u64> {
     }
     errors
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::*;
+    use crate::schema::PartHost;
+
+    fn part(index: u32, host: &str) -> Results {
+        let env = Environment::of_machine(host.into(), 2, "linux".into(), "abc".into());
+        let mut r = Results::new(
+            serde_json::json!({"name": "across"}),
+            env,
+            UNIX_EPOCH,
+            Duration::from_secs(1),
+        );
+        r.hosts = vec![PartHost {
+            part: index,
+            host: host.into(),
+            clock_offset_us: i64::from(index) - 1,
+            clock_rtt_us: 50,
+            clock_offset_limit_us: 100_000,
+            beyond_limit: false,
+        }];
+        r
+    }
+
+    #[test]
+    fn the_parts_hosts_are_kept_in_part_order() {
+        let merged = merge(&[part(2, "c"), part(0, "a"), part(1, "b")]).expect("merges");
+        let hosts: Vec<(u32, &str)> = merged
+            .hosts
+            .iter()
+            .map(|h| (h.part, h.host.as_str()))
+            .collect();
+        assert_eq!(hosts, [(0, "a"), (1, "b"), (2, "c")]);
+        assert_eq!(merged.environment.host, "a,b,c");
+        // A merge of merges keeps them all.
+        let again = merge(&[merged.clone(), part(3, "d")]).expect("merges");
+        assert_eq!(again.hosts.len(), 4);
+        // Runs not across hosts have none.
+        let mut plain = part(0, "a");
+        plain.hosts.clear();
+        assert!(merge(&[plain.clone(), plain]).expect("merges").hosts.is_empty());
+    }
+}

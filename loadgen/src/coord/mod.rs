@@ -27,7 +27,7 @@ mod handin;
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
@@ -76,7 +76,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// Connects to the Redis at `url` for run `run_id`.
     pub async fn connect(url: &str, run_id: &str) -> anyhow::Result<Coordinator> {
-        check_run_id(run_id)?;
+        parse_run_id(run_id).map_err(|e| anyhow::anyhow!("run id {run_id:?}: {e}"))?;
         let client = redis::Client::open(url).with_context(|| {
             format!("--coordinator {url} is not a Redis URL (redis://HOST:PORT)")
         })?;
@@ -115,16 +115,17 @@ impl Coordinator {
     }
 }
 
-/// A run id names keys: 1-64 characters of `A-Z a-z 0-9 _ . -`.
-fn check_run_id(id: &str) -> anyhow::Result<()> {
+/// A run id names keys: 1-64 characters of `A-Z a-z 0-9 _ . : -`, as a scenario's name (the
+/// default run id) may have (clap's value parser).
+pub fn parse_run_id(id: &str) -> Result<String, String> {
     let ok = (1..=64).contains(&id.len())
         && id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
     if !ok {
-        bail!("--run-id {id:?}: use 1-64 characters of A-Z a-z 0-9 _ . -");
+        return Err("use 1-64 characters of A-Z a-z 0-9 _ . : -".into());
     }
-    Ok(())
+    Ok(id.to_owned())
 }
 
 /// A redis error, with what was being done.
@@ -138,11 +139,11 @@ mod tests {
 
     #[test]
     fn run_ids_are_key_safe() {
-        for good in ["smoke", "run-2024.11_a", &"x".repeat(64)] {
-            assert!(check_run_id(good).is_ok(), "{good}");
+        for good in ["smoke", "run-2024.11_a:b", &"x".repeat(64)] {
+            assert_eq!(parse_run_id(good).as_deref(), Ok(good), "{good}");
         }
-        for bad in ["", "a b", "a{b}", "a:b", &"x".repeat(65)] {
-            assert!(check_run_id(bad).is_err(), "{bad}");
+        for bad in ["", "a b", "a{b}", "a}", &"x".repeat(65)] {
+            assert!(parse_run_id(bad).is_err(), "{bad}");
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::admin::AdminUrl;
+use crate::coord::parse_run_id;
 use crate::scenario::format_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -66,7 +67,7 @@ pub struct RunArgs {
     pub coordinator: Option<String>,
     /// With --coordinator: the run's name in the coordinator, the same on every host
     /// (default: the scenario's name). A new run with the same id never mixes with an old one.
-    #[arg(long, value_name = "ID", requires = "coordinator")]
+    #[arg(long, value_name = "ID", requires = "coordinator", value_parser = parse_run_id)]
     pub run_id: Option<String>,
     /// With --coordinator: how long a part waits for the others; then every part stops with
     /// exit status 2, naming the parts that never arrived.

@@ -17,7 +17,7 @@ use super::spec::RunSpec;
 use super::timing::timing;
 use super::whole::{Whole, merge_and_judge};
 use crate::clock::{instant_at, now_us};
-use crate::coord::{ClockOffset, Coordinator, PartOutcome, StartedRun};
+use crate::coord::{ClockOffset, Coordinator, PartOutcome, StartedRun, parse_run_id};
 use crate::judging::RunWindow;
 use crate::results::{Results, TargetKind, Verdict};
 use crate::scenario::{format_duration, plan};
@@ -31,7 +31,7 @@ pub struct CollectArgs {
     #[arg(long, value_name = "URL")]
     pub coordinator: String,
     /// The run's id (the parts' --run-id; theirs defaults to their scenario's name).
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
     pub run_id: String,
     /// Folder for the merged results.json and report.html, and each part's results
     /// (part-I/results.json).
