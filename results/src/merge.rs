@@ -194,6 +194,11 @@ mod tests {
         // Runs not across hosts have none.
         let mut plain = part(0, "a");
         plain.hosts.clear();
-        assert!(merge(&[plain.clone(), plain]).expect("merges").hosts.is_empty());
+        assert!(
+            merge(&[plain.clone(), plain])
+                .expect("merges")
+                .hosts
+                .is_empty()
+        );
     }
 }

@@ -96,6 +96,11 @@ impl Coordinator {
             }
             tokio::time::sleep(POLL).await;
         };
+        self.run_at(generation).await
+    }
+
+    /// Generation `generation` of the run, which started.
+    pub async fn run_at(&self, generation: u64) -> anyhow::Result<StartedRun> {
         let meta = self.meta(generation).await?;
         let field = |name: &str| {
             meta.get(name)

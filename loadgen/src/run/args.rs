@@ -63,7 +63,12 @@ pub struct RunArgs {
     /// A Redis (redis://HOST:PORT) that every part of a run across hosts reaches: the parts
     /// register there, start together at the time it publishes, and hand their results to it;
     /// part 0 then writes the merged results.json and report (or `loadgen collect` does).
-    #[arg(long, value_name = "URL", requires = "part")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "part",
+        conflicts_with = "processes"
+    )]
     pub coordinator: Option<String>,
     /// With --coordinator: the run's name in the coordinator, the same on every host
     /// (default: the scenario's name). A new run with the same id never mixes with an old one.

@@ -7,7 +7,7 @@
 //! writes the merged results.json and report into OUT, as a split run does; OUT defaults to
 //! `runs/<scenario>-<common start>`, the same folder name on every host.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -60,8 +60,6 @@ pub(super) async fn run_part(
             bail!("interrupted while waiting for the other parts");
         }
     };
-    let common_start = UNIX_EPOCH + Duration::from_micros(start_at);
-    let out = run_folder(args.out.as_deref(), &scenario.name, common_start)?;
     let this = PartHost {
         part: seat.part,
         host,
@@ -70,23 +68,9 @@ pub(super) async fn run_part(
         clock_offset_limit_us: args.max_clock_offset.as_micros() as u64,
         beyond_limit: clock.offset_us.unsigned_abs() > args.max_clock_offset.as_micros() as u64,
     };
-    let ran = run_this_part(
-        args,
-        scenario,
-        seat,
-        (url, clock.to_local(start_at)),
-        this,
-        &out,
-    );
-    let results = match ran.await {
-        Ok(results) => results,
-        Err(e) => {
-            coord.hand_in_failure(seat, &format!("{e:#}")).await;
-            return Err(e);
-        }
-    };
-    coord.hand_in(seat, &results.to_json()?).await?;
+    let ran = run_and_hand_in(&coord, args, scenario, seat, (url, clock, start_at), this).await;
     drop(heartbeat);
+    let (out, results) = ran?;
     if seat.part != 0 {
         println!(
             "part {} handed its results to {coordinator}; part 0 (or `loadgen collect \
@@ -95,9 +79,39 @@ pub(super) async fn run_part(
         );
         return Ok(results.verdict == Verdict::Pass);
     }
-    let run = coord.started_run(Duration::ZERO).await?;
+    let run = coord.run_at(seat.generation).await?;
     let merged = collect_run(&coord, &run, clock, &out).await?;
     Ok(merged.verdict == Verdict::Pass)
+}
+
+/// Runs this part from the common start and hands its results in; hands in the error instead
+/// when anything fails, so the collector names it rather than waiting for a silent part.
+/// Returns the run's folder and this part's results.
+async fn run_and_hand_in(
+    coord: &Coordinator,
+    args: &RunArgs,
+    scenario: &Scenario,
+    seat: Seat,
+    (url, clock, start_at): (String, ClockOffset, u64),
+    this: PartHost,
+) -> anyhow::Result<(PathBuf, Results)> {
+    let ran = async {
+        let common_start = UNIX_EPOCH + Duration::from_micros(start_at);
+        let out = run_folder(args.out.as_deref(), &scenario.name, common_start)?;
+        let start_us = clock.to_local(start_at);
+        let results = run_this_part(args, scenario, seat, (url, start_us), this, &out).await?;
+        anyhow::Ok((out, results))
+    };
+    match ran.await {
+        Ok((out, results)) => {
+            coord.hand_in(seat, &results.to_json()?).await?;
+            Ok((out, results))
+        }
+        Err(e) => {
+            coord.hand_in_failure(seat, &format!("{e:#}")).await;
+            Err(e)
+        }
+    }
 }
 
 /// The URL a part runs against. A part cannot start a local stack (the others could not
