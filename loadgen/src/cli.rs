@@ -1,6 +1,6 @@
-//! The `loadgen` command line: `run` a scenario, `merge` partial results, `report` and
-//! `compare` results as HTML, print `figures`. Each command owns its arguments, in its own
-//! module; this one only names the commands and dispatches to them.
+//! The `loadgen` command line: `run` a scenario, `merge` partial results, `collect` a run
+//! across hosts, `report` and `compare` results as HTML, print `figures`. Each command owns
+//! its arguments, in its own module; this one only names the commands and dispatches to them.
 //!
 //! Exit status: 0 when every threshold holds, 1 when one fails, 2 on a setup error (bad
 //! scenario, unreachable target, missing program), with a message that says what to do.
@@ -15,7 +15,7 @@ use crate::figures::FiguresArgs;
 use crate::merge::MergeArgs;
 use crate::plan::PlanArgs;
 use crate::report::ReportArgs;
-use crate::run::RunArgs;
+use crate::run::{CollectArgs, RunArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,9 +35,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a scenario file.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Merge partial results.json files exactly (histograms added, counters summed).
     Merge(MergeArgs),
+    /// Collect a run across hosts from its coordinator: wait for every part, merge and judge.
+    Collect(CollectArgs),
     /// Render the HTML report of a results.json (one self-contained file).
     Report(ReportArgs),
     /// Compare two results.json: HTML overlay, exit status 1 when the new run regressed.
@@ -66,8 +68,9 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => crate::run::run(args).await,
+            Command::Run(args) => crate::run::run(*args).await,
             Command::Merge(args) => crate::merge::merge(args).await,
+            Command::Collect(args) => crate::run::collect(args).await,
             Command::Report(args) => crate::report::report(args),
             Command::Compare(args) => crate::compare::compare(args),
             Command::Figures(args) => crate::figures::main(args),

@@ -7,8 +7,9 @@
 //! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
 //! `progress` (the live printer), `summary` (the printed end of a run), `judging` (thresholds,
 //! faults and rate steps), `target` (the system under test and its faults), `admin` (a URL
-//! target's workers, from its cluster master) and `run` (the order of it all). Each command owns its arguments: `run`, `merge`, `report`, `compare`,
-//! `figures`; `cli` only dispatches.
+//! target's workers, from its cluster master), `coord` (the coordinator Redis of a run across
+//! hosts) and `run` (the order of it all). Each command owns its arguments: `run` (and
+//! `collect`), `merge`, `report`, `compare`, `figures`; `cli` only dispatches.
 
 pub mod admin;
 pub mod attack;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod context;
+pub mod coord;
 pub mod figures;
 pub mod judging;
 pub mod measure;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::results::{self, Results, ThresholdResult, Verdict};
+use crate::results::{self, PartHost, Results, ThresholdResult, Verdict};
 
 /// Prints the finished run's summary; `out` is its folder.
 pub fn print_summary(results: &Results, out: &Path) {
@@ -72,6 +72,9 @@ pub fn print_summary(results: &Results, out: &Path) {
             }
         );
     }
+    for host in &results.hosts {
+        println!("  {}", host_line(host));
+    }
     for fault in &results.faults {
         let recovered = fault
             .recovered_after_ms
@@ -129,12 +132,51 @@ fn threshold_line(t: &ThresholdResult) -> String {
     )
 }
 
+/// A part of a run across hosts: `part 1 on b: clock +12 µs (± 40 µs) against the
+/// coordinator's`, with a warning when beyond the limit.
+fn host_line(h: &PartHost) -> String {
+    format!(
+        "part {} on {}: clock {:+} µs (± {} µs) against the coordinator's{}",
+        h.part,
+        h.host,
+        h.clock_offset_us,
+        h.clock_rtt_us / 2,
+        if h.beyond_limit {
+            format!(
+                "   WARNING: beyond --max-clock-offset ({} µs): its start was corrected, its \
+                 wall-clock times were not",
+                h.clock_offset_limit_us
+            )
+        } else {
+            String::new()
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn judged(rule: &str, measured: f64) -> ThresholdResult {
         ThresholdResult::of(rule.parse().expect("rule"), measured)
+    }
+
+    #[test]
+    fn a_host_beyond_the_clock_limit_is_reported() {
+        let host = |offset: i64| PartHost {
+            part: 1,
+            host: "b".into(),
+            clock_offset_us: offset,
+            clock_rtt_us: 80,
+            clock_offset_limit_us: 100_000,
+            beyond_limit: offset.unsigned_abs() > 100_000,
+        };
+        assert_eq!(
+            host_line(&host(12)),
+            "part 1 on b: clock +12 µs (± 40 µs) against the coordinator's"
+        );
+        assert!(host_line(&host(-250_000)).contains("-250000 µs (± 40 µs)"));
+        assert!(host_line(&host(-250_000)).contains("WARNING: beyond --max-clock-offset"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ const COMMANDS: [&[&str]; 11] = [
     &[],
     &["run"],
     &["merge"],
+    &["collect"],
     &["report"],
     &["compare"],
     &["plan"],

@@ -231,3 +231,50 @@ fn compose_loadgen_asks_the_cluster_master_for_the_workers() {
         text(&output)
     );
 }
+
+#[test]
+fn compose_loadgen_parts_meet_in_the_compose_redis() {
+    // `LOADGEN_PARTS=3 docker compose --profile load up`: three replicas, each one part.
+    let compose = Compose::load_with(&[("LOADGEN_PARTS", "3")]);
+    let loadgen = compose.service("loadgen");
+    assert_eq!(
+        compose_file::scalar(&loadgen["deploy"]["replicas"]),
+        "3",
+        "one container per part"
+    );
+    let env = compose.environment("loadgen");
+    let coordinator = env
+        .get("LOADGEN_COORDINATOR")
+        .expect("services.loadgen.environment.LOADGEN_COORDINATOR");
+    let redis_port = compose
+        .list("redis", "command")
+        .windows(2)
+        .find(|w| w[0] == "--port")
+        .map_or("6379".to_owned(), |w| w[1].clone());
+    assert_eq!(
+        coordinator,
+        &format!("redis://redis:{redis_port}"),
+        "the parts meet in the compose Redis"
+    );
+
+    // The entrypoint makes each container a part taking a free index: loadgen parses it.
+    let mut container = Container::new("parts");
+    container.env.insert("LOADGEN_PARTS".into(), "3".into());
+    let output = container.run(&["smoke".to_string(), "--help".to_string()]);
+    assert!(output.status.success(), "{}", text(&output));
+    // LOADGEN_RUN_ID reaches --run-id (a bad one is refused by loadgen, before any network).
+    container.env.insert("LOADGEN_RUN_ID".into(), "a b".into());
+    let output = container.run(&["smoke".to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("invalid value 'a b' for '--run-id <ID>'"),
+        "{}",
+        text(&output)
+    );
+    // Without LOADGEN_PARTS (compose's default 1), a plain run, as before.
+    assert_eq!(Compose::load().environment("loadgen")["LOADGEN_PARTS"], "1");
+    container.env.insert("LOADGEN_PARTS".into(), "three".into());
+    let output = container.run(&["smoke".to_string()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(text(&output).contains("LOADGEN_PARTS must be a number"));
+}

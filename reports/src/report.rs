@@ -996,9 +996,33 @@ fn environment(r: &Results) -> String {
             .collect();
         rows.push(("machines", machines.join(", ")));
     }
+    let mut rows: Vec<(String, String)> =
+        rows.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    rows.extend(r.hosts.iter().map(part_host));
     let rows = rows
         .into_iter()
-        .map(|(k, v)| vec![text(k), page::raw(esc(&v), "wrap")])
+        .map(|(k, v)| vec![text(&k), page::raw(esc(&v), "wrap")])
         .collect();
     page::table(&["what", "value"], rows, "")
+}
+
+/// A part of a run across hosts: where it ran and its clock against the coordinator's.
+fn part_host(h: &roomstorm_results::PartHost) -> (String, String) {
+    let beyond = if h.beyond_limit {
+        format!(
+            "; beyond the limit of {}: its start was corrected, its wall-clock times were not",
+            format::us(h.clock_offset_limit_us)
+        )
+    } else {
+        String::new()
+    };
+    (
+        format!("part {}", h.part),
+        format!(
+            "{}, clock {:+} µs (± {} µs) against the coordinator's{beyond}",
+            h.host,
+            h.clock_offset_us,
+            h.clock_rtt_us / 2
+        ),
+    )
 }

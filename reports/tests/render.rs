@@ -481,3 +481,25 @@ fn a_file_without_sends_shows_the_sends_counter() {
     assert!(summary.contains("send failures"), "{summary}");
     assert!(!summary.contains("planned"), "{summary}");
 }
+
+#[test]
+fn a_run_across_hosts_lists_each_parts_host_and_clock() {
+    let mut r = normal();
+    let host = |part: u32, host: &str, offset: i64| roomstorm_results::PartHost {
+        part,
+        host: host.into(),
+        clock_offset_us: offset,
+        clock_rtt_us: 80,
+        clock_offset_limit_us: 100_000,
+        beyond_limit: offset.unsigned_abs() > 100_000,
+    };
+    r.hosts = vec![host(0, "loadgen-a", 12), host(1, "loadgen-b", -250_000)];
+    let (_, doc) = render_and_check(&r);
+    let section = text_of(&select(&doc, "section#environment")[0]);
+    assert!(
+        section.contains("loadgen-a, clock +12 µs (± 40 µs) against the coordinator's"),
+        "{section}"
+    );
+    assert!(section.contains("loadgen-b, clock -250000 µs"), "{section}");
+    assert!(section.contains("beyond the limit of 100 ms"), "{section}");
+}

@@ -14,8 +14,9 @@ use crate::timeline::merge_timelines;
 /// Merges partial results of one run into the results of the whole, exactly: counters,
 /// deliveries and errors summed; histograms added and every percentile recomputed from the
 /// sums; timelines added second by second (aligned on `t`, so the parts must have started
-/// together); workers summed by index; faults concatenated. The environment lists the distinct
-/// hosts; `started_at` is the earliest and `duration_s` the longest.
+/// together); workers summed by index; faults and the parts' `hosts` concatenated. The
+/// environment lists the distinct hosts; `started_at` is the earliest and `duration_s` the
+/// longest.
 ///
 /// Thresholds cannot be merged: the result has none, and its verdict is `fail` if any part
 /// failed, else `pass`, until the caller judges the merged values again
@@ -59,6 +60,8 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
         .flat_map(|p| p.faults.iter().cloned())
         .collect();
     out.errors = merge_errors(parts);
+    out.hosts = parts.iter().flat_map(|p| p.hosts.iter().cloned()).collect();
+    out.hosts.sort_by_key(|h| h.part);
     out.resources = merge_resources(parts);
     out.thresholds.clear();
     let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
@@ -175,6 +178,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+    use crate::schema::PartHost;
     use crate::resources::{Component, ResourceSample};
 
     /// A part that sampled one component twice, at 1 s and 2 s of its own sampling.
@@ -233,6 +237,49 @@ mod tests {
         assert_eq!(
             times(&merged),
             [("a".into(), vec![1.0, 2.0]), ("b".into(), vec![1.0, 2.0])]
+        );
+    }
+
+    fn host_part(index: u32, host: &str) -> Results {
+        let env = Environment::of_machine(host.into(), 2, "linux".into(), "abc".into());
+        let mut r = Results::new(
+            serde_json::json!({"name": "across"}),
+            env,
+            UNIX_EPOCH,
+            Duration::from_secs(1),
+        );
+        r.hosts = vec![PartHost {
+            part: index,
+            host: host.into(),
+            clock_offset_us: i64::from(index) - 1,
+            clock_rtt_us: 50,
+            clock_offset_limit_us: 100_000,
+            beyond_limit: false,
+        }];
+        r
+    }
+
+    #[test]
+    fn the_parts_hosts_are_kept_in_part_order() {
+        let merged = merge(&[host_part(2, "c"), host_part(0, "a"), host_part(1, "b")]).expect("merges");
+        let hosts: Vec<(u32, &str)> = merged
+            .hosts
+            .iter()
+            .map(|h| (h.part, h.host.as_str()))
+            .collect();
+        assert_eq!(hosts, [(0, "a"), (1, "b"), (2, "c")]);
+        assert_eq!(merged.environment.host, "a,b,c");
+        // A merge of merges keeps them all.
+        let again = merge(&[merged.clone(), host_part(3, "d")]).expect("merges");
+        assert_eq!(again.hosts.len(), 4);
+        // Runs not across hosts have none.
+        let mut plain = host_part(0, "a");
+        plain.hosts.clear();
+        assert!(
+            merge(&[plain.clone(), plain])
+                .expect("merges")
+                .hosts
+                .is_empty()
         );
     }
 }

@@ -65,6 +65,10 @@ pub struct Results {
     /// What the run was pointed at; `None` in files written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<TargetKind>,
+    /// For a run coordinated across hosts (`loadgen run --coordinator`): each part's host and
+    /// its clock against the coordinator's; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<PartHost>,
 }
 
 /// What kind of target a run measured.
@@ -369,6 +373,24 @@ pub struct WorkerStats {
     pub rooms: u64,
 }
 
+/// One part of a run coordinated across hosts: where it ran, and how its clock stood against
+/// the coordinator's (Redis `TIME`) when it registered. Concatenated on merge, by part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartHost {
+    /// The part's index I of `--part I/N`.
+    pub part: u32,
+    /// The host name of the machine (or container) the part ran on.
+    pub host: String,
+    /// Its clock minus the coordinator's, µs, from the `TIME` round trip with the smallest RTT.
+    pub clock_offset_us: i64,
+    /// That round trip, µs: the offset is known to within half of it.
+    pub clock_rtt_us: u64,
+    /// The largest offset the run accepted without a report (`--max-clock-offset`), µs.
+    pub clock_offset_limit_us: u64,
+    /// `|clock_offset_us|` exceeded the limit: reported when the run ended.
+    pub beyond_limit: bool,
+}
+
 /// An injected fault as judged: what it did to delivery, and when delivery recovered (as
 /// `StepResult` and `ThresholdResult` are a step's and a rule's judgment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -452,6 +474,7 @@ impl Results {
             highest_step_held: None,
             target: None,
             sends: Sends::default(),
+            hosts: Vec::new(),
         }
     }
 

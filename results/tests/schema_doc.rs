@@ -10,8 +10,8 @@ use std::path::Path;
 
 use roomstorm_results::{
     Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult, Latency,
-    Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends, StepResult,
-    TargetKind, ThresholdResult, Verdict, WorkerStats,
+    PartHost, Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends,
+    StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
 use serde_json::Value;
 
@@ -175,6 +175,14 @@ fn full_results() -> Results {
         }],
         highest_step_held: Some(0),
         target: Some(TargetKind::LocalStack),
+        hosts: vec![PartHost {
+            part: 0,
+            host: "h".into(),
+            clock_offset_us: -12,
+            clock_rtt_us: 80,
+            clock_offset_limit_us: 100_000,
+            beyond_limit: false,
+        }],
     }
 }
 

@@ -8,9 +8,10 @@
 //! handlers share), `admission` (the connection cap), `sessions` (who may use a
 //! polling session), `http` (health, metrics, the page),
 //! `cluster` (the master), `nginx` (the proxy config), `stack` (everything on loopback, for
-//! people and tests). Calls go one way: chat → rooms → bus; the bus hands messages back in
-//! through `bus::Inbox`, which the rooms implement, and no module imports one that imports it.
-//! Below the rooms: rooms → slow → conns.
+//! people and tests), `netns` (test hosts: network namespaces with their own addresses).
+//! Calls go one way: chat → rooms → bus; the bus hands messages back in through `bus::Inbox`,
+//! which the rooms implement, and no module imports one that imports it. Below the rooms:
+//! rooms → slow → conns.
 
 pub mod admission;
 pub mod app;
@@ -25,6 +26,7 @@ pub mod http;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod netns;
 pub mod nginx;
 pub mod periodic;
 pub mod probe;

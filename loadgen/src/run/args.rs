@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::admin::AdminUrl;
+use crate::coord::parse_run_id;
 use crate::scenario::format_duration;
 
 #[derive(Debug, Clone, Args)]
@@ -53,9 +54,34 @@ pub struct RunArgs {
     /// processes are sampled anyway.
     #[arg(long = "sample", value_name = "NAME=PID", value_parser = crate::resources::parse_sample)]
     pub samples: Vec<(String, u32)>,
-    /// Internal: run only part I of N (rooms whose index % N == I), as a child process.
-    #[arg(long, hide = true, value_parser = parse_part)]
-    pub part: Option<(u32, u32)>,
+    /// Run only part I of N of the rooms (rooms whose index % N == I; whole rooms, so a room's
+    /// senders and receivers share this host's clock). With --coordinator: this host's part of
+    /// a run across hosts; `auto/N` takes the lowest part no host took yet. Without it: a child
+    /// process of a split run (--processes), started by loadgen itself.
+    #[arg(long, value_name = "I/N", value_parser = parse_part)]
+    pub part: Option<PartArg>,
+    /// A Redis (redis://HOST:PORT) that every part of a run across hosts reaches: the parts
+    /// register there, start together at the time it publishes, and hand their results to it;
+    /// part 0 then writes the merged results.json and report (or `loadgen collect` does).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "part",
+        conflicts_with = "processes"
+    )]
+    pub coordinator: Option<String>,
+    /// With --coordinator: the run's name in the coordinator, the same on every host
+    /// (default: the scenario's name). A new run with the same id never mixes with an old one.
+    #[arg(long, value_name = "ID", requires = "coordinator", value_parser = parse_run_id)]
+    pub run_id: Option<String>,
+    /// With --coordinator: how long a part waits for the others; then every part stops with
+    /// exit status 2, naming the parts that never arrived.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pub barrier_timeout: Duration,
+    /// With --coordinator: a part whose clock differs from the coordinator's by more than this
+    /// is reported (results.json `hosts`, and a warning). Its start is corrected either way.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub max_clock_offset: Duration,
     /// Internal: the run clock time (µs since the epoch) at which every part starts.
     #[arg(long, hide = true)]
     pub start_at: Option<u64>,
@@ -66,14 +92,32 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     roomstorm_results::units::parse_duration(text)
 }
 
-fn parse_part(text: &str) -> Result<(u32, u32), String> {
-    let (i, n) = text.split_once('/').ok_or("expected I/N")?;
-    let i: u32 = i.parse().map_err(|_| "I is not a number")?;
+/// `--part I/N` or `auto/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartArg {
+    /// I; `None` for `auto`.
+    pub index: Option<u32>,
+    /// N.
+    pub of: u32,
+}
+
+fn parse_part(text: &str) -> Result<PartArg, String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N or auto/N")?;
     let n: u32 = n.parse().map_err(|_| "N is not a number")?;
-    if n == 0 || i >= n {
-        return Err(format!("part {i}/{n} does not exist"));
+    if n == 0 {
+        return Err("a run has at least one part".into());
     }
-    Ok((i, n))
+    if i == "auto" {
+        return Ok(PartArg { index: None, of: n });
+    }
+    let i: u32 = i.parse().map_err(|_| "I is not a number (or auto)")?;
+    if i >= n {
+        return Err(format!("part {i}/{n} does not exist (parts count from 0)"));
+    }
+    Ok(PartArg {
+        index: Some(i),
+        of: n,
+    })
 }
 
 impl RunArgs {
@@ -98,6 +142,17 @@ impl RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_an_index_or_auto_of_n() {
+        let part = |index, of| Ok(PartArg { index, of });
+        assert_eq!(parse_part("0/3"), part(Some(0), 3));
+        assert_eq!(parse_part("2/3"), part(Some(2), 3));
+        assert_eq!(parse_part("auto/3"), part(None, 3));
+        for bad in ["3/3", "1/0", "auto/0", "x/3", "3", "-1/3"] {
+            assert!(parse_part(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_duration_passed_on_reads_back_the_same() {

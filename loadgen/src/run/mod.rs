@@ -5,24 +5,31 @@
 //! results, always tear the local stack down, then print the summary and write the report.
 
 mod args;
+mod collect;
+mod folder;
+mod hosts;
 mod observe;
 mod process;
+mod spec;
 mod split;
 mod start;
 mod timing;
+mod whole;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 
-pub use args::RunArgs;
+pub use args::{PartArg, RunArgs};
+pub use collect::{CollectArgs, collect};
 
 use crate::clock::now_us;
 use crate::resources::{self, Sources};
-use crate::results::{self, Verdict};
+use crate::results::Verdict;
 use crate::scenario::{Overrides, Scenario};
 use crate::target::RunningTarget;
+use folder::run_folder;
 use process::{RunParams, run_process};
 
 /// Members one process holds at most: it may hold 20,000 open files, and a polling member
@@ -32,13 +39,19 @@ pub const MEMBERS_PER_PROCESS: u32 = 15_000;
 /// Runs the scenario; Ok(true) when every threshold held.
 pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
     let scenario = load_scenario(&args)?;
+    if let (Some(coordinator), Some(part)) = (&args.coordinator, args.part) {
+        return hosts::run_part(&args, &scenario, coordinator, part).await;
+    }
     // Before the run folder or anything else exists: a scenario that cannot run as written
     // (faults without the full local stack, --admin beside the local stack) stops here, with
     // exit status 2.
     let start = start::what_to_start(&scenario, args.admin.clone())?;
-    let out = output_dir(&args, &scenario)?;
+    let out = run_folder(args.out.as_deref(), &scenario.name, SystemTime::now())?;
     if let Some(part) = args.part {
-        return run_part(&args, &scenario, &out, part).await;
+        let index = part
+            .index
+            .context("--part auto/N needs --coordinator, which hands the parts out")?;
+        return run_part(&args, &scenario, &out, (index, part.of)).await;
     }
     let processes = args
         .processes
@@ -62,6 +75,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<bool> {
             part: None,
             start_us: now_us(),
             sources,
+            hosts: Vec::new(),
         })
         .await
     };
@@ -98,6 +112,7 @@ async fn run_part(
         part: Some(part),
         start_us: args.start_at.unwrap_or_else(now_us),
         sources: Sources::generator_only(resources::GENERATOR),
+        hosts: Vec::new(),
     })
     .await?;
     Ok(results.verdict == Verdict::Pass)
@@ -112,25 +127,11 @@ fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
         rate_per_member: args.rate,
         target_url: args.target.clone(),
         seed: args.seed,
-        // A part runs against the parent's target; the parent injects the faults.
-        without_faults: args.part.is_some(),
+        // A part of a split run runs against the parent's target; the parent injects the
+        // faults. A part of a run across hosts keeps them, to be refused: nobody would inject
+        // them.
+        without_faults: args.part.is_some() && args.coordinator.is_none(),
     };
     scenario.apply(&overrides)?;
     Ok(scenario)
-}
-
-fn output_dir(args: &RunArgs, scenario: &Scenario) -> anyhow::Result<PathBuf> {
-    let dir = match &args.out {
-        Some(dir) => dir.clone(),
-        None => {
-            let stamp = results::rfc3339(SystemTime::now()).replace([':', '-'], "");
-            PathBuf::from("runs").join(format!(
-                "{}-{}",
-                scenario.name,
-                &stamp[..15.min(stamp.len())]
-            ))
-        }
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
 }

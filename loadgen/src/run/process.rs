@@ -17,7 +17,7 @@ use crate::judging::{RunWindow, judge_run};
 use crate::measure::ledger::{DeliveryTotals, LostBySecond, finalize_counting_losses};
 use crate::resources::{Sampler, Sources};
 use crate::results::timeline::{set_lost, set_planned};
-use crate::results::{self, Environment, Results, Sends};
+use crate::results::{self, Environment, PartHost, Results, Sends};
 use crate::scenario::{Plan, Scenario, plan};
 use crate::target::{RunningTarget, inject_faults};
 
@@ -35,6 +35,8 @@ pub(super) struct RunParams<'a> {
     pub start_us: u64,
     /// The processes to sample for CPU and memory.
     pub sources: Sources,
+    /// For a part of a run across hosts: its host and clock (results.json `hosts`).
+    pub hosts: Vec<PartHost>,
 }
 
 /// Runs this process's members and writes its judged results.json.
@@ -47,6 +49,7 @@ pub(super) async fn run_process(params: RunParams<'_>) -> anyhow::Result<Results
         part,
         start_us,
         sources,
+        hosts,
     } = params;
     let mut plan = plan(scenario);
     if let Some((i, n)) = part {
@@ -101,6 +104,7 @@ pub(super) async fn run_process(params: RunParams<'_>) -> anyhow::Result<Results
     results.workers = worker_counts(&before, &at_quiet);
     results.resources = resources;
     results.target = Some(target.kind());
+    results.hosts = hosts;
     let window = RunWindow::new(&timing, start_us, scenario.traffic.deadline);
     judge_run(&mut results, &faults, scenario, &window)?;
     results.write(&out.join("results.json"))?;

@@ -9,10 +9,11 @@ use anyhow::{Context, bail};
 use super::args::RunArgs;
 use super::observe::{sample_workers, sources, worker_counts};
 use super::timing::{quiet_point, timing};
+use super::whole::{Whole, merge_and_judge};
 use crate::clock::now_us;
-use crate::judging::{RunWindow, judge_run};
+use crate::judging::RunWindow;
 use crate::resources::Sampler;
-use crate::results::{self, Results};
+use crate::results::Results;
 use crate::scenario::{Scenario, plan};
 use crate::target::{RunningTarget, inject_faults};
 
@@ -88,18 +89,17 @@ pub(super) async fn run_split(
         }
         parts.push(Results::read(&dir.join("results.json"))?);
     }
-    let mut merged = results::merge(&parts)?;
-    // The scenario as this process ran it: its target and faults (the parts saw neither).
-    merged.scenario = serde_json::to_value(scenario)?;
-    merged.workers = worker_counts(&before, &quiet.await.unwrap_or_default());
-    // This process sampled every process of the run, the parts included.
-    merged.resources = resources;
-    // What this process ran against (the parts only saw its URL).
-    merged.target = Some(target.kind());
-    // The parts' timelines, merged, carry every second's losses: faults and steps are judged
-    // on them by the same rules as a single process's.
-    let window = RunWindow::new(&timing, start_us, scenario.traffic.deadline);
-    judge_run(&mut merged, &faults, scenario, &window)?;
-    merged.write(&out.join("results.json"))?;
-    Ok(merged)
+    let whole = Whole {
+        scenario,
+        window: RunWindow::new(&timing, start_us, scenario.traffic.deadline),
+        faults: &faults,
+        // This process sampled the workers, and every process of the run, the parts included.
+        observed: Some((
+            worker_counts(&before, &quiet.await.unwrap_or_default()),
+            resources,
+        )),
+        // What this process ran against (the parts only saw its URL).
+        target: target.kind(),
+    };
+    merge_and_judge(&parts, whole, out)
 }

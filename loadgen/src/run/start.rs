@@ -68,7 +68,9 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Run
 }
 
 /// A URL target's chat workers: those its cluster master lists, when `--admin` named it.
-async fn workers_of(admin: Option<AdminUrl>) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+pub(super) async fn workers_of(
+    admin: Option<AdminUrl>,
+) -> anyhow::Result<Vec<std::net::SocketAddr>> {
     let Some(admin) = admin else {
         return Ok(Vec::new());
     };
@@ -83,7 +85,7 @@ async fn workers_of(admin: Option<AdminUrl>) -> anyhow::Result<Vec<std::net::Soc
 }
 
 /// Fails early, with the URL named, when nothing answers there.
-async fn check_reachable(url: &str) -> anyhow::Result<()> {
+pub(super) async fn check_reachable(url: &str) -> anyhow::Result<()> {
     let address = socket_address(url)?;
     match tokio::time::timeout(
         Duration::from_secs(5),
