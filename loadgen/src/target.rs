@@ -97,6 +97,7 @@ impl RunningTarget {
             workers: local.workers as usize,
             listen: "127.0.0.1:0".parse()?,
             redis: None,
+            redis_cluster: None,
             nginx_workers: local.nginx_workers as usize,
             // The default per-address limit (1,000) is far above this generator's share per
             // address (members spread over 250 loopback addresses: 120 each at 30,000).

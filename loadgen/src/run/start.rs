@@ -32,7 +32,7 @@ pub(super) fn what_to_start(scenario: &Scenario, admin: Option<AdminUrl>) -> any
         // Faults with a url target were refused when the scenario was loaded.
         Endpoint::Url(url) => Start::Url(url.clone(), admin),
         Endpoint::Local(local) => {
-            let missing = chat_server::stack::missing_parts(false);
+            let missing = chat_server::stack::missing_parts(false, false);
             let mode = local_mode(missing, local, &scenario.faults)
                 .with_context(|| scenario.file().to_owned())?;
             Start::Local(*local, mode)
