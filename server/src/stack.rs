@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -146,7 +147,8 @@ pub struct Stack {
     info: StackInfo,
     redis: Option<Child>,
     redis_exe: Option<PathBuf>,
-    redis_cluster: Option<RedisCluster>,
+    /// Shared, so a long fault on it (a failover takes seconds) need not hold the whole stack.
+    redis_cluster: Option<Arc<tokio::sync::Mutex<RedisCluster>>>,
     cluster: Option<Child>,
     nginx: Option<Child>,
 }
@@ -215,7 +217,7 @@ impl Stack {
             Some(RedisClusterSpec::Start { masters }) => {
                 let cluster = RedisCluster::start(*masters, &run_dir.join("redis-cluster")).await?;
                 stack.info.redis_cluster = cluster.urls();
-                stack.redis_cluster = Some(cluster);
+                stack.redis_cluster = Some(Arc::new(tokio::sync::Mutex::new(cluster)));
             }
             Some(RedisClusterSpec::Use(urls)) => stack.info.redis_cluster = urls.clone(),
             None => {}
@@ -388,26 +390,23 @@ impl Stack {
         Ok(())
     }
 
-    /// The Redis Cluster the stack started, if it did (its masters, for tests).
-    pub fn redis_cluster(&self) -> Option<&RedisCluster> {
-        self.redis_cluster.as_ref()
-    }
-
-    fn own_cluster(&mut self) -> anyhow::Result<&mut RedisCluster> {
-        self.redis_cluster.as_mut().context(
+    /// The Redis Cluster the stack started, if it did: its masters, and its faults without
+    /// holding the stack.
+    pub fn redis_cluster(&self) -> anyhow::Result<Arc<tokio::sync::Mutex<RedisCluster>>> {
+        self.redis_cluster.clone().context(
             "this stack did not start a Redis Cluster (--redis-cluster N): no master to kill and no slot to migrate",
         )
     }
 
     /// SIGKILLs master `index` of the stack's Redis Cluster (masters in the order of their
     /// first slot); returns once its replica took over and the killed node is back as a replica.
-    pub async fn kill_redis_master(&mut self, index: usize) -> anyhow::Result<MasterKilled> {
-        self.own_cluster()?.kill_master(index).await
+    pub async fn kill_redis_master(&self, index: usize) -> anyhow::Result<MasterKilled> {
+        self.redis_cluster()?.lock().await.kill_master(index).await
     }
 
     /// Migrates the lowest `count` slots of master `from` to master `to`; returns them.
-    pub async fn migrate_slots(&mut self, from: usize, to: usize, count: usize) -> anyhow::Result<Vec<u16>> {
-        self.own_cluster()?.migrate_slots(from, to, count).await
+    pub async fn migrate_slots(&self, from: usize, to: usize, count: usize) -> anyhow::Result<Vec<u16>> {
+        self.redis_cluster()?.lock().await.migrate_slots(from, to, count).await
     }
 
     /// Stops nginx, the cluster (gracefully: workers disconnect their clients) and Redis.
@@ -419,8 +418,8 @@ impl Stack {
             let mut child = child;
             stop_child(&mut child, STOP_GRACE).await;
         }
-        if let Some(cluster) = &mut self.redis_cluster {
-            cluster.stop().await;
+        if let Some(cluster) = &self.redis_cluster {
+            cluster.lock().await.stop().await;
         }
     }
 }

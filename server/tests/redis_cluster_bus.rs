@@ -32,7 +32,8 @@ async fn cluster_stack() -> Stack {
 
 async fn masters(stack: &Stack) -> Vec<Master> {
     let cluster = stack.redis_cluster().expect("the stack started a Redis Cluster");
-    cluster.masters().await.expect("the cluster's masters")
+    let masters = cluster.lock().await.masters().await;
+    masters.expect("the cluster's masters")
 }
 
 async fn slot_of(port: u16, room: &str) -> u16 {
@@ -364,7 +365,7 @@ async fn rooms_on_every_master_subscribe_where_their_slot_lives() {
 
 #[tokio::test]
 async fn a_killed_master_costs_only_its_rooms_and_only_until_its_replica_serves() {
-    let mut stack = cluster_stack().await;
+    let stack = cluster_stack().await;
     let before = masters(&stack).await;
     let rooms = rooms_on(&before, "kill", 2, |_, _| true).await;
     let mut chats = Vec::new();
@@ -390,7 +391,7 @@ async fn a_killed_master_costs_only_its_rooms_and_only_until_its_replica_serves(
 
 #[tokio::test]
 async fn migrated_slots_take_their_rooms_subscriptions_along() {
-    let mut stack = cluster_stack().await;
+    let stack = cluster_stack().await;
     let before = masters(&stack).await;
     let moving: HashSet<u16> = before[0].slots.iter().flat_map(|r| r.clone()).take(SLOTS_MOVED).collect();
     // Two rooms in the slots that move, one on every master that stays where it is.
