@@ -359,7 +359,10 @@ mod tests {
             redis_cluster: 3,
             ..STACK
         };
-        assert_eq!(local_mode(None, &cluster, &[]).unwrap(), LocalMode::FullStack);
+        assert_eq!(
+            local_mode(None, &cluster, &[]).unwrap(),
+            LocalMode::FullStack
+        );
         let error = local_mode(Some("redis-tools".into()), &cluster, &[])
             .expect_err("a Redis Cluster scenario needs its cluster")
             .to_string();

@@ -22,7 +22,10 @@ async fn a_run_on_a_redis_cluster_loses_only_inside_its_fault_windows() {
     let actions: Vec<&str> = faults.iter().filter_map(|f| f["action"].as_str()).collect();
     assert_eq!(
         actions,
-        ["kill_redis_master 0", "migrate_slots 1000 from master 1 to master 2"],
+        [
+            "kill_redis_master 0",
+            "migrate_slots 1000 from master 1 to master 2"
+        ],
         "both faults injected, neither failed"
     );
     for fault in faults {
@@ -33,7 +36,10 @@ async fn a_run_on_a_redis_cluster_loses_only_inside_its_fault_windows() {
     }
     let in_windows: u64 = faults.iter().map(|f| u(&f["lost_in_window"])).sum();
     let lost = u(&r["deliveries"]["lost"]);
-    assert_eq!(lost, in_windows, "every loss inside a fault window: {faults:?}");
+    assert_eq!(
+        lost, in_windows,
+        "every loss inside a fault window: {faults:?}"
+    );
     assert_eq!(timeline_sum(&r, "lost"), lost);
     // The killed master's rooms were cut off from the bus until its replica took over.
     assert!(u(&faults[0]["lost_in_window"]) > 0, "{}", faults[0]);
@@ -42,6 +48,10 @@ async fn a_run_on_a_redis_cluster_loses_only_inside_its_fault_windows() {
     eprintln!(
         "owed {}, lost {lost}: {}",
         r["deliveries"]["expected"],
-        faults.iter().map(Value::to_string).collect::<Vec<_>>().join(", ")
+        faults
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }

@@ -36,7 +36,11 @@ pub struct ClusterConfig {
     pub host: IpAddr,
 
     /// Redis URL shared by all workers.
-    #[arg(long, env = "CHAT_REDIS_URL", required_unless_present = "redis_cluster")]
+    #[arg(
+        long,
+        env = "CHAT_REDIS_URL",
+        required_unless_present = "redis_cluster"
+    )]
     pub redis: Option<String>,
 
     /// Redis Cluster nodes shared by all workers, comma separated (`redis://host:port,...`):

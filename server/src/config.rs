@@ -67,7 +67,12 @@ pub struct WorkerConfig {
     /// Redis Cluster nodes for the bus, comma separated (`redis://host:port,...`; a few are
     /// enough, the rest are learnt from them): one sharded channel per room (SSUBSCRIBE /
     /// SPUBLISH, Redis 7).
-    #[arg(long, env = "CHAT_REDIS_CLUSTER", value_delimiter = ',', value_name = "URLS")]
+    #[arg(
+        long,
+        env = "CHAT_REDIS_CLUSTER",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
     pub redis_cluster: Vec<String>,
 
     /// Message bus: `local` runs one worker without Redis.
@@ -262,7 +267,9 @@ impl WorkerConfig {
             anyhow::bail!("--bus redis-cluster needs --redis-cluster URLS (or CHAT_REDIS_CLUSTER)");
         }
         if self.redis.is_some() && !self.redis_cluster.is_empty() {
-            anyhow::bail!("--redis and --redis-cluster exclude each other: one Redis, or a cluster");
+            anyhow::bail!(
+                "--redis and --redis-cluster exclude each other: one Redis, or a cluster"
+            );
         }
         if !(self.rate_per_sec > 0.0 && self.rate_burst >= 1.0) {
             anyhow::bail!("--rate-per-sec must be > 0 and --rate-burst >= 1");

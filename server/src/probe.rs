@@ -66,7 +66,11 @@ pub async fn wait_until_ok(addr: SocketAddr, path: &str, deadline: Duration) -> 
 
 /// Runs `check` until it succeeds (its value) or `deadline` passes (its last error, with
 /// `what`): for states that have no event to await, such as a Redis Cluster converging.
-pub async fn eventually_ok<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+pub async fn eventually_ok<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<T>>,

@@ -45,7 +45,11 @@ impl Master {
 
     /// The first `count` slots it serves, lowest first (the ones `reshard` moves).
     fn lowest_slots(&self, count: usize) -> Vec<u16> {
-        self.slots.iter().flat_map(|r| r.clone()).take(count).collect()
+        self.slots
+            .iter()
+            .flat_map(|r| r.clone())
+            .take(count)
+            .collect()
     }
 }
 
@@ -130,7 +134,13 @@ impl RedisCluster {
             // made must still fail over (room channels hold no data to lose).
             .args(["--repl-diskless-sync-delay", "0"])
             .args(["--cluster-replica-validity-factor", "0"])
-            .args(["--client-output-buffer-limit", "pubsub", "256mb", "64mb", "60"])
+            .args([
+                "--client-output-buffer-limit",
+                "pubsub",
+                "256mb",
+                "64mb",
+                "60",
+            ])
             .stdout(std::process::Stdio::from(log.try_clone()?))
             .stderr(std::process::Stdio::from(log))
             .kill_on_drop(false)
@@ -185,8 +195,15 @@ impl RedisCluster {
                 views.push(masters_at(port).await?);
             }
             let first = views.first().context("no node runs")?;
-            anyhow::ensure!(first.len() == masters, "{} masters, not {masters}", first.len());
-            anyhow::ensure!(views.iter().all(|v| v == first), "nodes disagree: {views:?}");
+            anyhow::ensure!(
+                first.len() == masters,
+                "{} masters, not {masters}",
+                first.len()
+            );
+            anyhow::ensure!(
+                views.iter().all(|v| v == first),
+                "nodes disagree: {views:?}"
+            );
             Ok(())
         })
         .await
@@ -239,13 +256,20 @@ impl RedisCluster {
         send_signal(pid, libc::SIGKILL);
         let _ = child.wait().await;
         let slot = victim.slots.first().map_or(0, |r| *r.start());
-        let promoted = eventually_ok("a replica to take the killed master's slots", CONVERGE_DEADLINE, || async {
-            self.wait_converged(count).await?;
-            let masters = self.masters().await?;
-            let owner = masters.iter().find(|m| m.owns(slot)).context("nobody owns the slot")?;
-            anyhow::ensure!(owner.port != victim.port, "still the killed master");
-            Ok(owner.port)
-        })
+        let promoted = eventually_ok(
+            "a replica to take the killed master's slots",
+            CONVERGE_DEADLINE,
+            || async {
+                self.wait_converged(count).await?;
+                let masters = self.masters().await?;
+                let owner = masters
+                    .iter()
+                    .find(|m| m.owns(slot))
+                    .context("nobody owns the slot")?;
+                anyhow::ensure!(owner.port != victim.port, "still the killed master");
+                Ok(owner.port)
+            },
+        )
         .await?;
         let child = self.spawn(victim.port)?;
         if let Some(node) = self.nodes.iter_mut().find(|n| n.port == victim.port) {
@@ -261,7 +285,12 @@ impl RedisCluster {
 
     /// Moves the lowest `count` slots of master `from` to master `to` with `redis-cli --cluster
     /// reshard`, waits until every node agrees, and returns the slots moved.
-    pub async fn migrate_slots(&self, from: usize, to: usize, count: usize) -> anyhow::Result<Vec<u16>> {
+    pub async fn migrate_slots(
+        &self,
+        from: usize,
+        to: usize,
+        count: usize,
+    ) -> anyhow::Result<Vec<u16>> {
         let masters = self.masters().await?;
         let named = |index: usize| {
             masters.get(index).with_context(|| {
@@ -269,7 +298,10 @@ impl RedisCluster {
             })
         };
         let (source, target) = (named(from)?, named(to)?);
-        anyhow::ensure!(source.port != target.port, "migrate_slots: from and to are the same master");
+        anyhow::ensure!(
+            source.port != target.port,
+            "migrate_slots: from and to are the same master"
+        );
         let slots = source.lowest_slots(count);
         anyhow::ensure!(
             slots.len() == count,
@@ -282,16 +314,26 @@ impl RedisCluster {
             .arg(format!("127.0.0.1:{}", source.port))
             .args(["--cluster-from", &source.id, "--cluster-to", &target.id])
             .args(["--cluster-slots", &count.to_string(), "--cluster-yes"]);
-        self.run_cli(command, &format!("reshard-{}.log", crate::ports::unique_suffix()))
-            .await?;
+        self.run_cli(
+            command,
+            &format!("reshard-{}.log", crate::ports::unique_suffix()),
+        )
+        .await?;
         let target_port = target.port;
-        eventually_ok("every node to see the migrated slots", CONVERGE_DEADLINE, || async {
-            self.wait_converged(masters.len()).await?;
-            let now = self.masters().await?;
-            let owner = now.iter().find(|m| m.port == target_port).context("target gone")?;
-            anyhow::ensure!(slots.iter().all(|s| owner.owns(*s)), "not moved yet");
-            Ok(())
-        })
+        eventually_ok(
+            "every node to see the migrated slots",
+            CONVERGE_DEADLINE,
+            || async {
+                self.wait_converged(masters.len()).await?;
+                let now = self.masters().await?;
+                let owner = now
+                    .iter()
+                    .find(|m| m.port == target_port)
+                    .context("target gone")?;
+                anyhow::ensure!(slots.iter().all(|s| owner.owns(*s)), "not moved yet");
+                Ok(())
+            },
+        )
         .await?;
         Ok(slots)
     }
@@ -372,7 +414,10 @@ pub async fn query(port: u16, args: &[&str]) -> anyhow::Result<Value> {
     };
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result.with_context(|| format!("node {port}: {}", args.join(" "))),
-        Err(_) => bail!("node {port}: no answer to {} within {timeout:?}", args.join(" ")),
+        Err(_) => bail!(
+            "node {port}: no answer to {} within {timeout:?}",
+            args.join(" ")
+        ),
     }
 }
 
@@ -387,9 +432,11 @@ async fn query_text(port: u16, args: &[&str]) -> anyhow::Result<String> {
 }
 
 async fn wait_for_ping(port: u16) -> anyhow::Result<()> {
-    eventually_ok("redis-server to answer PING", CONVERGE_DEADLINE, || async move {
-        query(port, &["PING"]).await.map(drop)
-    })
+    eventually_ok(
+        "redis-server to answer PING",
+        CONVERGE_DEADLINE,
+        || async move { query(port, &["PING"]).await.map(drop) },
+    )
     .await
     .with_context(|| format!("redis-server on port {port}"))
 }

@@ -8,8 +8,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -79,13 +79,17 @@ pub enum RedisClusterSpec {
 fn parse_redis_cluster(text: &str) -> Result<RedisClusterSpec, String> {
     if let Ok(masters) = text.trim().parse::<usize>() {
         if !(3..=16).contains(&masters) {
-            return Err(format!("{masters} masters: a Redis Cluster needs 3 to 16 here"));
+            return Err(format!(
+                "{masters} masters: a Redis Cluster needs 3 to 16 here"
+            ));
         }
         return Ok(RedisClusterSpec::Start { masters });
     }
     let urls: Vec<String> = text.split(',').map(|u| u.trim().to_string()).collect();
     if urls.iter().any(|u| !u.starts_with("redis://")) {
-        return Err(format!("`{text}` is neither a number of masters nor redis:// URLs"));
+        return Err(format!(
+            "`{text}` is neither a number of masters nor redis:// URLs"
+        ));
     }
     Ok(RedisClusterSpec::Use(urls))
 }
@@ -385,7 +389,9 @@ impl Stack {
 
     fn refuse_on_cluster(&self) -> anyhow::Result<()> {
         if !self.info.redis_cluster.is_empty() {
-            bail!("this stack runs on a Redis Cluster: kill one of its masters instead (kill_redis_master)");
+            bail!(
+                "this stack runs on a Redis Cluster: kill one of its masters instead (kill_redis_master)"
+            );
         }
         Ok(())
     }
@@ -405,8 +411,17 @@ impl Stack {
     }
 
     /// Migrates the lowest `count` slots of master `from` to master `to`; returns them.
-    pub async fn migrate_slots(&self, from: usize, to: usize, count: usize) -> anyhow::Result<Vec<u16>> {
-        self.redis_cluster()?.lock().await.migrate_slots(from, to, count).await
+    pub async fn migrate_slots(
+        &self,
+        from: usize,
+        to: usize,
+        count: usize,
+    ) -> anyhow::Result<Vec<u16>> {
+        self.redis_cluster()?
+            .lock()
+            .await
+            .migrate_slots(from, to, count)
+            .await
     }
 
     /// Stops nginx, the cluster (gracefully: workers disconnect their clients) and Redis.
@@ -471,7 +486,9 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
         cluster,
     ) {
         if cluster {
-            bail!("--redis-cluster needs the full stack, and {missing} is not installed: apt-get install -y {missing}");
+            bail!(
+                "--redis-cluster needs the full stack, and {missing} is not installed: apt-get install -y {missing}"
+            );
         }
         eprintln!(
             "{missing} not installed: running ONE embedded worker (--bus local, no Redis, no nginx) \
@@ -497,7 +514,10 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
     if info.redis_cluster.is_empty() {
         println!("  redis:                   {}", info.redis_url);
     } else {
-        println!("  redis cluster:           {}", info.redis_cluster.join(","));
+        println!(
+            "  redis cluster:           {}",
+            info.redis_cluster.join(",")
+        );
     }
     println!("  logs:                    {}", info.run_dir.display());
     println!("Ctrl-C stops everything.");

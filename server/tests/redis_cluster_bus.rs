@@ -31,7 +31,9 @@ async fn cluster_stack() -> Stack {
 }
 
 async fn masters(stack: &Stack) -> Vec<Master> {
-    let cluster = stack.redis_cluster().expect("the stack started a Redis Cluster");
+    let cluster = stack
+        .redis_cluster()
+        .expect("the stack started a Redis Cluster");
     let masters = cluster.lock().await.masters().await;
     masters.expect("the cluster's masters")
 }
@@ -87,7 +89,9 @@ fn strings(value: Value) -> Vec<String> {
 /// The sharded channels node `port` has subscribers for.
 async fn shard_channels(port: u16) -> HashSet<String> {
     let reply = query(port, &["PUBSUB", "SHARDCHANNELS"]).await;
-    strings(reply.expect("PUBSUB SHARDCHANNELS")).into_iter().collect()
+    strings(reply.expect("PUBSUB SHARDCHANNELS"))
+        .into_iter()
+        .collect()
 }
 
 async fn shard_numsub(port: u16, channel: &str) -> i64 {
@@ -112,20 +116,24 @@ async fn cluster_metric(info: &StackInfo, name: &str) -> u64 {
 
 /// Until every worker has every wanted channel subscribed on some master and Redis answers.
 async fn bus_settled(info: &StackInfo) {
-    eventually("every worker's channels placed and Redis up", RECOVERY_DEADLINE, || async {
-        for worker in &info.workers {
-            let stats = worker_stats(*worker).await;
-            let text = worker_metrics(*worker).await;
-            let unplaced = text
-                .lines()
-                .find(|l| l.starts_with("chat_cluster_unplaced_channels{"))
-                .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok());
-            if !stats.redis_up || unplaced != Some(0) {
-                return false;
+    eventually(
+        "every worker's channels placed and Redis up",
+        RECOVERY_DEADLINE,
+        || async {
+            for worker in &info.workers {
+                let stats = worker_stats(*worker).await;
+                let text = worker_metrics(*worker).await;
+                let unplaced = text
+                    .lines()
+                    .find(|l| l.starts_with("chat_cluster_unplaced_channels{"))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok());
+                if !stats.redis_up || unplaced != Some(0) {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
 }
 
@@ -182,7 +190,11 @@ impl RoomChat {
                 while !stop.load(Relaxed) {
                     tick.tick().await;
                     sent.lock().expect("sent").push((seq, Instant::now()));
-                    if sender.emit("say", &json!({ "text": format!("n:{seq}") })).await.is_err() {
+                    if sender
+                        .emit("say", &json!({ "text": format!("n:{seq}") }))
+                        .await
+                        .is_err()
+                    {
                         break;
                     }
                     seq += 1;
@@ -200,7 +212,10 @@ impl RoomChat {
 
     fn sent_where(&self, keep: impl Fn(Instant) -> bool) -> Vec<u64> {
         let sent = self.sent.lock().expect("sent");
-        sent.iter().filter(|(_, at)| keep(*at)).map(|(s, _)| *s).collect()
+        sent.iter()
+            .filter(|(_, at)| keep(*at))
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     fn sent_count(&self) -> usize {
@@ -242,9 +257,16 @@ fn record_event(log: &Log, event: Incoming) {
 /// Chat in every room until each has sent `count` more messages.
 async fn chat_for(rooms: &[RoomChat], count: usize) {
     let from: Vec<usize> = rooms.iter().map(RoomChat::sent_count).collect();
-    eventually("every room to send more", Duration::from_secs(30), || async {
-        rooms.iter().zip(&from).all(|(r, from)| r.sent_count() >= from + count)
-    })
+    eventually(
+        "every room to send more",
+        Duration::from_secs(30),
+        || async {
+            rooms
+                .iter()
+                .zip(&from)
+                .all(|(r, from)| r.sent_count() >= from + count)
+        },
+    )
     .await;
 }
 
@@ -290,12 +312,21 @@ async fn chat_through<T>(
                 "room {}: duplicated or out of order: {got:?}",
                 room.room
             );
-            assert!(!log.disconnected.load(Relaxed), "room {}: a member was cut off", room.room);
+            assert!(
+                !log.disconnected.load(Relaxed),
+                "room {}: a member was cut off",
+                room.room
+            );
             let all = room.sent_where(|_| true).len();
             lost_in_window += all - got.len();
         }
         if !touched(room) {
-            assert_eq!(room.errors(), 0, "room {} on an untouched master", room.room);
+            assert_eq!(
+                room.errors(),
+                0,
+                "room {} on an untouched master",
+                room.room
+            );
         }
     }
     (faulted, lost_in_window)
@@ -319,12 +350,17 @@ async fn rooms_on_every_master_subscribe_where_their_slot_lives() {
     // Both workers' members hear each other in every room: the message went through the room's
     // master, the only place both workers meet.
     for pair in members.chunks_mut(2) {
-        let [a, b] = pair else { unreachable!("two per room") };
+        let [a, b] = pair else {
+            unreachable!("two per room")
+        };
         a.say("from worker 0").await;
-        b.expect_message(|m| m["data"]["text"] == "from worker 0").await;
-        a.expect_message(|m| m["data"]["text"] == "from worker 0").await;
+        b.expect_message(|m| m["data"]["text"] == "from worker 0")
+            .await;
+        a.expect_message(|m| m["data"]["text"] == "from worker 0")
+            .await;
         b.say("from worker 1").await;
-        a.expect_message(|m| m["data"]["text"] == "from worker 1").await;
+        a.expect_message(|m| m["data"]["text"] == "from worker 1")
+            .await;
     }
     // Each master holds exactly its own rooms' channels, each subscribed by both workers.
     for (index, master) in masters.iter().enumerate() {
@@ -333,33 +369,49 @@ async fn rooms_on_every_master_subscribe_where_their_slot_lives() {
             .filter(|(_, m)| *m == index)
             .map(|(room, _)| format!("{PREFIX}{room}"))
             .collect();
-        assert_eq!(shard_channels(master.port).await, expected, "master {index}");
+        assert_eq!(
+            shard_channels(master.port).await,
+            expected,
+            "master {index}"
+        );
         for channel in &expected {
             assert_eq!(shard_numsub(master.port, channel).await, 2, "{channel}");
         }
     }
     for worker in &stack.info().workers {
-        assert_eq!(worker_stats(*worker).await.subscribed_channels, rooms.len() as i64);
+        assert_eq!(
+            worker_stats(*worker).await.subscribed_channels,
+            rooms.len() as i64
+        );
     }
     for member in members {
         member.close().await;
     }
-    eventually("every master's channels gone", Duration::from_secs(10), || async {
-        for master in &masters {
-            if !shard_channels(master.port).await.is_empty() {
-                return false;
+    eventually(
+        "every master's channels gone",
+        Duration::from_secs(10),
+        || async {
+            for master in &masters {
+                if !shard_channels(master.port).await.is_empty() {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     for worker in &stack.info().workers {
-        eventually("the worker's channels count to 0", Duration::from_secs(10), || async {
-            worker_stats(*worker).await.subscribed_channels == 0
-        })
+        eventually(
+            "the worker's channels count to 0",
+            Duration::from_secs(10),
+            || async { worker_stats(*worker).await.subscribed_channels == 0 },
+        )
         .await;
     }
-    assert_eq!(cluster_metric(stack.info(), "chat_cluster_resubscribed_total").await, 0);
+    assert_eq!(
+        cluster_metric(stack.info(), "chat_cluster_resubscribed_total").await,
+        0
+    );
     stack.stop().await;
 }
 
@@ -368,6 +420,13 @@ async fn a_killed_master_costs_only_its_rooms_and_only_until_its_replica_serves(
     let stack = cluster_stack().await;
     let before = masters(&stack).await;
     let rooms = rooms_on(&before, "kill", 2, |_, _| true).await;
+    // The killed master's rooms live in different slots: re-subscribed together in one
+    // SSUBSCRIBE (as the redis crate's cluster connection does) Redis would refuse them.
+    let mut slots = HashSet::new();
+    for (room, _) in rooms.iter().filter(|(_, m)| *m == 0) {
+        slots.insert(slot_of(before[0].port, room).await);
+    }
+    assert_eq!(slots.len(), 2, "two slots on the killed master");
     let mut chats = Vec::new();
     for (room, master) in &rooms {
         chats.push(RoomChat::start(&stack, room, *master).await);
@@ -377,15 +436,29 @@ async fn a_killed_master_costs_only_its_rooms_and_only_until_its_replica_serves(
         stack.kill_redis_master(0).await.expect("kill master 0")
     })
     .await;
-    eprintln!("master {} killed, {} took over; {lost} deliveries lost in the window", killed.port, killed.promoted);
+    eprintln!(
+        "master {} killed, {} took over; {lost} deliveries lost in the window",
+        killed.port, killed.promoted
+    );
     // The killed master's rooms now live on the promoted replica, subscribed by both workers.
     for chat in chats.iter().filter(|c| c.master == 0) {
         let channel = format!("{PREFIX}{}", chat.room);
-        assert_eq!(shard_numsub(killed.promoted, &channel).await, 2, "{channel}");
-        assert!(chat.errors() > 0 || lost > 0, "the fault must show in room {}", chat.room);
+        assert_eq!(
+            shard_numsub(killed.promoted, &channel).await,
+            2,
+            "{channel}"
+        );
+        assert!(
+            chat.errors() > 0 || lost > 0,
+            "the fault must show in room {}",
+            chat.room
+        );
     }
     let moved = cluster_metric(&info, "chat_cluster_resubscribed_total").await;
-    assert!(moved >= 4, "2 rooms x 2 workers re-subscribed, counted {moved}");
+    assert!(
+        moved >= 4,
+        "2 rooms x 2 workers re-subscribed, counted {moved}"
+    );
     stack.stop().await;
 }
 
@@ -393,9 +466,17 @@ async fn a_killed_master_costs_only_its_rooms_and_only_until_its_replica_serves(
 async fn migrated_slots_take_their_rooms_subscriptions_along() {
     let stack = cluster_stack().await;
     let before = masters(&stack).await;
-    let moving: HashSet<u16> = before[0].slots.iter().flat_map(|r| r.clone()).take(SLOTS_MOVED).collect();
+    let moving: HashSet<u16> = before[0]
+        .slots
+        .iter()
+        .flat_map(|r| r.clone())
+        .take(SLOTS_MOVED)
+        .collect();
     // Two rooms in the slots that move, one on every master that stays where it is.
-    let mut rooms = rooms_on(&before, "mig", 2, |m, slot| m == 0 && moving.contains(&slot)).await;
+    let mut rooms = rooms_on(&before, "mig", 2, |m, slot| {
+        m == 0 && moving.contains(&slot)
+    })
+    .await;
     rooms.retain(|(_, m)| *m == 0);
     rooms.extend(rooms_on(&before, "stay", 1, |_, slot| !moving.contains(&slot)).await);
     let mut chats = Vec::new();
@@ -406,21 +487,92 @@ async fn migrated_slots_take_their_rooms_subscriptions_along() {
     let info = stack.info().clone();
     let pushed_before = cluster_metric(&info, "chat_cluster_pushed_out_total").await;
     let (slots, lost) = chat_through(&info, &chats, migrated, async {
-        stack.migrate_slots(0, 1, SLOTS_MOVED).await.expect("migrate slots")
+        stack
+            .migrate_slots(0, 1, SLOTS_MOVED)
+            .await
+            .expect("migrate slots")
     })
     .await;
     assert_eq!(slots.iter().copied().collect::<HashSet<u16>>(), moving);
-    eprintln!("{} slots migrated; {lost} deliveries lost in the window", slots.len());
+    eprintln!(
+        "{} slots migrated; {lost} deliveries lost in the window",
+        slots.len()
+    );
     // Masters are numbered by their first slot, which the migration changed: go by port.
     let (source, target) = (before[0].port, before[1].port);
     for chat in chats.iter().filter(|c| migrated(c)) {
         let channel = format!("{PREFIX}{}", chat.room);
-        assert_eq!(shard_numsub(target, &channel).await, 2, "{channel} on its new master");
-        assert!(!shard_channels(source).await.contains(&channel), "{channel} left behind");
+        assert_eq!(
+            shard_numsub(target, &channel).await,
+            2,
+            "{channel} on its new master"
+        );
+        assert!(
+            !shard_channels(source).await.contains(&channel),
+            "{channel} left behind"
+        );
     }
     let pushed = cluster_metric(&info, "chat_cluster_pushed_out_total").await - pushed_before;
-    assert!(pushed >= 4, "2 rooms x 2 workers pushed out by the old master, counted {pushed}");
+    assert!(
+        pushed >= 4,
+        "2 rooms x 2 workers pushed out by the old master, counted {pushed}"
+    );
     let moved = cluster_metric(&info, "chat_cluster_resubscribed_total").await;
-    assert!(moved >= 4, "2 rooms x 2 workers re-subscribed, counted {moved}");
+    assert!(
+        moved >= 4,
+        "2 rooms x 2 workers re-subscribed, counted {moved}"
+    );
+    stack.stop().await;
+}
+
+/// The pid of the Redis node on `port` (`INFO server`).
+async fn node_pid(port: u16) -> u32 {
+    let info = match query(port, &["INFO", "server"]).await {
+        Ok(Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+        Ok(Value::VerbatimString { text, .. }) => text,
+        other => panic!("INFO server: {other:?}"),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no process_id in {info}"))
+}
+
+/// The rooms' reconciler works on the cluster bus as on one Redis: an SSUBSCRIBE that timed out
+/// on a stalled master (SIGSTOP, shorter than the node timeout, so no failover) fails the join
+/// with `unavailable`, and once the master runs again the SSUBSCRIBE it still executed is undone:
+/// nothing stays subscribed that no member holds.
+#[tokio::test]
+async fn a_subscribe_that_timed_out_on_a_stalled_master_is_reconciled() {
+    let mut config = stack_config(1, &["--redis-timeout-ms", "300"]);
+    config.redis_cluster = Some(RedisClusterSpec::Start { masters: 3 });
+    let stack = start_stack_with(config).await;
+    let masters = masters(&stack).await;
+    let rooms = rooms_on(&masters, "stall", 1, |m, _| m == 0).await;
+    let (room, _) = rooms.iter().find(|(_, m)| *m == 0).expect("a room on master 0");
+    let channel = format!("{PREFIX}{room}");
+    let worker = stack.info().workers[0];
+    let pid = node_pid(masters[0].port).await;
+
+    let mut member = Connect::new(&format!("http://{worker}"), room).connect().await;
+    assert!(chat_server::process::send_signal(pid, libc::SIGSTOP));
+    member.emit("join", json!({ "username": "ann" })).await;
+    let error = member.expect_error().await;
+    assert!(chat_server::process::send_signal(pid, libc::SIGCONT));
+    assert_eq!(error["code"], "unavailable", "{error}");
+    let reconcile = |worker| async move {
+        let text = worker_metrics(worker).await;
+        metric_value(&text, "chat_channels_to_reconcile{worker=\"0\"}")
+    };
+    eventually("the reconciler settles the channel", Duration::from_secs(15), || async {
+        reconcile(worker).await == 0
+            && !shard_channels(masters[0].port).await.contains(&channel)
+    })
+    .await;
+    assert_eq!(worker_stats(worker).await.subscribed_channels, 0);
+    // The room works once the master answers.
+    bus_settled(stack.info()).await;
+    member.join("ann").await;
+    assert_eq!(shard_numsub(masters[0].port, &channel).await, 1);
+    assert_eq!(worker_stats(worker).await.subscribed_channels, 1);
     stack.stop().await;
 }

@@ -404,9 +404,13 @@ fn redis_cluster_faults_need_a_redis_cluster_and_name_its_masters() {
         "local = { workers = 2 }",
         "local = { workers = 2, redis_cluster = 3 }",
     );
-    let with_fault = |base: &str, fault: &str| format!("{base}\n[[faults]]\nat = \"5s\"\n{fault}\n");
+    let with_fault =
+        |base: &str, fault: &str| format!("{base}\n[[faults]]\nat = \"5s\"\n{fault}\n");
     let scenario = Scenario::from_str(
-        &with_fault(&cluster, "migrate_slots = { from = 0, to = 2, slots = 500 }"),
+        &with_fault(
+            &cluster,
+            "migrate_slots = { from = 0, to = 2, slots = 500 }",
+        ),
         "t.toml",
     )
     .expect("valid");
@@ -465,7 +469,9 @@ fn redis_cluster_faults_need_a_redis_cluster_and_name_its_masters() {
         "local = { workers = 2, redis_cluster = 2 }",
     ));
     assert!(
-        message.starts_with("t.toml:6: target.local.redis_cluster: 2 masters: a Redis Cluster here has 3 to 16"),
+        message.starts_with(
+            "t.toml:6: target.local.redis_cluster: 2 masters: a Redis Cluster here has 3 to 16"
+        ),
         "{message}"
     );
 }

@@ -159,9 +159,9 @@ impl<T: Transport> Publisher<T> {
         let mut outcomes = outcomes.drain(..);
         for message in batch.drain(..) {
             // A transport that gave fewer outcomes than messages leaves the rest unknown.
-            let outcome = outcomes.next().unwrap_or_else(|| {
-                Err(BusError::OutcomeUnknown("no outcome reported".into()))
-            });
+            let outcome = outcomes
+                .next()
+                .unwrap_or_else(|| Err(BusError::OutcomeUnknown("no outcome reported".into())));
             match outcome {
                 Ok(()) => published += 1,
                 Err(error) => {

@@ -236,13 +236,7 @@ impl AsyncPushSender for PushToInbox {
                     redis::Value::BulkString(payload),
                 ] = &info.data[..]
                 {
-                    hand_in(
-                        &*self.inbox,
-                        &self.metrics,
-                        &self.prefix,
-                        channel,
-                        payload,
-                    );
+                    hand_in(&*self.inbox, &self.metrics, &self.prefix, channel, payload);
                 }
             }
             PushKind::Disconnection => {

@@ -69,7 +69,10 @@ impl ClusterBus {
             .iter()
             .map(|url| seed_node(url))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(!seeds.is_empty(), "--redis-cluster needs at least one node URL");
+        anyhow::ensure!(
+            !seeds.is_empty(),
+            "--redis-cluster needs at least one node URL"
+        );
         let prefix: Arc<str> = settings.prefix.into();
         let topology = Arc::new(Topology::new(seeds, settings.timeout));
         let subscriptions = Arc::new(Subscriptions::new(
@@ -80,8 +83,7 @@ impl ClusterBus {
             metrics.clone(),
         ));
         let health = Arc::new(RedisHealth::new(metrics.clone()));
-        let transport =
-            ClusterTransport::new(topology, prefix, settings.timeout, metrics.clone());
+        let transport = ClusterTransport::new(topology, prefix, settings.timeout, metrics.clone());
         let publisher = Publisher::start(
             transport,
             settings.publish_queue,
@@ -156,19 +158,24 @@ impl ClusterBus {
 /// speak RESP3 themselves and do not log in or use TLS, so URLs asking for that are refused
 /// rather than half honoured.
 fn seed_node(url: &str) -> anyhow::Result<NodeAddr> {
-    let refuse = |why: &str| {
-        anyhow::anyhow!("--redis-cluster: {url:?} {why}; expected redis://host:port")
-    };
+    let refuse =
+        |why: &str| anyhow::anyhow!("--redis-cluster: {url:?} {why}; expected redis://host:port");
     let rest = url
         .trim()
         .strip_prefix("redis://")
         .ok_or_else(|| refuse("is not a redis:// URL (TLS is not supported on the cluster bus)"))?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains(['@', '/', '?']) {
-        return Err(refuse("has a user, password, database or options, which the cluster bus does not support"));
+        return Err(refuse(
+            "has a user, password, database or options, which the cluster bus does not support",
+        ));
     }
     let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse::<u16>().map_err(|_| refuse("has no valid port"))?),
+        Some((host, port)) => (
+            host,
+            port.parse::<u16>()
+                .map_err(|_| refuse("has no valid port"))?,
+        ),
         None => (rest, 6379),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -184,9 +191,15 @@ mod tests {
 
     #[test]
     fn seeds_are_plain_node_urls() {
-        assert_eq!(&*seed_node("redis://127.0.0.1:7001").expect("valid"), "127.0.0.1:7001");
+        assert_eq!(
+            &*seed_node("redis://127.0.0.1:7001").expect("valid"),
+            "127.0.0.1:7001"
+        );
         assert_eq!(&*seed_node("redis://h/").expect("valid"), "h:6379");
-        assert_eq!(&*seed_node("redis://[::1]:7001").expect("valid"), "::1:7001");
+        assert_eq!(
+            &*seed_node("redis://[::1]:7001").expect("valid"),
+            "::1:7001"
+        );
         for bad in [
             "rediss://h:1",
             "h:1",

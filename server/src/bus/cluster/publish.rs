@@ -104,7 +104,12 @@ impl ClusterTransport {
 
     /// One master's share as one pipeline; one result per message, in order.
     async fn send(&self, node: &NodeAddr, batch: &[Outgoing], share: &[usize]) -> Vec<Sent> {
-        let every = |error: BusError| share.iter().map(|_| Sent::Done(Err(error.clone()))).collect();
+        let every = |error: BusError| {
+            share
+                .iter()
+                .map(|_| Sent::Done(Err(error.clone())))
+                .collect()
+        };
         let link = match self.link(node) {
             Ok(link) => link,
             Err(e) => return every(BusError::Unavailable(format!("{node}: {e}"))),
@@ -150,7 +155,9 @@ fn sent(reply: redis::RedisResult<i64>) -> Sent {
     match reply {
         Ok(_) => Sent::Done(Ok(())),
         Err(e) => match e.redirect_node() {
-            Some((node, slot)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => {
+            Some((node, slot))
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) =>
+            {
                 Sent::Moved(slot, node.to_string())
             }
             _ => Sent::Done(Err(BusError::Unavailable(format!("Redis refused: {e}")))),
@@ -165,7 +172,9 @@ impl Transport for ClusterTransport {
         let mut todo: Vec<usize> = (0..batch.len()).collect();
         for _ in 0..MAX_REDIRECTS {
             let groups = self.group(batch, &todo, outcomes);
-            let sends = groups.iter().map(|(node, share)| self.send(node, batch, share));
+            let sends = groups
+                .iter()
+                .map(|(node, share)| self.send(node, batch, share));
             let results = futures_util::future::join_all(sends).await;
             todo.clear();
             for ((_, share), results) in groups.iter().zip(results) {

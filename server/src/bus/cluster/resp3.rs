@@ -267,7 +267,10 @@ mod tests {
     }
 
     fn line_text() -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'), 0..12)
+        proptest::collection::vec(
+            any::<u8>().prop_filter("no CR/LF", |b| *b != b'\r' && *b != b'\n'),
+            0..12,
+        )
     }
 
     fn value() -> impl Strategy<Value = Value> {
@@ -329,17 +332,28 @@ mod tests {
         let moved = b"-MOVED 15495 127.0.0.1:7103\r\n";
         assert_eq!(
             parse(moved),
-            Ok(Some((Frame::Error(b"MOVED 15495 127.0.0.1:7103"), moved.len())))
+            Ok(Some((
+                Frame::Error(b"MOVED 15495 127.0.0.1:7103"),
+                moved.len()
+            )))
         );
         assert_eq!(parse(b"$-1\r\n"), Ok(Some((Frame::Null, 5))));
         let hello = b"%1\r\n+server\r\n+redis\r\n";
-        assert!(matches!(parse(hello), Ok(Some((Frame::Aggregate(i), 21))) if i.iter().count() == 2));
+        assert!(
+            matches!(parse(hello), Ok(Some((Frame::Aggregate(i), 21))) if i.iter().count() == 2)
+        );
     }
 
     #[test]
     fn hostile_sizes_are_refused_not_waited_for() {
-        assert_eq!(parse(b"$999999999999\r\n"), Err(ProtocolError::TooLarge(999_999_999_999)));
-        assert!(matches!(parse(b"$-5\r\n"), Err(ProtocolError::BadLength(_))));
+        assert_eq!(
+            parse(b"$999999999999\r\n"),
+            Err(ProtocolError::TooLarge(999_999_999_999))
+        );
+        assert!(matches!(
+            parse(b"$-5\r\n"),
+            Err(ProtocolError::BadLength(_))
+        ));
         assert_eq!(parse(b"+ok\n"), Err(ProtocolError::MissingCrlf));
         assert_eq!(parse(b"$2\r\nabcd"), Err(ProtocolError::MissingCrlf));
         assert_eq!(parse(b"?\r\n"), Err(ProtocolError::UnknownType(b'?')));

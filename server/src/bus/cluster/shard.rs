@@ -135,7 +135,10 @@ async fn run(
             pending: VecDeque::new(),
         };
         let reason = session.serve(stream, first, &mut queue).await;
-        tracing::warn!(node = &*node, "cluster subscriber connection closed: {reason}");
+        tracing::warn!(
+            node = &*node,
+            "cluster subscriber connection closed: {reason}"
+        );
         session.close(&reason);
         events.disconnected(&node);
     }
@@ -303,7 +306,8 @@ impl Session<'_> {
 
     fn on_push(&mut self, items: Items<'_>) -> Result<(), String> {
         let mut parts = items.iter();
-        let (Some(kind), Some(channel)) = (parts.next().and_then(text), parts.next().and_then(text))
+        let (Some(kind), Some(channel)) =
+            (parts.next().and_then(text), parts.next().and_then(text))
         else {
             return Ok(()); // not a pub/sub push: nothing of ours
         };
@@ -324,7 +328,9 @@ impl Session<'_> {
                     ))
                 }
             }
-            b"sunsubscribe" if self.front_is(Request::Unsubscribe, channel) => self.complete(Ok(())),
+            b"sunsubscribe" if self.front_is(Request::Unsubscribe, channel) => {
+                self.complete(Ok(()))
+            }
             b"sunsubscribe" => {
                 self.events.pushed_out(self.node, channel);
                 Ok(())

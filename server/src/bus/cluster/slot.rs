@@ -67,7 +67,15 @@ mod tests {
     fn a_hash_tag_decides_the_slot() {
         assert_eq!(key_slot(b"x{a}y"), key_slot(b"a"));
         assert_eq!(key_slot(b"{a}{b}"), key_slot(b"a"), "only the first tag");
-        assert_eq!(key_slot(b"x{}a"), crc16(b"x{}a") & 0x3FFF, "an empty tag is no tag");
-        assert_eq!(key_slot(b"x{a"), crc16(b"x{a") & 0x3FFF, "an open tag is no tag");
+        assert_eq!(
+            key_slot(b"x{}a"),
+            crc16(b"x{}a") & 0x3FFF,
+            "an empty tag is no tag"
+        );
+        assert_eq!(
+            key_slot(b"x{a"),
+            crc16(b"x{a") & 0x3FFF,
+            "an open tag is no tag"
+        );
     }
 }

@@ -193,7 +193,9 @@ impl Subscriptions {
                 }
             }
         }
-        Err(format!("still redirected after {MAX_REDIRECTS} tries: {last_error}"))
+        Err(format!(
+            "still redirected after {MAX_REDIRECTS} tries: {last_error}"
+        ))
     }
 
     /// SUNSUBSCRIBEs the room's channel where it was placed (or on its slot's master). A master
@@ -314,18 +316,19 @@ impl Subscriptions {
                 moves.push((channel.clone(), owner.clone(), reply));
             }
         }
-        let answers = futures_util::future::join_all(
-            moves
-                .into_iter()
-                .map(|(channel, node, reply)| async move { (channel, node, self.answer(reply).await) }),
-        )
+        let answers = futures_util::future::join_all(moves.into_iter().map(
+            |(channel, node, reply)| async move { (channel, node, self.answer(reply).await) },
+        ))
         .await;
         let mut again = false;
         for (channel, node, answer) in answers {
             match answer {
                 Ok(()) => {
                     self.settle(&channel, &node, Placement::Placed);
-                    self.shared.metrics.cluster_resubscribed.fetch_add(1, Relaxed);
+                    self.shared
+                        .metrics
+                        .cluster_resubscribed
+                        .fetch_add(1, Relaxed);
                 }
                 Err(error) => {
                     if let Some((slot, owner)) = error.moved() {

@@ -92,7 +92,9 @@ impl SlotMap {
                 map.masters.len() - 1
             }
         };
-        if let (Some(owner), Ok(index)) = (map.owners.get_mut(usize::from(slot)), u16::try_from(index)) {
+        if let (Some(owner), Ok(index)) =
+            (map.owners.get_mut(usize::from(slot)), u16::try_from(index))
+        {
             *owner = index;
         }
         map
@@ -121,7 +123,11 @@ fn slot_range(range: &Value, asked: &str) -> Result<(u16, u16, NodeAddr), String
     } else {
         host
     };
-    let (Ok(start), Ok(end), Ok(port)) = (u16::try_from(*start), u16::try_from(*end), u16::try_from(*port)) else {
+    let (Ok(start), Ok(end), Ok(port)) = (
+        u16::try_from(*start),
+        u16::try_from(*end),
+        u16::try_from(*port),
+    ) else {
         return Err(bad());
     };
     if start > end || usize::from(end) >= SLOTS {
@@ -215,7 +221,9 @@ impl Topology {
                 Err(e) => last_error = e,
             }
         }
-        Err(format!("no cluster node answered CLUSTER SLOTS (last: {last_error})"))
+        Err(format!(
+            "no cluster node answered CLUSTER SLOTS (last: {last_error})"
+        ))
     }
 
     async fn connect(&self, node: &str) -> Result<MultiplexedConnection, String> {
@@ -239,11 +247,12 @@ impl Topology {
     async fn ask(&self, conn: &mut MultiplexedConnection, node: &str) -> Result<SlotMap, String> {
         let mut command = redis::cmd("CLUSTER");
         command.arg("SLOTS");
-        let reply = match tokio::time::timeout(self.timeout, command.query_async::<Value>(conn)).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(format!("{node}: {e}")),
-            Err(_) => return Err(format!("{node}: {}", no_answer(self.timeout))),
-        };
+        let reply =
+            match tokio::time::timeout(self.timeout, command.query_async::<Value>(conn)).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(e)) => return Err(format!("{node}: {e}")),
+                Err(_) => return Err(format!("{node}: {}", no_answer(self.timeout))),
+            };
         let map = SlotMap::from_cluster_slots(&reply, node).map_err(|e| format!("{node}: {e}"))?;
         if map.masters().is_empty() {
             return Err(format!("{node}: serves no slots (not a cluster yet?)"));
@@ -274,7 +283,12 @@ mod tests {
     }
 
     fn range(start: i64, end: i64, master: Value) -> Value {
-        Value::Array(vec![Value::Int(start), Value::Int(end), master, node("127.0.0.1", 9)])
+        Value::Array(vec![
+            Value::Int(start),
+            Value::Int(end),
+            master,
+            node("127.0.0.1", 9),
+        ])
     }
 
     #[test]
