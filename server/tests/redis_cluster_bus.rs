@@ -548,12 +548,17 @@ async fn a_subscribe_that_timed_out_on_a_stalled_master_is_reconciled() {
     let stack = start_stack_with(config).await;
     let masters = masters(&stack).await;
     let rooms = rooms_on(&masters, "stall", 1, |m, _| m == 0).await;
-    let (room, _) = rooms.iter().find(|(_, m)| *m == 0).expect("a room on master 0");
+    let (room, _) = rooms
+        .iter()
+        .find(|(_, m)| *m == 0)
+        .expect("a room on master 0");
     let channel = format!("{PREFIX}{room}");
     let worker = stack.info().workers[0];
     let pid = node_pid(masters[0].port).await;
 
-    let mut member = Connect::new(&format!("http://{worker}"), room).connect().await;
+    let mut member = Connect::new(&format!("http://{worker}"), room)
+        .connect()
+        .await;
     assert!(chat_server::process::send_signal(pid, libc::SIGSTOP));
     member.emit("join", json!({ "username": "ann" })).await;
     let error = member.expect_error().await;
@@ -563,10 +568,14 @@ async fn a_subscribe_that_timed_out_on_a_stalled_master_is_reconciled() {
         let text = worker_metrics(worker).await;
         metric_value(&text, "chat_channels_to_reconcile{worker=\"0\"}")
     };
-    eventually("the reconciler settles the channel", Duration::from_secs(15), || async {
-        reconcile(worker).await == 0
-            && !shard_channels(masters[0].port).await.contains(&channel)
-    })
+    eventually(
+        "the reconciler settles the channel",
+        Duration::from_secs(15),
+        || async {
+            reconcile(worker).await == 0
+                && !shard_channels(masters[0].port).await.contains(&channel)
+        },
+    )
     .await;
     assert_eq!(worker_stats(worker).await.subscribed_channels, 0);
     // The room works once the master answers.

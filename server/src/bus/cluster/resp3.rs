@@ -183,9 +183,7 @@ fn line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ProtocolErro
 fn element_count(kind: u8, text: &[u8]) -> Result<usize, ProtocolError> {
     let count = size(text)?;
     if matches!(kind, b'%' | b'|') {
-        count
-            .checked_mul(2)
-            .ok_or_else(|| ProtocolError::TooLarge(count))
+        count.checked_mul(2).ok_or(ProtocolError::TooLarge(count))
     } else {
         Ok(count)
     }
