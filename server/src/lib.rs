@@ -26,6 +26,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod nginx;
+pub mod periodic;
 pub mod ports;
 pub mod probe;
 pub mod process;

@@ -132,18 +132,8 @@ impl SessionOwners {
 
     /// Forgets idle sessions every half limit, for as long as the worker runs.
     pub fn spawn_sweeper(self: &Arc<Self>) {
-        let owners = Arc::downgrade(self);
-        let period = self.idle_limit / 2;
-        tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                let Some(owners) = owners.upgrade() else {
-                    return;
-                };
-                owners.forget_idle(Instant::now());
-            }
+        crate::periodic::every(self.idle_limit / 2, self, |owners| {
+            owners.forget_idle(Instant::now())
         });
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::extract::ConnectInfo;
@@ -149,18 +149,9 @@ impl SlowConsumers {
     /// watch exists.
     pub fn spawn_sweeper(self: &Arc<Self>) {
         let period = (self.grace / 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        let watch: Weak<Self> = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(watch) = watch.upgrade() else {
-                    return;
-                };
-                if watch.watched() > 0 {
-                    watch.sweep(Instant::now());
-                }
+        crate::periodic::every(period, self, |watch| {
+            if watch.watched() > 0 {
+                watch.sweep(Instant::now());
             }
         });
     }

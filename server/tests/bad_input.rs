@@ -791,34 +791,6 @@ async fn deeply_nested_json_is_refused_without_a_stack_overflow() {
     f.stack.stop().await;
 }
 
-#[tokio::test]
-async fn a_guessed_session_id_reads_and_posts_nothing() {
-    let mut f = fixture("sessions").await;
-    let worker = f.worker;
-    let nginx = f.stack.info().nginx;
-    let victim = polling_member(&mut f, "sessions", "victim").await;
-
-    // Session ids are 96 random bits; a guess names no session, directly or through nginx.
-    let guess = "AAAAAAAAAAAAAAAA";
-    assert_ne!(guess, victim);
-    for addr in [worker, nginx] {
-        let read = polling_get(addr, guess).await;
-        assert_eq!(read.status, 400, "{read:?}");
-        assert!(read.body.contains("Session ID unknown"), "{read:?}");
-        let post = polling_post(addr, guess, br#"42["say",{"text":"forged"}]"#).await;
-        assert_eq!(post.status, 400, "{post:?}");
-    }
-    f.assert_unharmed("after guessed sessions").await;
-    // The victim still owns its session: its say arrives, and the forged one never did.
-    polling_post(worker, &victim, br#"42["say",{"text":"still mine"}]"#).await;
-    let m = f
-        .observer
-        .expect_message(|m| m["event"] == "broadcast_say")
-        .await;
-    assert_eq!(m["data"]["text"], "still mine");
-    f.stack.stop().await;
-}
-
 /// A client other than a session's owner: requests from `from` (another loopback address),
 /// with extra header lines (a forwarded address).
 struct Stranger {
@@ -857,13 +829,23 @@ impl Stranger {
 }
 
 #[tokio::test]
-async fn a_session_id_reused_from_another_client_reads_and_posts_nothing() {
+async fn a_session_id_guessed_or_reused_from_another_client_reads_and_posts_nothing() {
     let mut f = fixture("reused").await;
     let worker = f.worker;
     let nginx = f.stack.info().nginx;
     // One victim polls the worker directly, one through nginx (from 127.0.0.1, both).
     let direct = polling_member(&mut f, "reused", "direct").await;
     let proxied = polling_member_at(&mut f, nginx, "reused", "proxied").await;
+
+    // Session ids are 96 random bits; a guess names no session, directly or through nginx.
+    let guess = "AAAAAAAAAAAAAAAA";
+    for addr in [worker, nginx] {
+        let read = polling_get(addr, guess).await;
+        assert_eq!(read.status, 400, "{read:?}");
+        assert!(read.body.contains("Session ID unknown"), "{read:?}");
+        let post = polling_post(addr, guess, br#"42["say",{"text":"forged"}]"#).await;
+        assert_eq!(post.status, 400, "{post:?}");
+    }
     // A message waits in both victims' queues.
     f.observer.say("for the victims").await;
     f.observer
@@ -908,7 +890,7 @@ async fn a_session_id_reused_from_another_client_reads_and_posts_nothing() {
         ),
         (attempts.len() * 3) as u64
     );
-    f.assert_unharmed("after reused sessions").await;
+    f.assert_unharmed("after guessed and reused sessions").await;
     // The victims lost nothing: the waiting message is still theirs, and they still speak.
     for (addr, sid) in [(worker, &direct), (nginx, &proxied)] {
         polling_until(addr, sid, "for the victims").await;
