@@ -15,7 +15,8 @@ use roomstorm_protocol::duration::{DURATION_HINT, parse_duration};
 /// Which message bus carries room messages between workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BusKind {
-    /// Redis pub/sub when `--redis` is given, else the in-process bus.
+    /// The Redis Cluster when `--redis-cluster` is given, else Redis pub/sub when `--redis` is,
+    /// else the in-process bus.
     Auto,
     /// In-process only: one worker, no Redis. For trying the server out.
     Local,
