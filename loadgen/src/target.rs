@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chat_server::metrics::StatsSnapshot;
-use chat_server::stack::{Stack, StackConfig};
+use chat_server::stack::{RedisClusterSpec, Stack, StackConfig};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
@@ -43,10 +43,10 @@ pub enum LocalMode {
 
 /// The full stack when redis-server and nginx are installed, else the embedded worker; but
 /// never the embedded worker for a scenario with faults: it has no worker to kill or pause and
-/// no Redis to stop, so such a run would pass without its faults ever happening. That is a
-/// setup error (exit 2), decided here before anything starts, naming what to install.
-/// `missing` is [`chat_server::stack::missing_parts`]: program names, which are also the
-/// Debian package names.
+/// no Redis to stop, so such a run would pass without its faults ever happening. Nor for one
+/// that asks for a Redis Cluster, which would then not be measured at all. Both are setup
+/// errors (exit 2), decided here before anything starts, naming what to install.
+/// `missing` is [`chat_server::stack::missing_parts`]: Debian package names.
 pub fn local_mode(
     missing: Option<String>,
     local: &LocalStack,
@@ -55,6 +55,14 @@ pub fn local_mode(
     let Some(missing) = missing else {
         return Ok(LocalMode::FullStack);
     };
+    if local.redis_cluster > 0 {
+        bail!(
+            "the scenario runs its stack on a Redis Cluster (target.local.redis_cluster = {}), \
+             and {missing} is not installed here: without it loadgen would run against one \
+             embedded worker and measure no cluster at all. Install: apt-get install -y {missing}",
+            local.redis_cluster
+        );
+    }
     if faults.is_empty() {
         return Ok(LocalMode::Embedded { missing });
     }
@@ -87,6 +95,10 @@ fn describe_action(action: FaultAction) -> String {
         FaultAction::PauseWorker { worker, duration } => {
             format!("pause_worker {worker} for {duration:?}")
         }
+        FaultAction::KillRedisMaster(master) => format!("kill_redis_master {master}"),
+        FaultAction::MigrateSlots { from, to, slots } => {
+            format!("migrate_slots {slots} from master {from} to master {to}")
+        }
     }
 }
 
@@ -97,6 +109,9 @@ impl RunningTarget {
             workers: local.workers as usize,
             listen: "127.0.0.1:0".parse()?,
             redis: None,
+            redis_cluster: (local.redis_cluster > 0).then_some(RedisClusterSpec::Start {
+                masters: local.redis_cluster as usize,
+            }),
             nginx_workers: local.nginx_workers as usize,
             // The default per-address limit (1,000) is far above this generator's share per
             // address (members spread over 250 loopback addresses: 120 each at 30,000).
@@ -256,6 +271,18 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> anyhow::Result<()> 
             tokio::time::sleep(down).await;
             stack.lock().await.restart_redis().await
         }
+        // The cluster, not the whole stack, stays locked through a failover or a migration.
+        FaultAction::KillRedisMaster(master) => {
+            let cluster = stack.lock().await.redis_cluster()?;
+            let mut cluster = cluster.lock().await;
+            cluster.kill_master(master as usize).await.map(drop)
+        }
+        FaultAction::MigrateSlots { from, to, slots } => {
+            let cluster = stack.lock().await.redis_cluster()?;
+            let cluster = cluster.lock().await;
+            let moved = cluster.migrate_slots(from as usize, to as usize, slots as usize);
+            moved.await.map(drop)
+        }
         FaultAction::PauseWorker { worker, duration } => {
             stack.lock().await.pause_worker(worker as usize).await?;
             tokio::time::sleep(duration).await;
@@ -276,6 +303,7 @@ mod tests {
     const STACK: LocalStack = LocalStack {
         workers: 2,
         nginx_workers: 2,
+        redis_cluster: 0,
     };
 
     fn kill(worker: u32, at_s: u64) -> Fault {
@@ -321,6 +349,24 @@ mod tests {
             "nginx and redis-server are not installed",
             "apt-get install -y nginx redis-server",
         ] {
+            assert!(error.contains(part), "{part:?} not in: {error}");
+        }
+    }
+
+    #[test]
+    fn a_redis_cluster_scenario_never_falls_back_to_the_embedded_worker() {
+        let cluster = LocalStack {
+            redis_cluster: 3,
+            ..STACK
+        };
+        assert_eq!(
+            local_mode(None, &cluster, &[]).unwrap(),
+            LocalMode::FullStack
+        );
+        let error = local_mode(Some("redis-tools".into()), &cluster, &[])
+            .expect_err("a Redis Cluster scenario needs its cluster")
+            .to_string();
+        for part in ["redis_cluster = 3", "apt-get install -y redis-tools"] {
             assert!(error.contains(part), "{part:?} not in: {error}");
         }
     }

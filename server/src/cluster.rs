@@ -36,8 +36,23 @@ pub struct ClusterConfig {
     pub host: IpAddr,
 
     /// Redis URL shared by all workers.
-    #[arg(long, env = "CHAT_REDIS_URL")]
-    pub redis: String,
+    #[arg(
+        long,
+        env = "CHAT_REDIS_URL",
+        required_unless_present = "redis_cluster"
+    )]
+    pub redis: Option<String>,
+
+    /// Redis Cluster nodes shared by all workers, comma separated (`redis://host:port,...`):
+    /// the workers use sharded pub/sub, one channel per room (see `worker --redis-cluster`).
+    #[arg(
+        long,
+        env = "CHAT_REDIS_CLUSTER",
+        value_delimiter = ',',
+        value_name = "URLS",
+        conflicts_with = "redis"
+    )]
+    pub redis_cluster: Vec<String>,
 
     /// Serve per-worker status as JSON (`/workers`) and Prometheus text (`/metrics`) here.
     #[arg(long, env = "CHAT_ADMIN")]
@@ -220,11 +235,15 @@ fn worker_command(config: &ClusterConfig, index: usize, port: u16) -> tokio::pro
     command
         .arg("worker")
         .arg("--listen")
-        .arg(SocketAddr::new(config.host, port).to_string())
-        .arg("--redis")
-        .arg(&config.redis)
-        .arg("--bus")
-        .arg("redis")
+        .arg(SocketAddr::new(config.host, port).to_string());
+    match &config.redis {
+        Some(url) => command.arg("--redis").arg(url).args(["--bus", "redis"]),
+        None => command
+            .arg("--redis-cluster")
+            .arg(config.redis_cluster.join(","))
+            .args(["--bus", "redis-cluster"]),
+    };
+    command
         .arg("--worker-id")
         .arg(index.to_string())
         .args(&config.worker_args);

@@ -15,12 +15,16 @@ use roomstorm_protocol::duration::{DURATION_HINT, parse_duration};
 /// Which message bus carries room messages between workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BusKind {
-    /// Redis pub/sub when `--redis` is given, else the in-process bus.
+    /// The Redis Cluster when `--redis-cluster` is given, else Redis pub/sub when `--redis` is,
+    /// else the in-process bus.
     Auto,
     /// In-process only: one worker, no Redis. For trying the server out.
     Local,
     /// Redis pub/sub, one channel per room: the multi-worker setup.
     Redis,
+    /// Redis Cluster sharded pub/sub (`--redis-cluster`), one channel per room on the master
+    /// that owns its slot.
+    RedisCluster,
 }
 
 /// The defaults of the flags below, named once for clap and for [`WorkerConfig::default`].
@@ -60,6 +64,17 @@ pub struct WorkerConfig {
     /// Redis URL for the cross-worker bus, e.g. redis://127.0.0.1:6379.
     #[arg(long, env = "CHAT_REDIS_URL")]
     pub redis: Option<String>,
+
+    /// Redis Cluster nodes for the bus, comma separated (`redis://host:port,...`; a few are
+    /// enough, the rest are learnt from them): one sharded channel per room (SSUBSCRIBE /
+    /// SPUBLISH, Redis 7).
+    #[arg(
+        long,
+        env = "CHAT_REDIS_CLUSTER",
+        value_delimiter = ',',
+        value_name = "URLS"
+    )]
+    pub redis_cluster: Vec<String>,
 
     /// Message bus: `local` runs one worker without Redis.
     #[arg(long, env = "CHAT_BUS", value_enum, default_value_t = BusKind::Auto)]
@@ -176,6 +191,7 @@ impl Default for WorkerConfig {
         WorkerConfig {
             listen: DEFAULT_LISTEN,
             redis: None,
+            redis_cluster: Vec::new(),
             bus: BusKind::Auto,
             channel_prefix: DEFAULT_CHANNEL_PREFIX.into(),
             max_text_bytes: roomstorm_protocol::DEFAULT_MAX_TEXT_BYTES,
@@ -219,10 +235,11 @@ pub fn parse_millis(text: &str) -> Result<u64, String> {
 impl WorkerConfig {
     /// The bus this configuration resolves to.
     pub fn bus_kind(&self) -> BusKind {
-        match (self.bus, &self.redis) {
-            (BusKind::Auto, Some(_)) => BusKind::Redis,
-            (BusKind::Auto, None) => BusKind::Local,
-            (kind, _) => kind,
+        match (self.bus, &self.redis, self.redis_cluster.is_empty()) {
+            (BusKind::Auto, _, false) => BusKind::RedisCluster,
+            (BusKind::Auto, Some(_), true) => BusKind::Redis,
+            (BusKind::Auto, None, true) => BusKind::Local,
+            (kind, _, _) => kind,
         }
     }
 
@@ -246,6 +263,14 @@ impl WorkerConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.bus_kind() == BusKind::Redis && self.redis.is_none() {
             anyhow::bail!("--bus redis needs --redis URL (or CHAT_REDIS_URL)");
+        }
+        if self.bus_kind() == BusKind::RedisCluster && self.redis_cluster.is_empty() {
+            anyhow::bail!("--bus redis-cluster needs --redis-cluster URLS (or CHAT_REDIS_CLUSTER)");
+        }
+        if self.redis.is_some() && !self.redis_cluster.is_empty() {
+            anyhow::bail!(
+                "--redis and --redis-cluster exclude each other: one Redis, or a cluster"
+            );
         }
         if !(self.rate_per_sec > 0.0 && self.rate_burst >= 1.0) {
             anyhow::bail!("--rate-per-sec must be > 0 and --rate-burst >= 1");

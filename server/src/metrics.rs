@@ -194,6 +194,18 @@ pub struct Metrics {
     /// Rooms whose channel subscription in Redis may not match this worker's members (a
     /// SUBSCRIBE or UNSUBSCRIBE failed), waiting to be settled.
     pub channels_to_reconcile: AtomicI64,
+    /// Cluster bus: channels wanted and subscribed on no master right now (their slot moved or
+    /// their master went away), until the bus subscribes them on the slot's owner.
+    pub cluster_unplaced: AtomicI64,
+    /// Cluster bus: subscriptions a master dropped by itself (`sunsubscribe` pushes: the
+    /// channel's slot moved away from it).
+    pub cluster_pushed_out: AtomicU64,
+    /// Cluster bus: channels subscribed again on their slot's owner after a slot move or a
+    /// master's loss.
+    pub cluster_resubscribed: AtomicU64,
+    /// Cluster bus: `MOVED` replies followed (publishes and subscribes sent on to the slot's
+    /// new owner).
+    pub cluster_redirects: AtomicU64,
 }
 
 /// A point-in-time copy, served as JSON to the cluster master and to tests.
@@ -258,7 +270,7 @@ impl Metrics {
     pub fn render_prometheus(&self, worker_id: usize) -> String {
         let mut out = String::with_capacity(4096);
         let w = &mut out;
-        let gauges: [(&str, &str, &AtomicI64); 5] = [
+        let gauges: [(&str, &str, &AtomicI64); 6] = [
             (
                 "chat_sockets",
                 "Connected Socket.IO sockets.",
@@ -284,6 +296,11 @@ impl Metrics {
                 "Room channels whose Redis subscription may not match local members (a failed SUBSCRIBE or UNSUBSCRIBE), retried until settled.",
                 &self.channels_to_reconcile,
             ),
+            (
+                "chat_cluster_unplaced_channels",
+                "Cluster bus: room channels subscribed on no master right now (their slot moved or their master went away), until re-subscribed on the slot's owner.",
+                &self.cluster_unplaced,
+            ),
         ];
         for (name, help, value) in gauges {
             metric_header(w, name, help, "gauge");
@@ -293,7 +310,7 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
-        let counters: [(&str, &str, &AtomicU64); 8] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             (
                 "chat_flood_disconnects_total",
                 "Sockets disconnected for exceeding the rate limit again and again.",
@@ -333,6 +350,21 @@ impl Metrics {
                 "chat_received_other_total",
                 "Events received with a name the server does not handle.",
                 &self.received_other,
+            ),
+            (
+                "chat_cluster_pushed_out_total",
+                "Cluster bus: room channel subscriptions a master dropped by itself (the channel's slot moved away from it).",
+                &self.cluster_pushed_out,
+            ),
+            (
+                "chat_cluster_resubscribed_total",
+                "Cluster bus: room channels subscribed again on their slot's owner after a slot move or the loss of a master.",
+                &self.cluster_resubscribed,
+            ),
+            (
+                "chat_cluster_redirects_total",
+                "Cluster bus: MOVED replies followed (a publish or subscribe sent on to the slot's new owner).",
+                &self.cluster_redirects,
             ),
         ];
         for (name, help, value) in counters {

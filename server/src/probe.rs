@@ -1,4 +1,5 @@
-//! A minimal HTTP GET for health checks and stats scrapes between our own processes.
+//! A minimal HTTP GET for health checks and stats scrapes between our own processes, and
+//! polling a check until it passes.
 //!
 //! The master scrapes every worker each second and the stack waits for readiness; one
 //! short-lived HTTP/1.0 request each needs no client library or connection pool.
@@ -61,6 +62,29 @@ pub async fn wait_until_ok(addr: SocketAddr, path: &str, deadline: Duration) -> 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     bail!("http://{addr}{path} not ready after {deadline:?}: {last_error}")
+}
+
+/// Runs `check` until it succeeds (its value) or `deadline` passes (its last error, with
+/// `what`): for states that have no event to await, such as a Redis Cluster converging.
+pub async fn eventually_ok<T, F, Fut>(
+    what: &str,
+    deadline: Duration,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(e) if started.elapsed() >= deadline => {
+                return Err(e.context(format!("timed out after {deadline:?} waiting for {what}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
-//! The local stack: Redis, the cluster and nginx on loopback, started and stopped as one.
+//! The local stack: Redis (or a Redis Cluster), the cluster and nginx on loopback, started and
+//! stopped as one.
 //!
 //! `chat-server stack` runs it in the foreground for people; the integration tests and the
 //! load generator drive the same [`Stack`] from code, including its fault injections (kill or
-//! pause a worker, restart Redis). Every part gets a free port, logs into the run folder, and
-//! dies with this process.
+//! pause a worker, restart Redis; on a Redis Cluster, kill a master or migrate slots). Every
+//! part gets a free port, logs into the run folder, and dies with this process.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,8 +19,11 @@ use tokio::process::Child;
 use crate::cluster::ClusterStatus;
 use crate::config::{BusKind, WorkerConfig};
 use crate::nginx::NginxConfig;
+pub use crate::ports::free_port;
+use crate::ports::{free_port_range, resolve_port, unique_suffix};
 use crate::probe::{http_get, wait_until_ok};
 use crate::process::{find_executable, send_signal, stop_child, tied_command};
+use crate::redis_cluster::{MasterKilled, RedisCluster};
 
 /// How long each part may take to come up (generous: tests start several stacks at once on a
 /// 2-core machine).
@@ -39,6 +44,11 @@ pub struct StackArgs {
     #[arg(long)]
     pub redis: Option<String>,
 
+    /// Run the bus on a Redis Cluster (sharded pub/sub): a number N starts one here, N masters
+    /// and N replicas (N >= 3; needs redis-cli); `redis://host:port,...` uses that cluster.
+    #[arg(long, value_name = "N|URLS", value_parser = parse_redis_cluster, conflicts_with = "redis")]
+    pub redis_cluster: Option<RedisClusterSpec>,
+
     /// nginx worker processes.
     #[arg(long, default_value_t = 2)]
     pub nginx_workers: usize,
@@ -56,12 +66,42 @@ pub struct StackArgs {
     pub worker_args: Vec<String>,
 }
 
+/// Which Redis Cluster a stack's bus runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisClusterSpec {
+    /// Start one on loopback: this many masters, each with one replica.
+    Start { masters: usize },
+    /// Use this one (node URLs).
+    Use(Vec<String>),
+}
+
+/// `--redis-cluster`: a number of masters to start, or node URLs.
+fn parse_redis_cluster(text: &str) -> Result<RedisClusterSpec, String> {
+    if let Ok(masters) = text.trim().parse::<usize>() {
+        if !(3..=16).contains(&masters) {
+            return Err(format!(
+                "{masters} masters: a Redis Cluster needs 3 to 16 here"
+            ));
+        }
+        return Ok(RedisClusterSpec::Start { masters });
+    }
+    let urls: Vec<String> = text.split(',').map(|u| u.trim().to_string()).collect();
+    if urls.iter().any(|u| !u.starts_with("redis://")) {
+        return Err(format!(
+            "`{text}` is neither a number of masters nor redis:// URLs"
+        ));
+    }
+    Ok(RedisClusterSpec::Use(urls))
+}
+
 /// Everything needed to start a stack from code.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     pub workers: usize,
     pub listen: SocketAddr,
     pub redis: Option<String>,
+    /// A Redis Cluster for the bus instead of one Redis (sharded pub/sub).
+    pub redis_cluster: Option<RedisClusterSpec>,
     pub nginx_workers: usize,
     /// nginx's limit of connections per client address (0: none).
     pub nginx_limit_conn: usize,
@@ -80,6 +120,7 @@ impl StackConfig {
             workers: args.workers,
             listen: args.listen,
             redis: args.redis,
+            redis_cluster: args.redis_cluster,
             nginx_workers: args.nginx_workers,
             nginx_limit_conn: args.nginx_limit_conn,
             run_dir: args.run_dir,
@@ -97,8 +138,11 @@ pub struct StackInfo {
     pub url: String,
     pub nginx: SocketAddr,
     pub admin: SocketAddr,
+    /// The one Redis (empty on a Redis Cluster).
     pub redis_url: String,
     pub redis_port: Option<u16>,
+    /// The Redis Cluster's nodes (empty with one Redis).
+    pub redis_cluster: Vec<String>,
     pub workers: Vec<SocketAddr>,
     pub run_dir: PathBuf,
 }
@@ -107,6 +151,8 @@ pub struct Stack {
     info: StackInfo,
     redis: Option<Child>,
     redis_exe: Option<PathBuf>,
+    /// Shared, so a long fault on it (a failover takes seconds) need not hold the whole stack.
+    redis_cluster: Option<Arc<tokio::sync::Mutex<RedisCluster>>>,
     cluster: Option<Child>,
     nginx: Option<Child>,
 }
@@ -122,9 +168,9 @@ impl Stack {
     /// Starts Redis (unless given), the cluster and nginx, and waits until all answer.
     pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         let nginx_exe = require("nginx", "nginx")?;
-        let redis_exe = match config.redis {
-            Some(_) => None,
-            None => Some(require("redis-server", "redis-server")?),
+        let redis_exe = match (&config.redis, &config.redis_cluster) {
+            (None, None) => Some(require("redis-server", "redis-server")?),
+            _ => None,
         };
         let run_dir = match &config.run_dir {
             Some(dir) => dir.clone(),
@@ -146,9 +192,10 @@ impl Stack {
         let workers: Vec<SocketAddr> = (0..config.workers)
             .map(|i| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)))
             .collect();
-        let (redis_url, redis_port) = match &config.redis {
-            Some(url) => (url.clone(), None),
-            None => {
+        let (redis_url, redis_port) = match (&config.redis, &config.redis_cluster) {
+            (Some(url), _) => (url.clone(), None),
+            (None, Some(_)) => (String::new(), None),
+            (None, None) => {
                 let port = free_port()?;
                 (format!("redis://127.0.0.1:{port}"), Some(port))
             }
@@ -160,11 +207,13 @@ impl Stack {
                 admin,
                 redis_url: redis_url.clone(),
                 redis_port,
+                redis_cluster: Vec::new(),
                 workers,
                 run_dir: run_dir.clone(),
             },
             redis: None,
             redis_exe,
+            redis_cluster: None,
             cluster: None,
             nginx: None,
         };
@@ -172,6 +221,20 @@ impl Stack {
         if stack.redis_exe.is_some() {
             stack.start_redis().await?;
         }
+        match &config.redis_cluster {
+            Some(RedisClusterSpec::Start { masters }) => {
+                let cluster = RedisCluster::start(*masters, &run_dir.join("redis-cluster")).await?;
+                stack.info.redis_cluster = cluster.urls();
+                stack.redis_cluster = Some(Arc::new(tokio::sync::Mutex::new(cluster)));
+            }
+            Some(RedisClusterSpec::Use(urls)) => stack.info.redis_cluster = urls.clone(),
+            None => {}
+        }
+        let (redis_flag, redis_value) = if stack.info.redis_cluster.is_empty() {
+            ("--redis", redis_url)
+        } else {
+            ("--redis-cluster", stack.info.redis_cluster.join(","))
+        };
         stack.cluster = Some(spawn_logged(
             server_command(&config)
                 .arg("cluster")
@@ -179,8 +242,8 @@ impl Stack {
                 .arg(config.workers.to_string())
                 .arg("--base-port")
                 .arg(base_port.to_string())
-                .arg("--redis")
-                .arg(&redis_url)
+                .arg(redis_flag)
+                .arg(&redis_value)
                 .arg("--admin")
                 .arg(admin.to_string())
                 .arg("--")
@@ -315,6 +378,7 @@ impl Stack {
 
     /// Stops the stack's own Redis (the workers stay up and report it unreachable).
     pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
+        self.refuse_on_cluster()?;
         let mut redis = self.redis.take().context("redis is not running")?;
         stop_child(&mut redis, STOP_GRACE).await;
         Ok(())
@@ -322,8 +386,46 @@ impl Stack {
 
     /// Starts the stack's own Redis again on the same port.
     pub async fn restart_redis(&mut self) -> anyhow::Result<()> {
+        self.refuse_on_cluster()?;
         anyhow::ensure!(self.redis.is_none(), "redis is already running");
         self.start_redis().await
+    }
+
+    fn refuse_on_cluster(&self) -> anyhow::Result<()> {
+        if !self.info.redis_cluster.is_empty() {
+            bail!(
+                "this stack runs on a Redis Cluster: kill one of its masters instead (kill_redis_master)"
+            );
+        }
+        Ok(())
+    }
+
+    /// The Redis Cluster the stack started, if it did: its masters, and its faults without
+    /// holding the stack.
+    pub fn redis_cluster(&self) -> anyhow::Result<Arc<tokio::sync::Mutex<RedisCluster>>> {
+        self.redis_cluster.clone().context(
+            "this stack did not start a Redis Cluster (--redis-cluster N): no master to kill and no slot to migrate",
+        )
+    }
+
+    /// SIGKILLs master `index` of the stack's Redis Cluster (masters in the order of their
+    /// first slot); returns once its replica took over and the killed node is back as a replica.
+    pub async fn kill_redis_master(&self, index: usize) -> anyhow::Result<MasterKilled> {
+        self.redis_cluster()?.lock().await.kill_master(index).await
+    }
+
+    /// Migrates the lowest `count` slots of master `from` to master `to`; returns them.
+    pub async fn migrate_slots(
+        &self,
+        from: usize,
+        to: usize,
+        count: usize,
+    ) -> anyhow::Result<Vec<u16>> {
+        self.redis_cluster()?
+            .lock()
+            .await
+            .migrate_slots(from, to, count)
+            .await
     }
 
     /// Stops nginx, the cluster (gracefully: workers disconnect their clients) and Redis.
@@ -334,6 +436,9 @@ impl Stack {
         {
             let mut child = child;
             stop_child(&mut child, STOP_GRACE).await;
+        }
+        if let Some(cluster) = &self.redis_cluster {
+            cluster.lock().await.stop().await;
         }
     }
 }
@@ -356,7 +461,9 @@ impl Drop for Stack {
 ///
 /// `ROOMSTORM_PRETEND_MISSING=nginx,redis-server` makes installed programs count as missing, so
 /// the fallback of a machine without them can be tested on one that has them.
-pub fn missing_parts(external_redis: bool) -> Option<String> {
+/// With `redis_cluster`, the Redis Cluster's tools count too: `redis-cli` creates it, and is
+/// named by its package, `redis-tools`.
+pub fn missing_parts(external_redis: bool, redis_cluster: bool) -> Option<String> {
     let pretend = std::env::var("ROOMSTORM_PRETEND_MISSING").unwrap_or_default();
     let absent = |program: &str| {
         pretend.split(',').any(|p| p.trim() == program) || find_executable(program).is_none()
@@ -368,13 +475,25 @@ pub fn missing_parts(external_redis: bool) -> Option<String> {
     if !external_redis && absent("redis-server") {
         missing.push("redis-server");
     }
+    if redis_cluster && !external_redis && absent("redis-cli") {
+        missing.push("redis-tools");
+    }
     (!missing.is_empty()).then(|| missing.join(" "))
 }
 
 /// Runs a stack in the foreground until SIGINT/SIGTERM. Without nginx or redis-server it
 /// says so and serves one embedded worker instead, so trying the chat needs nothing else.
 pub async fn run(args: StackArgs) -> anyhow::Result<()> {
-    if let Some(missing) = missing_parts(args.redis.is_some()) {
+    let cluster = args.redis_cluster.is_some();
+    if let Some(missing) = missing_parts(
+        args.redis.is_some() || matches!(args.redis_cluster, Some(RedisClusterSpec::Use(_))),
+        cluster,
+    ) {
+        if cluster {
+            bail!(
+                "--redis-cluster needs the full stack, and {missing} is not installed: apt-get install -y {missing}"
+            );
+        }
         eprintln!(
             "{missing} not installed: running ONE embedded worker (--bus local, no Redis, no nginx) \
              on http://{listen}/\nFor the full cluster: apt-get install -y {missing}",
@@ -396,7 +515,14 @@ pub async fn run(args: StackArgs) -> anyhow::Result<()> {
         println!("  worker {i}:                {worker} (http://{worker}/metrics)");
     }
     println!("  cluster admin:           http://{}/workers", info.admin);
-    println!("  redis:                   {}", info.redis_url);
+    if info.redis_cluster.is_empty() {
+        println!("  redis:                   {}", info.redis_url);
+    } else {
+        println!(
+            "  redis cluster:           {}",
+            info.redis_cluster.join(",")
+        );
+    }
     println!("  logs:                    {}", info.run_dir.display());
     println!("Ctrl-C stops everything.");
     crate::signals::terminated().await;
@@ -453,62 +579,6 @@ async fn wait_for_redis(port: u16) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> anyhow::Result<u16> {
-    for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if reserve(&[port]) {
-            return Ok(port);
-        }
-    }
-    bail!("no free port found")
-}
-
-/// Ports this process has handed out: stacks started side by side (tests run in parallel)
-/// must not pick the same free port before either has bound it.
-fn reserve(ports: &[u16]) -> bool {
-    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
-    if ports.iter().any(|p| taken.contains(p)) {
-        return false;
-    }
-    taken.extend_from_slice(ports);
-    true
-}
-
-fn resolve_port(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    if addr.port() != 0 {
-        return Ok(addr);
-    }
-    Ok(SocketAddr::new(addr.ip(), free_port()?))
-}
-
-/// `count` consecutive free ports below the ephemeral range (workers take base..base+count).
-fn free_port_range(count: usize) -> anyhow::Result<u16> {
-    let seed = (std::process::id() as usize).wrapping_mul(7919) + unique_suffix() as usize;
-    for attempt in 0..200 {
-        let base = 20_000 + (seed + attempt * 97) % 10_000;
-        let ports: Vec<u16> = (0..count).map(|i| (base + i) as u16).collect();
-        let all_free = ports
-            .iter()
-            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok());
-        if all_free && reserve(&ports) {
-            return Ok(base as u16);
-        }
-    }
-    bail!("no {count} consecutive free ports found in 20000-30000")
-}
-
-fn unique_suffix() -> u32 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    nanos.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn is_root() -> bool {

@@ -13,7 +13,7 @@ use socketioxide::handler::ConnectHandler;
 use tokio::net::TcpListener;
 
 use crate::app::App;
-use crate::bus::{Bus, Inbox, RedisBus, RedisSettings};
+use crate::bus::{Bus, ClusterBus, ClusterSettings, Inbox, RedisBus, RedisSettings};
 use crate::chat;
 use crate::config::{BusKind, WorkerConfig};
 use crate::conns::{Connections, TrackedListener, note_upgrades};
@@ -71,6 +71,15 @@ impl Worker {
                     publish_queue: config.publish_queue,
                 };
                 Bus::Redis(RedisBus::start(settings, inbox, metrics.clone())?)
+            }
+            BusKind::RedisCluster => {
+                let settings = ClusterSettings {
+                    nodes: &config.redis_cluster,
+                    prefix: &config.channel_prefix,
+                    timeout: config.redis_timeout(),
+                    publish_queue: config.publish_queue,
+                };
+                Bus::Cluster(ClusterBus::start(settings, inbox, metrics.clone())?)
             }
             BusKind::Local | BusKind::Auto => {
                 metrics

@@ -32,7 +32,7 @@ pub(super) fn what_to_start(scenario: &Scenario, admin: Option<AdminUrl>) -> any
         // Faults with a url target were refused when the scenario was loaded.
         Endpoint::Url(url) => Start::Url(url.clone(), admin),
         Endpoint::Local(local) => {
-            let missing = chat_server::stack::missing_parts(false);
+            let missing = chat_server::stack::missing_parts(false, local.redis_cluster > 0);
             let mode = local_mode(missing, local, &scenario.faults)
                 .with_context(|| scenario.file().to_owned())?;
             Start::Local(*local, mode)
@@ -48,8 +48,12 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Run
             Ok(RunningTarget::Url { url, workers })
         }
         Start::Local(local, LocalMode::FullStack) => {
+            let redis = match local.redis_cluster {
+                0 => "redis".to_string(),
+                masters => format!("a Redis Cluster of {masters} masters and {masters} replicas"),
+            };
             eprintln!(
-                "starting the local stack: redis, {} workers, nginx (logs in {})",
+                "starting the local stack: {redis}, {} workers, nginx (logs in {})",
                 local.workers,
                 out.join("stack").display()
             );

@@ -29,7 +29,7 @@ pub struct Target {
 pub enum Endpoint {
     /// `url = "http://host:port"`: a server that is already running.
     Url(String),
-    /// `local = { workers, nginx_workers }`: the project's stack (Redis, workers, nginx),
+    /// `local = { workers, nginx_workers, redis_cluster }`: the project's stack (Redis, workers, nginx),
     /// started and stopped by loadgen; the only target faults can be injected into.
     Local(LocalStack),
 }
@@ -41,6 +41,8 @@ pub struct LocalStack {
     pub workers: u32,
     /// nginx worker processes (each holds 2 fds per member, under a 20,000 fd limit).
     pub nginx_workers: u32,
+    /// 0: one Redis; N: a Redis Cluster of N masters and N replicas (sharded pub/sub).
+    pub redis_cluster: u32,
 }
 
 /// How members present distinct client addresses, so nginx's `ip_hash` spreads them.
@@ -272,6 +274,19 @@ pub enum FaultAction {
         /// How long it stays stopped.
         #[serde(rename = "for", serialize_with = "serialize_duration")]
         duration: Duration,
+    },
+    /// `kill_redis_master = N`: SIGKILL master N of the Redis Cluster (masters numbered by
+    /// their first slot); its replica takes over, then it comes back as a replica.
+    KillRedisMaster(u32),
+    /// `migrate_slots = { from, to, slots }`: move the lowest `slots` slots of master `from`
+    /// to master `to` (`redis-cli --cluster reshard`).
+    MigrateSlots {
+        /// The master giving the slots.
+        from: u32,
+        /// The master taking them.
+        to: u32,
+        /// How many.
+        slots: u32,
     },
 }
 

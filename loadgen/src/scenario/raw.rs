@@ -47,6 +47,7 @@ pub(crate) struct RawTarget {
 pub(crate) struct RawLocal {
     pub workers: Option<u32>,
     pub nginx_workers: Option<u32>,
+    pub redis_cluster: Option<u32>,
 }
 
 /// `target.client_address`.
@@ -137,6 +138,17 @@ pub(crate) struct RawFault {
     pub kill_worker: Option<u32>,
     pub stop_redis: Option<DurationText>,
     pub pause_worker: Option<RawPause>,
+    pub kill_redis_master: Option<u32>,
+    pub migrate_slots: Option<RawMigrate>,
+}
+
+/// `migrate_slots = { from = 0, to = 1, slots = 500 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMigrate {
+    pub from: u32,
+    pub to: u32,
+    pub slots: u32,
 }
 
 /// `pause_worker = { worker = 0, for = "500ms" }`.

@@ -399,6 +399,84 @@ fn fault_details() {
 }
 
 #[test]
+fn redis_cluster_faults_need_a_redis_cluster_and_name_its_masters() {
+    let cluster = edited(
+        "local = { workers = 2 }",
+        "local = { workers = 2, redis_cluster = 3 }",
+    );
+    let with_fault =
+        |base: &str, fault: &str| format!("{base}\n[[faults]]\nat = \"5s\"\n{fault}\n");
+    let scenario = Scenario::from_str(
+        &with_fault(
+            &cluster,
+            "migrate_slots = { from = 0, to = 2, slots = 500 }",
+        ),
+        "t.toml",
+    )
+    .expect("valid");
+    let Endpoint::Local(local) = scenario.target.endpoint else {
+        panic!("a local target")
+    };
+    assert_eq!(local.redis_cluster, 3);
+    assert_eq!(
+        scenario.faults[0].action,
+        FaultAction::MigrateSlots {
+            from: 0,
+            to: 2,
+            slots: 500
+        }
+    );
+    let killed = Scenario::from_str(&with_fault(&cluster, "kill_redis_master = 2"), "t.toml")
+        .expect("valid");
+    assert_eq!(killed.faults[0].action, FaultAction::KillRedisMaster(2));
+    for (base, fault, expected) in [
+        (
+            BASE,
+            "kill_redis_master = 0",
+            "t.toml:22: faults[0].kill_redis_master: needs a Redis Cluster: set target.local.redis_cluster",
+        ),
+        (
+            &cluster,
+            "kill_redis_master = 3",
+            "t.toml:22: faults[0].kill_redis_master: master 3 does not exist; the Redis Cluster has masters 0 to 2",
+        ),
+        (
+            &cluster,
+            "migrate_slots = { from = 1, to = 1, slots = 5 }",
+            "t.toml:22: faults[0].migrate_slots.to: must be another master than from",
+        ),
+        (
+            &cluster,
+            "migrate_slots = { from = 0, to = 1, slots = 6000 }",
+            "t.toml:22: faults[0].migrate_slots.slots: 6000: between 1 and 5461",
+        ),
+        (
+            &cluster,
+            "stop_redis = \"3s\"",
+            "t.toml:22: faults[0].stop_redis: the local stack runs a Redis Cluster",
+        ),
+        (
+            &cluster,
+            "kill_redis_master = 0\nkill_worker = 0",
+            "t.toml:20: faults[0]: set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots",
+        ),
+    ] {
+        let message = refusal(&with_fault(base, fault));
+        assert!(message.starts_with(expected), "{fault}: {message}");
+    }
+    let message = refusal(&edited(
+        "local = { workers = 2 }",
+        "local = { workers = 2, redis_cluster = 2 }",
+    ));
+    assert!(
+        message.starts_with(
+            "t.toml:6: target.local.redis_cluster: 2 masters: a Redis Cluster here has 3 to 16"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
 fn bad_duration_string() {
     let message = refusal(&edited("duration = \"10s\"", "duration = \"10 secs\""));
     assert!(

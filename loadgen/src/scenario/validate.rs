@@ -25,6 +25,8 @@ pub(crate) const DEFAULT_MESSAGE_SIZE: usize = 64;
 pub(crate) const DEFAULT_WORKERS: u32 = 2;
 /// Most workers of either kind a local stack may have (two cores here; this is a typo guard).
 const MAX_WORKERS: u32 = 64;
+/// Masters of a local Redis Cluster: Redis needs 3 for a majority; each takes 2 processes.
+const REDIS_CLUSTER_MASTERS: std::ops::RangeInclusive<u32> = 3..=16;
 /// A per-member rate above this cannot be scheduled at millisecond resolution.
 const MAX_RATE: f64 = 1000.0;
 /// Shares may miss 1 by this much (0.1 + 0.2 + 0.7 in floats).
@@ -229,9 +231,24 @@ fn local_stack(raw: &RawLocal) -> Checked<LocalStack> {
             )
         }
     };
+    let redis_cluster = match raw.redis_cluster {
+        None | Some(0) => 0,
+        Some(masters) if REDIS_CLUSTER_MASTERS.contains(&masters) => masters,
+        Some(masters) => {
+            return problem(
+                at(&["target", "local", "redis_cluster"]),
+                format!(
+                    "{masters} masters: a Redis Cluster here has {} to {} (0 or none: one Redis)",
+                    REDIS_CLUSTER_MASTERS.start(),
+                    REDIS_CLUSTER_MASTERS.end()
+                ),
+            );
+        }
+    };
     Ok(LocalStack {
         workers: count("workers", raw.workers)?,
         nginx_workers: count("nginx_workers", raw.nginx_workers)?,
+        redis_cluster,
     })
 }
 
@@ -520,9 +537,9 @@ fn steps(raw: &RawSteps, arrival: &Arrival, steady: Duration) -> Checked<RateSte
 
 fn faults(raw: &[RawFault], target: &Target, run_length: Duration) -> Checked<Vec<Fault>> {
     let base = at(&["faults"]);
-    let workers = match (&target.endpoint, raw.is_empty()) {
+    let local = match (&target.endpoint, raw.is_empty()) {
         (_, true) => return Ok(Vec::new()),
-        (Endpoint::Local(local), false) => local.workers,
+        (Endpoint::Local(local), false) => *local,
         (Endpoint::Url(_), false) => {
             return problem(
                 base.index(0),
@@ -532,11 +549,17 @@ fn faults(raw: &[RawFault], target: &Target, run_length: Duration) -> Checked<Ve
     };
     raw.iter()
         .enumerate()
-        .map(|(index, fault)| one_fault(&base.index(index), fault, workers, run_length))
+        .map(|(index, fault)| one_fault(&base.index(index), fault, &local, run_length))
         .collect()
 }
 
-fn one_fault(path: &KeyPath, raw: &RawFault, workers: u32, run_length: Duration) -> Checked<Fault> {
+fn one_fault(
+    path: &KeyPath,
+    raw: &RawFault,
+    local: &LocalStack,
+    run_length: Duration,
+) -> Checked<Fault> {
+    let workers = local.workers;
     let at_time = raw.at.0;
     if at_time >= run_length {
         return problem(
@@ -565,29 +588,89 @@ fn one_fault(path: &KeyPath, raw: &RawFault, workers: u32, run_length: Duration)
             )
         }
     };
-    let action = match (raw.kill_worker, raw.stop_redis, &raw.pause_worker) {
-        (Some(index), None, None) => FaultAction::KillWorker(worker(&["kill_worker"], index)?),
-        (None, Some(DurationText(down)), None) => {
-            positive(&path.key("stop_redis"), down)?;
-            FaultAction::StopRedis(down)
-        }
-        (None, None, Some(pause)) => {
-            positive(&path.key("pause_worker").key("for"), pause.duration.0)?;
-            FaultAction::PauseWorker {
-                worker: worker(&["pause_worker", "worker"], pause.worker)?,
-                duration: pause.duration.0,
-            }
-        }
-        _ => {
+    let actions = [
+        raw.kill_worker.is_some(),
+        raw.stop_redis.is_some(),
+        raw.pause_worker.is_some(),
+        raw.kill_redis_master.is_some(),
+        raw.migrate_slots.is_some(),
+    ];
+    if actions.iter().filter(|set| **set).count() != 1 {
+        return problem(
+            path.clone(),
+            "set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots",
+        );
+    }
+    let action = if let Some(index) = raw.kill_worker {
+        FaultAction::KillWorker(worker(&["kill_worker"], index)?)
+    } else if let Some(DurationText(down)) = raw.stop_redis {
+        positive(&path.key("stop_redis"), down)?;
+        if local.redis_cluster > 0 {
             return problem(
-                path.clone(),
-                "set exactly one of kill_worker, stop_redis, pause_worker",
+                path.key("stop_redis"),
+                "the local stack runs a Redis Cluster (target.local.redis_cluster): stop one of \
+                 its masters with kill_redis_master instead",
             );
         }
+        FaultAction::StopRedis(down)
+    } else if let Some(pause) = &raw.pause_worker {
+        positive(&path.key("pause_worker").key("for"), pause.duration.0)?;
+        FaultAction::PauseWorker {
+            worker: worker(&["pause_worker", "worker"], pause.worker)?,
+            duration: pause.duration.0,
+        }
+    } else if let Some(index) = raw.kill_redis_master {
+        FaultAction::KillRedisMaster(master(&path.key("kill_redis_master"), local, index)?)
+    } else if let Some(migrate) = &raw.migrate_slots {
+        migrate_slots(&path.key("migrate_slots"), local, migrate)?
+    } else {
+        return problem(path.clone(), "no action set");
     };
     Ok(Fault {
         at: at_time,
         action,
+    })
+}
+
+/// A master index of the local Redis Cluster (none without one).
+fn master(path: &KeyPath, local: &LocalStack, index: u32) -> Checked<u32> {
+    match local.redis_cluster {
+        0 => problem(
+            path.clone(),
+            "needs a Redis Cluster: set target.local.redis_cluster (the number of masters)",
+        ),
+        masters if index < masters => Ok(index),
+        masters => problem(
+            path.clone(),
+            format!(
+                "master {index} does not exist; the Redis Cluster has masters 0 to {}",
+                masters - 1
+            ),
+        ),
+    }
+}
+
+/// `migrate_slots`: two different masters, and at most the slots one master starts with.
+fn migrate_slots(path: &KeyPath, local: &LocalStack, raw: &RawMigrate) -> Checked<FaultAction> {
+    let from = master(&path.key("from"), local, raw.from)?;
+    let to = master(&path.key("to"), local, raw.to)?;
+    if from == to {
+        return problem(path.key("to"), "must be another master than from");
+    }
+    let most = 16_384 / local.redis_cluster;
+    if !(1..=most).contains(&raw.slots) {
+        return problem(
+            path.key("slots"),
+            format!(
+                "{}: between 1 and {most} (the slots one master of {} starts with)",
+                raw.slots, local.redis_cluster
+            ),
+        );
+    }
+    Ok(FaultAction::MigrateSlots {
+        from,
+        to,
+        slots: raw.slots,
     })
 }
 

@@ -1,15 +1,18 @@
 //! What the bus and its users agree on: the message going out, the inbox for what comes back,
-//! and the error. Apart from `bus/mod.rs` so that each bus implementation (`redis`, `publish`)
-//! and the `Bus` that chooses between them all import it, and not each other.
+//! and the error. Apart from `bus/mod.rs` so that each bus implementation (`redis`, `cluster`,
+//! `publish`) and the `Bus` that chooses between them all import it, and not each other.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 
 use socketioxide::extract::SocketRef;
+
+use crate::metrics::Metrics;
 
 /// Why the bus could not do what was asked. For a publish, the variant is what the sender is
 /// told happened to its message: not sent (`Unavailable`, `Busy`) or not known
 /// (`OutcomeUnknown`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BusError {
     /// Redis could not be reached: nothing was handed to it.
     #[error("the message bus (Redis) is unreachable: {0}")]
@@ -44,4 +47,17 @@ pub trait Inbox: Send + Sync + 'static {
     /// A message `origin` handed to `Bus::publish` was not published, or may not have been:
     /// `error` says which, and is meant for the sender.
     fn not_published(&self, origin: &SocketRef, error: &BusError);
+}
+
+/// Hands a message read off a room's channel to the inbox: the room is the channel's name
+/// without the prefix. A channel without the prefix, or a name or payload that is not UTF-8, is
+/// counted in `chat_bus_malformed_total` and dropped.
+pub fn hand_in(inbox: &dyn Inbox, metrics: &Metrics, prefix: &str, channel: &[u8], payload: &[u8]) {
+    let room = channel.strip_prefix(prefix.as_bytes());
+    match (room.map(std::str::from_utf8), std::str::from_utf8(payload)) {
+        (Some(Ok(room)), Ok(payload)) => inbox.deliver(room, payload),
+        _ => {
+            metrics.bus_malformed.fetch_add(1, Relaxed);
+        }
+    }
 }

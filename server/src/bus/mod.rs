@@ -4,20 +4,24 @@
 //! publishes it once, and every worker delivers it to its local members only when it comes back
 //! from the room's channel. So all workers, and all members, see one order per room.
 //! `Local` short-circuits that loop inside one process; `Redis` uses one pub/sub channel per
-//! room, subscribed only while the worker has members there.
+//! room, subscribed only while the worker has members there; `Cluster` does the same with one
+//! sharded channel per room on a Redis Cluster (`cluster`).
 //!
 //! Calls go one way: the rooms call the bus, and the bus hands what comes back (and what it
 //! could not publish) inward through [`Inbox`] (in `contract`), which the rooms implement. The bus knows
 //! nothing of rooms or of the chat protocol.
 
+mod cluster;
 mod contract;
 mod health;
+mod link;
 mod publish;
 mod redis;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+pub use self::cluster::{ClusterBus, ClusterSettings};
 pub use self::contract::{BusError, Inbox, Outgoing};
 pub use self::redis::{RedisBus, RedisSettings};
 use crate::metrics::Metrics;
@@ -29,14 +33,18 @@ pub enum Bus {
         metrics: Arc<Metrics>,
     },
     Redis(RedisBus),
+    /// A Redis Cluster: sharded pub/sub, one channel per room on its slot's master.
+    Cluster(ClusterBus),
 }
 
 impl Bus {
-    /// Starts receiving the room's messages (Redis: SUBSCRIBE its channel).
+    /// Starts receiving the room's messages (Redis: SUBSCRIBE its channel; a cluster:
+    /// SSUBSCRIBE it on its slot's master).
     pub async fn subscribe(&self, room: &str) -> Result<(), BusError> {
         match self {
             Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.subscribe(room).await,
+            Bus::Cluster(cluster) => cluster.subscribe(room).await,
         }
     }
 
@@ -45,6 +53,7 @@ impl Bus {
         match self {
             Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.unsubscribe(room).await,
+            Bus::Cluster(cluster) => cluster.unsubscribe(room).await,
         }
     }
 
@@ -58,6 +67,7 @@ impl Bus {
                 inbox.deliver(&message.room, &message.payload);
             }
             Bus::Redis(redis) => redis.publish(message),
+            Bus::Cluster(cluster) => cluster.publish(message),
         }
     }
 
@@ -66,17 +76,20 @@ impl Bus {
         match self {
             Bus::Local { .. } => Ok(()),
             Bus::Redis(redis) => redis.health(),
+            Bus::Cluster(cluster) => cluster.health(),
         }
     }
 
     /// Waits until every message handed to `publish` so far has been sent or has failed.
     pub async fn flush(&self) {
-        if let Bus::Redis(redis) = self {
-            redis.flush().await;
+        match self {
+            Bus::Local { .. } => {}
+            Bus::Redis(redis) => redis.flush().await,
+            Bus::Cluster(cluster) => cluster.flush().await,
         }
     }
 
     pub fn uses_redis(&self) -> bool {
-        matches!(self, Bus::Redis(_))
+        matches!(self, Bus::Redis(_) | Bus::Cluster(_))
     }
 }

@@ -1,27 +1,26 @@
-//! The publishing half of the Redis bus: a bounded queue of room messages, sent to Redis in
-//! pipelined batches over a connection of its own, with an honest outcome for each message.
+//! The publishing half of a Redis bus: a bounded queue of room messages, sent in pipelined
+//! batches by a [`Transport`] (one Redis, or the masters of a Redis Cluster), with an honest
+//! outcome for each message.
 //!
 //! Bounded, because a queue without a limit turns a slow or stalled Redis into unbounded worker
 //! memory: every message a sender offers waits in it. Here at most `capacity` messages are
 //! waiting for their outcome (queued, or in the batch on its way to Redis); the next one is
 //! refused at once with [`BusError::Busy`], and its sender can retry later.
 //!
-//! Its own connection (a plain multiplexed connection, not a `ConnectionManager`), because what
-//! a sender is told depends on whether its message reached Redis. A `ConnectionManager`
-//! reconnects inside the call, so its timeout can mean "never connected" as well as "written,
-//! no answer". Here connecting and sending are separate steps: a failure to connect means
-//! nothing was handed over ([`BusError::Unavailable`]: not sent, safe to retry); any failure
-//! once the batch was handed to the connection means Redis may have published it
-//! ([`BusError::OutcomeUnknown`]: a blind retry may duplicate).
+//! A transport publishes over connections of its own (`link`: plain multiplexed connections, not
+//! a `ConnectionManager`), because what a sender is told depends on whether its message reached
+//! Redis. A `ConnectionManager` reconnects inside the call, so its timeout can mean "never
+//! connected" as well as "written, no answer". With a link, connecting and sending are separate
+//! steps: a failure to connect means nothing was handed over ([`BusError::Unavailable`]: not
+//! sent, safe to retry); any failure once the batch was handed to the connection means Redis may
+//! have published it ([`BusError::OutcomeUnknown`]: a blind retry may duplicate).
+//!
+//! Batches leave one at a time, in queue order, so messages given in one order are published in
+//! that order (a transport keeps the order within a batch).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
-use redis::aio::{AsyncPushSender, MultiplexedConnection, SendError};
-use redis::{AsyncConnectionConfig, PushInfo, PushKind};
-use socketioxide::extract::SocketRef;
 use tokio::sync::{mpsc, oneshot};
 
 use super::contract::{BusError, Inbox, Outgoing};
@@ -31,36 +30,55 @@ use crate::metrics::{Metrics, PublishFailure, RedisOp};
 /// Most messages sent to Redis in one pipelined write.
 const MAX_BATCH: usize = 1024;
 
+/// Where batches go: one Redis, or the masters of a cluster.
+pub trait Transport: Send + Sync + 'static {
+    /// Publishes `batch` in order and writes one outcome per message into `outcomes` (cleared
+    /// first; same order as `batch`).
+    fn publish(
+        &self,
+        batch: &[Outgoing],
+        outcomes: &mut Vec<Result<(), BusError>>,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Whether every Redis this transport publishes to answers a PING (opening connections as
+    /// needed), and why not.
+    fn ping(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
 enum Command {
     Publish(Outgoing),
     Flush(oneshot::Sender<()>),
 }
 
 /// The handle the bus publishes through; cheap to clone.
-#[derive(Clone)]
-pub struct Publisher {
+pub struct Publisher<T> {
     queue: mpsc::UnboundedSender<Command>,
     pending: Pending,
-    link: Arc<Link>,
+    transport: Arc<T>,
     inbox: Arc<dyn Inbox>,
     metrics: Arc<Metrics>,
     health: Arc<RedisHealth>,
-    prefix: Arc<str>,
-    timeout: Duration,
 }
 
-/// Where to publish and how: the bus's settings, handed to [`Publisher::start`].
-pub struct PublishSettings {
-    pub client: redis::Client,
-    pub prefix: Arc<str>,
-    pub capacity: usize,
-    pub timeout: Duration,
+impl<T> Clone for Publisher<T> {
+    fn clone(&self) -> Self {
+        Publisher {
+            queue: self.queue.clone(),
+            pending: self.pending.clone(),
+            transport: self.transport.clone(),
+            inbox: self.inbox.clone(),
+            metrics: self.metrics.clone(),
+            health: self.health.clone(),
+        }
+    }
 }
 
-impl Publisher {
-    /// Starts the task that drains the queue; the connection opens on the first batch or ping.
+impl<T: Transport> Publisher<T> {
+    /// Starts the task that drains the queue into `transport`, at most `capacity` messages
+    /// waiting.
     pub fn start(
-        settings: PublishSettings,
+        transport: T,
+        capacity: usize,
         inbox: Arc<dyn Inbox>,
         metrics: Arc<Metrics>,
         health: Arc<RedisHealth>,
@@ -69,19 +87,13 @@ impl Publisher {
         let publisher = Publisher {
             queue,
             pending: Pending {
-                capacity: settings.capacity,
+                capacity,
                 metrics: metrics.clone(),
             },
-            link: Arc::new(Link {
-                client: settings.client,
-                timeout: settings.timeout,
-                live: tokio::sync::Mutex::new(None),
-            }),
+            transport: Arc::new(transport),
             inbox,
             metrics,
             health,
-            prefix: settings.prefix,
-            timeout: settings.timeout,
         };
         tokio::spawn(publisher.clone().run(rx));
         publisher
@@ -111,44 +123,27 @@ impl Publisher {
         }
     }
 
-    /// PING over the publishing connection (opening it if needed).
+    /// PING over the transport's connections.
     pub async fn ping(&self) -> Result<(), String> {
-        let mut conn = self.link.get().await?;
-        let reply = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("PING").query_async::<String>(&mut conn),
-        )
-        .await;
-        match reply {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.link.discard().await;
-                Err(e.to_string())
-            }
-            Err(_) => Err(no_answer(self.timeout)),
-        }
+        self.transport.ping().await
     }
 
-    /// Drains the queue in order, one pipelined write per batch.
+    /// Drains the queue in order, one batch at a time.
     async fn run(self, mut rx: mpsc::UnboundedReceiver<Command>) {
         let mut commands = Vec::with_capacity(MAX_BATCH);
-        let mut origins: Vec<Option<SocketRef>> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<Outgoing> = Vec::with_capacity(MAX_BATCH);
+        let mut outcomes = Vec::with_capacity(MAX_BATCH);
         let mut flushed = Vec::new();
         while rx.recv_many(&mut commands, MAX_BATCH).await > 0 {
-            let mut pipe = redis::pipe();
             for command in commands.drain(..) {
                 match command {
-                    Command::Publish(m) => {
-                        pipe.publish(format!("{}{}", self.prefix, m.room), m.payload)
-                            .ignore();
-                        origins.push(m.origin);
-                    }
+                    Command::Publish(m) => batch.push(m),
                     Command::Flush(done) => flushed.push(done),
                 }
             }
-            if !origins.is_empty() {
-                let outcome = self.send(&pipe).await;
-                self.report(outcome, &mut origins);
+            if !batch.is_empty() {
+                self.transport.publish(&batch, &mut outcomes).await;
+                self.report(&mut batch, &mut outcomes);
             }
             for done in flushed.drain(..) {
                 let _ = done.send(());
@@ -156,44 +151,34 @@ impl Publisher {
         }
     }
 
-    /// Sends one batch: `Unavailable` if it never reached a connection, `OutcomeUnknown` if it
-    /// did and Redis did not confirm it.
-    async fn send(&self, pipe: &redis::Pipeline) -> Result<(), BusError> {
-        let mut conn = self.link.get().await.map_err(BusError::Unavailable)?;
-        // From here on the batch is Redis's: written, or about to be, on a live connection.
-        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                // A broken connection is not reused; a server error reply gets a fresh one too.
-                self.link.discard().await;
-                Err(BusError::OutcomeUnknown(e.to_string()))
-            }
-            // Kept: the connection is fine as far as we know, and its late replies are
-            // matched to the requests that timed out.
-            Err(_) => Err(BusError::OutcomeUnknown(no_answer(self.timeout))),
-        }
-    }
-
-    fn report(&self, outcome: Result<(), BusError>, origins: &mut Vec<Option<SocketRef>>) {
-        let count = origins.len();
-        match outcome {
-            Ok(()) => {
-                self.metrics.published.fetch_add(count as u64, Relaxed);
-                origins.clear();
-            }
-            Err(error) => {
-                self.health.mark_down(&error.to_string());
-                for origin in origins.drain(..) {
+    /// Counts each message of the batch by its outcome and tells the senders of failed ones.
+    fn report(&self, batch: &mut Vec<Outgoing>, outcomes: &mut Vec<Result<(), BusError>>) {
+        let count = batch.len();
+        let mut published = 0;
+        let mut marked_down = false;
+        let mut outcomes = outcomes.drain(..);
+        for message in batch.drain(..) {
+            // A transport that gave fewer outcomes than messages leaves the rest unknown.
+            let outcome = outcomes
+                .next()
+                .unwrap_or_else(|| Err(BusError::OutcomeUnknown("no outcome reported".into())));
+            match outcome {
+                Ok(()) => published += 1,
+                Err(error) => {
+                    if !std::mem::replace(&mut marked_down, true) {
+                        self.health.mark_down(&error.to_string());
+                    }
                     self.metrics.redis_error(RedisOp::Publish);
-                    self.fail(origin, &error);
+                    self.fail(message.origin, &error);
                 }
             }
         }
+        self.metrics.published.fetch_add(published, Relaxed);
         self.pending.release(count);
     }
 
     /// Counts a message that was not published (or may not have been) and tells its sender.
-    fn fail(&self, origin: Option<SocketRef>, error: &BusError) {
+    fn fail(&self, origin: Option<socketioxide::extract::SocketRef>, error: &BusError) {
         self.metrics.publish_failed(PublishFailure::from(error));
         if let Some(socket) = origin {
             self.inbox.not_published(&socket, error);
@@ -209,10 +194,6 @@ impl From<&BusError> for PublishFailure {
             BusError::OutcomeUnknown(_) => PublishFailure::OutcomeUnknown,
         }
     }
-}
-
-fn no_answer(timeout: Duration) -> String {
-    format!("no answer within {timeout:?}")
 }
 
 /// The count of messages accepted and not yet settled; the `chat_publish_queue` gauge itself,
@@ -244,68 +225,6 @@ impl Pending {
 
     fn release(&self, count: usize) {
         self.metrics.publish_queue.fetch_sub(count as u64, Relaxed);
-    }
-}
-
-/// The publishing connection: opened on demand, replaced once it broke.
-struct Link {
-    client: redis::Client,
-    timeout: Duration,
-    live: tokio::sync::Mutex<Option<Live>>,
-}
-
-struct Live {
-    conn: MultiplexedConnection,
-    /// Set by the connection's driver (a disconnection push) when the socket closed.
-    dropped: Arc<AtomicBool>,
-}
-
-impl Link {
-    /// The live connection, or a new one. An error here means nothing was sent on it.
-    async fn get(&self) -> Result<MultiplexedConnection, String> {
-        let mut live = self.live.lock().await;
-        if let Some(current) = &*live
-            && !current.dropped.load(Relaxed)
-        {
-            return Ok(current.conn.clone());
-        }
-        *live = None;
-        let dropped = Arc::new(AtomicBool::new(false));
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            // Replies are awaited under the caller's own timeout, which decides the outcome.
-            .set_response_timeout(None)
-            .set_push_sender(MarkDropped(dropped.clone()));
-        let connecting = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config);
-        let conn = match tokio::time::timeout(self.timeout, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("cannot connect within {:?}", self.timeout)),
-        };
-        *live = Some(Live {
-            conn: conn.clone(),
-            dropped,
-        });
-        Ok(conn)
-    }
-
-    async fn discard(&self) {
-        *self.live.lock().await = None;
-    }
-}
-
-/// Marks a connection broken when its driver reports the disconnection, so that the next batch
-/// reconnects instead of writing into a closed socket.
-struct MarkDropped(Arc<AtomicBool>);
-
-impl AsyncPushSender for MarkDropped {
-    fn send(&self, info: PushInfo) -> Result<(), SendError> {
-        if info.kind == PushKind::Disconnection {
-            self.0.store(true, Relaxed);
-        }
-        Ok(())
     }
 }
 

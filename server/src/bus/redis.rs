@@ -2,9 +2,9 @@
 //!
 //! Subscriptions live on a RESP3 `ConnectionManager` whose push messages are handed straight to
 //! the [`Inbox`] (no intermediate queue), and which re-subscribes by itself when Redis comes
-//! back after a restart. Publishes go through the bounded, ordered queue of `publish`, and leave
-//! in pipelined batches, so a burst costs one round trip, and one sender's messages keep their
-//! order.
+//! back after a restart. Publishes go through the bounded, ordered queue of `publish` over one
+//! `link`, and leave in pipelined batches, so a burst costs one round trip, and one sender's
+//! messages keep their order.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,13 +13,14 @@ use std::time::Duration;
 use redis::aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, SendError};
 use redis::{PushInfo, PushKind};
 
-use super::contract::{BusError, Inbox, Outgoing};
+use super::contract::{BusError, Inbox, Outgoing, hand_in};
 use super::health::RedisHealth;
-use super::publish::{PublishSettings, Publisher};
+use super::link::{Link, connection_info, no_answer};
+use super::publish::{Publisher, Transport};
 use crate::metrics::{Metrics, RedisOp};
 
 /// How often Redis is pinged to notice outages (and to make the connections reconnect).
-const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+pub const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Where the bus connects and how long it waits: the worker's Redis settings.
 pub struct RedisSettings<'a> {
@@ -34,7 +35,7 @@ pub struct RedisSettings<'a> {
 pub struct RedisBus {
     prefix: Arc<str>,
     subscriber: ConnectionManager,
-    publisher: Publisher,
+    publisher: Publisher<OneRedis>,
     health: Arc<RedisHealth>,
     metrics: Arc<Metrics>,
     timeout: Duration,
@@ -68,13 +69,14 @@ impl RedisBus {
                 .set_automatic_resubscription(),
         )?;
         let health = Arc::new(RedisHealth::new(metrics.clone()));
+        let transport = OneRedis {
+            link: Link::new(client, timeout),
+            prefix: prefix.into(),
+            timeout,
+        };
         let publisher = Publisher::start(
-            PublishSettings {
-                client,
-                prefix: prefix.into(),
-                capacity: publish_queue,
-                timeout,
-            },
+            transport,
+            publish_queue,
             inbox,
             metrics.clone(),
             health.clone(),
@@ -127,7 +129,7 @@ impl RedisBus {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Err(_) => Err(no_answer(self.timeout)),
         }
     }
 
@@ -173,25 +175,48 @@ fn manager_config(timeout: Duration) -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_millis(500))
 }
 
-/// Subscriptions through `ConnectionManager` need RESP3 push messages.
-/// The URL's connection settings with TCP_NODELAY on: publishes are small commands written back
-/// to back, and with Nagle's algorithm each would wait for the ACK of the one before.
-fn connection_info(url: &str) -> anyhow::Result<redis::ConnectionInfo> {
-    use redis::IntoConnectionInfo;
-    let info = with_resp3(url)
-        .into_connection_info()
-        .map_err(|e| anyhow::anyhow!("invalid Redis URL {url:?}: {e}"))?;
-    let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
-    Ok(info.set_tcp_settings(tcp))
+/// Publishes every batch as one pipeline of PUBLISH on one link: the whole batch shares one
+/// outcome.
+struct OneRedis {
+    link: Link,
+    prefix: Arc<str>,
+    timeout: Duration,
 }
 
-fn with_resp3(url: &str) -> String {
-    if url.contains("protocol=") {
-        url.to_string()
-    } else if url.contains('?') {
-        format!("{url}&protocol=resp3")
-    } else {
-        format!("{url}?protocol=resp3")
+impl Transport for OneRedis {
+    async fn publish(&self, batch: &[Outgoing], outcomes: &mut Vec<Result<(), BusError>>) {
+        let mut pipe = redis::pipe();
+        for m in batch {
+            pipe.publish(format!("{}{}", self.prefix, m.room), m.payload.as_str())
+                .ignore();
+        }
+        let outcome = self.send(&pipe).await;
+        outcomes.clear();
+        outcomes.extend(batch.iter().map(|_| outcome.clone()));
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        self.link.ping().await
+    }
+}
+
+impl OneRedis {
+    /// Sends one batch: `Unavailable` if it never reached a connection, `OutcomeUnknown` if it
+    /// did and Redis did not confirm it.
+    async fn send(&self, pipe: &redis::Pipeline) -> Result<(), BusError> {
+        let mut conn = self.link.get().await.map_err(BusError::Unavailable)?;
+        // From here on the batch is Redis's: written, or about to be, on a live connection.
+        match tokio::time::timeout(self.timeout, pipe.query_async::<()>(&mut conn)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                // A broken connection is not reused; a server error reply gets a fresh one too.
+                self.link.discard().await;
+                Err(BusError::OutcomeUnknown(e.to_string()))
+            }
+            // Kept: the connection is fine as far as we know, and its late replies are
+            // matched to the requests that timed out.
+            Err(_) => Err(BusError::OutcomeUnknown(no_answer(self.timeout))),
+        }
     }
 }
 
@@ -211,7 +236,7 @@ impl AsyncPushSender for PushToInbox {
                     redis::Value::BulkString(payload),
                 ] = &info.data[..]
                 {
-                    self.deliver(channel, payload);
+                    hand_in(&*self.inbox, &self.metrics, &self.prefix, channel, payload);
                 }
             }
             PushKind::Disconnection => {
@@ -220,46 +245,5 @@ impl AsyncPushSender for PushToInbox {
             _ => {}
         }
         Ok(())
-    }
-}
-
-impl PushToInbox {
-    fn deliver(&self, channel: &[u8], payload: &[u8]) {
-        let room = channel.strip_prefix(self.prefix.as_bytes());
-        match (room.map(std::str::from_utf8), std::str::from_utf8(payload)) {
-            (Some(Ok(room)), Ok(payload)) => self.inbox.deliver(room, payload),
-            _ => {
-                self.metrics.bus_malformed.fetch_add(1, Relaxed);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{connection_info, with_resp3};
-
-    #[test]
-    fn resp3_is_requested_once() {
-        assert_eq!(with_resp3("redis://h:1"), "redis://h:1?protocol=resp3");
-        assert_eq!(
-            with_resp3("redis://h:1/?db=2"),
-            "redis://h:1/?db=2&protocol=resp3"
-        );
-        assert_eq!(
-            with_resp3("redis://h/?protocol=resp3"),
-            "redis://h/?protocol=resp3"
-        );
-    }
-
-    #[test]
-    fn connections_have_nagle_off_and_speak_resp3() {
-        let info = connection_info("redis://127.0.0.1:6379").expect("valid URL");
-        assert!(info.tcp_settings().nodelay());
-        assert_eq!(
-            info.redis_settings().protocol(),
-            redis::ProtocolVersion::RESP3
-        );
-        assert!(connection_info("not a url").is_err());
     }
 }
