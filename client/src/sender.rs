@@ -157,16 +157,25 @@ impl Sender {
         self.shared.send_text(text.into()).await
     }
 
+    /// Reserves the next acknowledgement id of this connection (ids count from 0), for
+    /// [`Sender::emit_with_ack`]: reserved first, so the caller can note what it waits for
+    /// before the answer can possibly arrive.
+    pub fn next_ack_id(&self) -> u64 {
+        self.shared.next_ack_id.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Emits `event` with the arguments `args_json` (JSON text of the arguments after the
     /// name, comma-separated; empty for none; not validated) on the connection's namespace,
-    /// asking the server for an acknowledgement. Returns the ack id the server's `43<id>[...]`
-    /// will carry ([`RawIncoming::Ack`](crate::RawIncoming::Ack)): ids count from 0 per
-    /// connection. The id is used even when the write fails.
-    pub async fn emit_with_ack(&self, event: &str, args_json: &str) -> Result<u64, SendError> {
-        let id = self.shared.next_ack_id.fetch_add(1, Ordering::Relaxed);
-        let text = codec::encode_emit(&self.shared.namespace, Some(id), event, args_json);
-        self.shared.send_text(text.into()).await?;
-        Ok(id)
+    /// asking the server for an acknowledgement with `ack_id` (from [`Sender::next_ack_id`]);
+    /// the server's `43<id>[...]` comes back as [`RawIncoming::Ack`](crate::RawIncoming::Ack).
+    pub async fn emit_with_ack(
+        &self,
+        ack_id: u64,
+        event: &str,
+        args_json: &str,
+    ) -> Result<(), SendError> {
+        let text = codec::encode_emit(&self.shared.namespace, Some(ack_id), event, args_json);
+        self.shared.send_text(text.into()).await
     }
 
     /// Emits `event` with the arguments `args_json` (as [`Sender::emit_with_ack`], without

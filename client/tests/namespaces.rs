@@ -70,15 +70,14 @@ async fn a_namespace_with_auth_and_acks_over_every_transport() {
             .await
             .unwrap_or_else(|e| panic!("{transport:?}: {e}"));
         assert_eq!(tx.namespace(), "/chat");
-        let first = tx
-            .emit_with_ack("say", r#"{"text":"one"}"#)
-            .await
-            .expect("emit");
-        let second = tx
-            .emit_with_ack("say", r#"{"text":"two"}"#)
-            .await
-            .expect("emit");
+        let (first, second) = (tx.next_ack_id(), tx.next_ack_id());
         assert_eq!((first, second), (0, 1), "ids count from 0 per connection");
+        tx.emit_with_ack(first, "say", r#"{"text":"one"}"#)
+            .await
+            .expect("emit");
+        tx.emit_with_ack(second, "say", r#"{"text":"two"}"#)
+            .await
+            .expect("emit");
         tx.emit_args("say", r#"{"text":"three"}"#)
             .await
             .expect("emit");

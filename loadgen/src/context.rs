@@ -2,6 +2,7 @@
 //! ledgers, counters and the timeline. Built once before the attack, read-mostly after.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -9,6 +10,8 @@ use crate::measure::histograms::Recorder;
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
 use crate::pace::{Planned, planned};
+use crate::profile::{Profile, Unmatched};
+use crate::results::{AckCounts, ProtocolResult};
 use crate::scenario::{Plan, Scenario};
 
 /// Process-wide event counters while the run lasts (relaxed atomics: bumped on hot paths, read
@@ -21,8 +24,9 @@ pub struct LiveCounters {
     pub join_timeouts: AtomicU64,
     pub sends: AtomicU64,
     pub send_failures: AtomicU64,
-    /// Every `message` event received, joins and quits included (compared with the workers'
-    /// own `delivered` counters).
+    /// Every room message received: an event of the profile's `receive.events` (the built-in
+    /// profile's `message`, joins and quits included; compared with the workers' own
+    /// `delivered` counters).
     pub received_messages: AtomicU64,
     pub server_errors: AtomicU64,
     /// `say`s the server refused without sending (`busy`, `unavailable`); taken back from
@@ -37,6 +41,46 @@ pub struct LiveCounters {
     pub heartbeats: AtomicU64,
     /// Members currently joined.
     pub members: AtomicU64,
+    /// Received events the profile could not place, by [`Unmatched`] reason.
+    pub unmatched: [AtomicU64; Unmatched::ALL.len()],
+    /// What became of the acknowledgements of says (profiles with `say.ack`).
+    pub acks: AckCounters,
+}
+
+impl LiveCounters {
+    /// What results.json says of the profile: its name, the events it could not place, and
+    /// (with `say.ack`) the acknowledgements.
+    pub fn protocol_result(&self, profile: &Profile) -> ProtocolResult {
+        let unmatched = Unmatched::ALL
+            .into_iter()
+            .map(|reason| (reason.name(), self.unmatched[reason.index()].load(Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(name, n)| (name.to_owned(), n))
+            .collect();
+        let a = &self.acks;
+        let acks = profile.say.ack.then(|| AckCounts {
+            requested: a.requested.load(Relaxed),
+            received: a.received.load(Relaxed),
+            refused: a.refused.load(Relaxed),
+            missing: a.missing.load(Relaxed),
+            open_at_leave: a.open_at_leave.load(Relaxed),
+        });
+        ProtocolResult {
+            profile: profile.name.clone(),
+            unmatched,
+            acks,
+        }
+    }
+}
+
+/// The acknowledgement counts while the run lasts (see `results::AckCounts`).
+#[derive(Default)]
+pub struct AckCounters {
+    pub requested: AtomicU64,
+    pub received: AtomicU64,
+    pub refused: AtomicU64,
+    pub missing: AtomicU64,
+    pub open_at_leave: AtomicU64,
 }
 
 /// One room of this process: its id, its shared ledger, and the ledgers of sessions that
@@ -104,14 +148,19 @@ impl RunContext {
             .iter()
             .map(|room| {
                 let capacity = messages_per_sender(&plan, &planned, room.index);
+                let ledger = RoomLedger::new(
+                    room.members.len() as u32,
+                    capacity,
+                    scenario.traffic.deadline.as_micros() as u64,
+                    Arc::clone(&recorder),
+                );
                 Arc::new(RoomState {
                     id: room.id.clone(),
-                    ledger: RoomLedger::new(
-                        room.members.len() as u32,
-                        capacity,
-                        scenario.traffic.deadline.as_micros() as u64,
-                        Arc::clone(&recorder),
-                    ),
+                    ledger: if scenario.protocol.receive.echo {
+                        ledger
+                    } else {
+                        ledger.without_echo()
+                    },
                     finished: Mutex::new(Vec::new()),
                 })
             })

@@ -3,13 +3,15 @@
 //! delivery completeness), against our cluster or any server speaking the original protocol.
 //!
 //! Kept apart like oha: `scenario` (what to run), `member` and `attack` (the client side:
-//! simulated members as goose users; `pace`, when they mean to send), `measure` (histograms,
+//! simulated members as goose users; `pace`, when they mean to send; `profile`, how they talk
+//! to the app: the protocol profile), `measure` (histograms,
 //! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
 //! `progress` (the live printer), `summary` (the printed end of a run), `judging` (thresholds,
 //! faults and rate steps), `target` (the system under test and its faults), `admin` (a URL
 //! target's workers, from its cluster master) and `run` (the order of it all). Each command owns its arguments: `run`, `merge`, `report`, `compare`,
 //! `figures`; `cli` only dispatches.
 
+pub mod acks;
 pub mod admin;
 pub mod attack;
 pub mod cli;
@@ -22,6 +24,7 @@ pub mod measure;
 pub mod member;
 pub mod merge;
 pub mod pace;
+pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod resources;

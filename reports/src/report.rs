@@ -786,7 +786,9 @@ fn percentile_table(r: &Results) -> String {
 pub(crate) fn error_meaning(kind: &str) -> &'static str {
     match kind {
         "connect_failed" => "a connection attempt failed",
-        "join_timeout" => "the member's own join broadcast did not arrive in time",
+        "join_timeout" => {
+            "the join did not complete in time (the built-in profile: the member's own join broadcast)"
+        }
         "send_failed" => "writing a message to the socket failed",
         "disconnected" => "the connection was lost or closed by the server",
         "reconnected" => "a member reconnected after a loss",
@@ -796,6 +798,10 @@ pub(crate) fn error_meaning(kind: &str) -> &'static str {
         "outcome_unknown" => {
             "the server could not confirm a message: it may or may not have been delivered"
         }
+        "unmatched" => {
+            "a received event the protocol profile could not place (see Protocol for why)"
+        }
+        "ack_missing" => "a message's acknowledgement never came while its session lasted",
         _ => "reported by the runtime",
     }
 }

@@ -8,7 +8,9 @@ use anyhow::{Context, bail, ensure};
 use crate::environment::Environment;
 use crate::histograms::Histograms;
 use crate::resources::Resources;
-use crate::schema::{Counters, DeliveryTotals, Results, SCHEMA, Sends, Verdict, WorkerStats};
+use crate::schema::{
+    Counters, DeliveryTotals, ProtocolResult, Results, SCHEMA, Sends, Verdict, WorkerStats,
+};
 use crate::timeline::merge_timelines;
 
 /// Merges partial results of one run into the results of the whole, exactly: counters,
@@ -60,6 +62,7 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
         .collect();
     out.errors = merge_errors(parts);
     out.resources = merge_resources(parts);
+    out.protocol = merge_protocols(parts);
     out.thresholds.clear();
     let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
     out.verdict = if failed { Verdict::Fail } else { Verdict::Pass };
@@ -131,6 +134,19 @@ fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
 }
 
 /// The parts' components side by side (each part sampled its own processes).
+/// The parts ran one scenario, so one profile: its unmatched events and acknowledgements
+/// summed.
+fn merge_protocols(parts: &[Results]) -> Option<ProtocolResult> {
+    let mut merged: Option<ProtocolResult> = None;
+    for protocol in parts.iter().filter_map(|p| p.protocol.as_ref()) {
+        match &mut merged {
+            Some(m) => m.add(protocol),
+            None => merged = Some(protocol.clone()),
+        }
+    }
+    merged
+}
+
 fn merge_resources(parts: &[Results]) -> Option<Resources> {
     let sampled: Vec<&Resources> = parts.iter().filter_map(|p| p.resources.as_ref()).collect();
     let first = sampled.first()?;

@@ -9,18 +9,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use roomstorm_results::{
-    Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult, Latency,
-    Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends, StepResult,
-    TargetKind, ThresholdResult, Verdict, WorkerStats,
+    AckCounts, Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult,
+    Latency, Percentiles, ProtocolResult, ResourceSample, Resources, Results, SCHEMA, SecondStats,
+    Sends, StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
 use serde_json::Value;
 
 /// Objects whose keys are data (host names, error kinds, metric names), not field names.
-const MAPS: [&str; 4] = [
+const MAPS: [&str; 5] = [
     "environment.machines",
     "errors",
     "timeline[].errors",
     "histograms.clamped",
+    "protocol.unmatched",
 ];
 
 /// The scenario is echoed in the scenario file's own shape (documented with the scenarios).
@@ -100,6 +101,7 @@ fn full_results() -> Results {
             join: percentiles(),
             completion: percentiles(),
             fanout_size: percentiles(),
+            ack: percentiles(),
         },
         histograms: EncodedHistograms {
             fanout: "HISTF".into(),
@@ -107,6 +109,7 @@ fn full_results() -> Results {
             join: "HISTF".into(),
             completion: "HISTF".into(),
             fanout_size: "HISTF".into(),
+            ack: "HISTF".into(),
             clamped: BTreeMap::from([("fanout".to_owned(), 1)]),
         },
         timeline: vec![SecondStats {
@@ -174,6 +177,17 @@ fn full_results() -> Results {
         }],
         highest_step_held: Some(0),
         target: Some(TargetKind::LocalStack),
+        protocol: Some(ProtocolResult {
+            profile: "my-chat".into(),
+            unmatched: one_of_each(),
+            acks: Some(AckCounts {
+                requested: 4,
+                received: 2,
+                refused: 1,
+                missing: 1,
+                open_at_leave: 1,
+            }),
+        }),
     }
 }
 

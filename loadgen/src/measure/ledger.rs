@@ -15,7 +15,9 @@
 //!   `join_done_us <= intended_us` (of the stay's first session) and, when the stay ended with a
 //!   planned leave before the run's end at `left_us`, `intended_us + deadline_us <= left_us`.
 //!   A stay cut off and never back, or still there at the end, is owed every later message. The
-//!   sender's own stay is owed its echo like everyone else.
+//!   sender's own stay is owed its echo like everyone else, unless the room was made
+//!   [`RoomLedger::without_echo`] (the app sends a member's messages to the others only): then
+//!   a sender's stay is owed none of its own messages, and an echo it gets anyway is EXTRA.
 //! - Its FATE: ON TIME (received by some session of the stay within `deadline_us` of the
 //!   intended send time; `delivered`), LATE (received, only after that), or NEVER received.
 //!   LOST = late + never.
@@ -103,6 +105,8 @@ pub struct RoomLedger {
     untracked_sends: AtomicU64,
     sessions: Mutex<Vec<SessionRecord>>,
     recorder: Arc<Recorder>,
+    /// Whether a sender's own stay is owed its messages (the app echoes them to the sender).
+    echo_owed: bool,
 }
 
 impl RoomLedger {
@@ -120,7 +124,15 @@ impl RoomLedger {
             untracked_sends: AtomicU64::new(0),
             sessions: Mutex::new(Vec::new()),
             recorder,
+            echo_owed: true,
         }
+    }
+
+    /// The same room for an app that sends a member's messages to the other members only: a
+    /// sender is owed none of its own messages (what it gets anyway is extra).
+    pub fn without_echo(mut self) -> Self {
+        self.echo_owed = false;
+        self
     }
 
     pub fn senders(&self) -> u32 {
@@ -612,6 +624,8 @@ impl Window {
 /// One member's unbroken stay in the room: the sessions (indices into the membership log) that
 /// are owed as one, and the window of intended send times owed to it.
 struct Stay {
+    /// Whose stay it is.
+    member_slot: u32,
     sessions: Vec<usize>,
     window: Window,
 }
@@ -631,6 +645,7 @@ fn stays(log: &[SessionRecord], deadline_us: u64, end_us: u64) -> Vec<Stay> {
         match out.last_mut() {
             Some(stay) if continues && same_member => stay.sessions.push(i),
             _ => out.push(Stay {
+                member_slot: session.member_slot,
                 sessions: vec![i],
                 window: Window {
                     from_us: session.join_done_us,
@@ -883,7 +898,12 @@ fn settle_sender(
     let sent = SentLog::read(room, sender_slot);
     let mut per_message = PerMessage::new(sent.seqs.len());
     for stay in stays {
-        sent.owed_runs(stay.window, &mut scratch.runs);
+        if room.echo_owed || stay.member_slot != sender_slot {
+            sent.owed_runs(stay.window, &mut scratch.runs);
+        } else {
+            // Its own messages: owed nothing, and what it got of them is extra.
+            scratch.runs.clear();
+        }
         for &run in &scratch.runs {
             PerMessage::add(&mut per_message.owed, run);
             totals.expected += (run.1 - run.0) as u64;

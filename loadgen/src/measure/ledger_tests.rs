@@ -133,6 +133,43 @@ fn in_order_delivery_to_everyone() {
     assert_eq!(h.room.receipts(1, 4), 3);
 }
 
+/// An app that sends a member's messages to the others only: nobody is owed its own
+/// messages, so the room's deliveries are whole without any echo; an echo that comes anyway
+/// is extra, never on time.
+#[test]
+fn without_echo_a_sender_is_owed_none_of_its_own_messages() {
+    let (mut h, messages) = three_members_five_messages();
+    h.room = RoomLedger::new(3, 8, DEADLINE, Arc::clone(&h.recorder)).without_echo();
+    for m in 0..3 {
+        h.room.session_joined(m, 0);
+    }
+    for &(sender, seq, intended) in &messages {
+        h.room.on_send(sender, seq, intended);
+    }
+    let others_only: Vec<(usize, u32, u32)> = messages
+        .iter()
+        .map(|&(sender, seq, _)| (sender as usize, sender, seq))
+        .collect();
+    deliver_all_except(&mut h, &messages, &others_only);
+    let t = h.finalize(END);
+    assert_eq!(
+        t,
+        DeliveryTotals {
+            expected: 30,
+            delivered: 30,
+            messages: 15,
+            ..DeliveryTotals::default()
+        }
+    );
+    let size = h.merged().summary(HistogramKind::FanoutSize);
+    assert_eq!((size.min_us, size.max_us), (2, 2), "owed to the two others");
+    // One echo arrives anyway: extra, and nothing else moves.
+    let (sender, seq, intended) = messages[0];
+    h.receive(sender as usize, sender, seq, intended, intended + 50);
+    let t = h.finalize(END);
+    assert_eq!((t.expected, t.delivered, t.extra, t.lost), (30, 30, 1, 0));
+}
+
 #[test]
 fn a_lost_message_is_lost_and_its_message_incomplete() {
     let (mut h, messages) = three_members_five_messages();

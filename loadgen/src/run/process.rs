@@ -149,6 +149,7 @@ fn settle(
     results.sends = Sends::new(ctx.planned.total, ctx.counters.sends.load(Relaxed));
     results.errors = ctx.timeline.error_totals();
     results.counters = counters(ctx);
+    results.protocol = Some(ctx.counters.protocol_result(&ctx.scenario.protocol));
     Ok(results)
 }
 

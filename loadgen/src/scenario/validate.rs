@@ -41,7 +41,17 @@ pub(crate) fn validate(raw: &RawScenario) -> Checked<Scenario> {
     let traffic = traffic(&raw.traffic, &population.arrival, duration)?;
     let run_length = shape::run_length(&population, duration);
     let faults = faults(&raw.faults, &target, run_length)?;
-    let thresholds = thresholds(&raw.thresholds)?;
+    let mut thresholds = thresholds(&raw.thresholds)?;
+    let protocol =
+        super::protocol::profile(raw.protocol.as_ref(), &|name| std::env::var(name).ok())?;
+    // A profile of the author's own is checked by the run too: an event it cannot place
+    // fails the run unless the file says how many are fine.
+    if !protocol.is_builtin() && !thresholds.iter().any(|t| t.metric == Metric::Unmatched) {
+        thresholds.push(
+            Threshold::parse(Metric::Unmatched, "== 0")
+                .map_err(|message| Problem::new(at(&["thresholds", "unmatched"]), message))?,
+        );
+    }
     Ok(Scenario {
         name: raw.name.clone(),
         description: raw.description.clone().unwrap_or_default(),
@@ -52,6 +62,7 @@ pub(crate) fn validate(raw: &RawScenario) -> Checked<Scenario> {
         traffic,
         faults,
         thresholds,
+        protocol,
         origin: Default::default(),
     })
 }

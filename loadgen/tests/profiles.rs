@@ -1,0 +1,386 @@
+//! Issue 16: loadgen drives a Socket.IO chat that is not ours through a protocol profile.
+//!
+//! The chat is `peers/profile-chat/server.js`, written for these tests with the official Node
+//! `socket.io` package: other event names (`enter`, `post`, `posted`, `presence`), its own path
+//! and namespace, an auth token checked at connect, acknowledgements, a room joined by event
+//! (or at connect), and broadcasts to the whole room or to the others only, in several payload
+//! shapes. Each run must measure it with nothing lost and every figure agreeing with the
+//! server's own counts; a wrong profile must fail (a setup error, or a run that fails on its
+//! unmatched events), never pass.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+mod common;
+use common::{explain, repo, results, scratch, u, write_scenario};
+
+const TOKEN: &str = "t0ken-for-tests";
+
+/// The chat, started with `args`; stopped when dropped.
+struct ProfileChat {
+    port: u16,
+    _process: tokio::process::Child,
+}
+
+impl ProfileChat {
+    async fn start(args: &[&str]) -> ProfileChat {
+        let node = std::process::Command::new("node").arg("--version").output();
+        assert!(
+            node.is_ok_and(|o| o.status.success()),
+            "node is not installed: apt-get install -y nodejs npm"
+        );
+        let folder = repo().join("peers/profile-chat");
+        assert!(
+            folder.join("node_modules/socket.io").exists(),
+            "peers/profile-chat/node_modules is missing: run `npm ci --prefix peers/profile-chat`"
+        );
+        let mut process = tokio::process::Command::new("node")
+            .arg(folder.join("server.js"))
+            .args(["--token", TOKEN])
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start node peers/profile-chat/server.js");
+        let stdout = process.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("profile-chat ready within 20 s")
+            .expect("read its output")
+            .expect("profile-chat exited early");
+        let port = line
+            .strip_prefix("profile-chat ready on ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+        ProfileChat {
+            port,
+            _process: process,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server's own counts (`GET /stats`).
+    async fn stats(&self) -> Value {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect to /stats");
+        tcp.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .expect("request");
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).await.expect("response");
+        let body = response.split("\r\n\r\n").nth(1).expect("a body");
+        serde_json::from_str(body).expect("JSON stats")
+    }
+}
+
+/// `loadgen run SCENARIO --out DIR -q` with the chat's token in the environment, bounded.
+async fn run(scenario: &Path, dir: &Path) -> Output {
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+        .arg("-q")
+        .env("PROFILE_CHAT_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(Duration::from_secs(240), command)
+        .await
+        .expect("loadgen finished within 4 minutes")
+        .expect("loadgen runs")
+}
+
+/// A scenario against `url` with `protocol` as its `[protocol]` tables.
+fn scenario(url: &str, protocol: &str) -> String {
+    format!(
+        r#"name = "profile"
+duration = "5s"
+seed = 16
+
+[target]
+url = "{url}"
+client_address = "none"
+
+[population]
+rooms = 3
+members = 15
+ramp = 15
+
+[traffic]
+rate_per_member = 2.0
+message_size = [40, 120]
+transports = {{ websocket = 0.5, polling = 0.25, upgrade = 0.25 }}
+deadline = "2s"
+
+[thresholds]
+"lost" = "== 0"
+"duplicated" = "== 0"
+"connect.error_rate" = "== 0%"
+"errors" = "== 0"
+
+{protocol}"#
+    )
+}
+
+/// The profile of the chat as the tests start it by default: join by event with an
+/// acknowledgement, says acknowledged, broadcasts to the others only as
+/// `posted {from, message: {body, at}}`.
+const PROFILE: &str = r#"[protocol]
+name = "profile-chat"
+path = "/chat-io/"
+namespace = "/chat"
+
+[protocol.connect]
+auth = { token = "{env:PROFILE_CHAT_TOKEN}" }
+
+[protocol.join]
+event = "enter"
+payload = { room = "{room}", nick = "{member}" }
+done = "ack"
+ack_error = "error"
+
+[protocol.say]
+event = "post"
+payload = { body = "{probe}" }
+ack = true
+ack_error = "error"
+
+[protocol.receive]
+event = "posted"
+probe = "message.body"
+echo = false
+ignore = ["presence"]
+"#;
+
+/// Runs `text` against the chat in a fresh folder; returns the output and, when written,
+/// results.json.
+async fn measured(name: &str, text: &str) -> (Output, Option<Value>, PathBuf) {
+    let dir = scratch(name);
+    let path = write_scenario(&dir, text);
+    let output = run(&path, &dir).await;
+    let written = dir.join("results.json").exists().then(|| results(&dir));
+    (output, written, dir)
+}
+
+/// Every owed delivery made, nothing extra, nothing the profile could not place.
+fn assert_whole(r: &Value) {
+    let d = &r["deliveries"];
+    assert!(u(&d["expected"]) > 100, "{d}");
+    assert_eq!(d["delivered"], d["expected"], "{d}");
+    for zero in ["lost", "duplicated", "extra", "untracked"] {
+        assert_eq!(u(&d[zero]), 0, "{zero}: {d}");
+    }
+    assert_eq!(
+        r["protocol"]["unmatched"],
+        serde_json::json!({}),
+        "{}",
+        r["protocol"]
+    );
+    assert_eq!(r["verdict"], "pass");
+}
+
+#[tokio::test]
+async fn a_node_socket_io_chat_with_its_own_events_auth_and_acks_is_measured_exactly() {
+    let chat = ProfileChat::start(&[]).await;
+    let (output, r, dir) = measured("profile-chat", &scenario(&chat.url(), PROFILE)).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = r.expect("results.json");
+    assert_whole(&r);
+    let stats = chat.stats().await;
+    // Every member joined through `enter`, and every message loadgen made reached the server.
+    assert_eq!(u(&stats["refused"]), 0, "{stats}");
+    assert_eq!(u(&stats["joins"]), u(&r["counters"]["joins"]), "{stats}");
+    assert_eq!(u(&r["counters"]["joins"]), 15);
+    let made = u(&r["sends"]["made"]);
+    assert!(made > 0);
+    assert_eq!(u(&stats["posts"]), made, "{stats}");
+    // The app sends to the others only: each message is owed to the rest of its room (rooms
+    // of 5), and every `posted` a member received was one of those deliveries.
+    assert_eq!(u(&r["deliveries"]["expected"]), made * 4);
+    assert_eq!(
+        r["counters"]["received_messages_total"],
+        r["deliveries"]["delivered"]
+    );
+    // Every say was acknowledged once; the round trips are the `ack` latency.
+    let acks = &r["protocol"]["acks"];
+    assert_eq!(u(&acks["requested"]), made, "{acks}");
+    assert_eq!(u(&acks["received"]), made, "{acks}");
+    for zero in ["refused", "missing", "open_at_leave"] {
+        assert_eq!(u(&acks[zero]), 0, "{zero}: {acks}");
+    }
+    assert_eq!(u(&r["latency"]["ack"]["count"]), made);
+    assert!(u(&r["latency"]["ack"]["p99_us"]) > 0);
+    // The profile is named, echoed as written, and its secret is nowhere.
+    assert_eq!(r["protocol"]["profile"], "profile-chat");
+    assert_eq!(
+        r["scenario"]["protocol"]["connect"]["auth"]["token"],
+        "{env:PROFILE_CHAT_TOKEN}"
+    );
+    let written = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    assert!(
+        !written.contains(TOKEN),
+        "the token leaked into results.json"
+    );
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(
+        report.contains("profile-chat"),
+        "the report names the profile"
+    );
+    assert!(!report.contains(TOKEN), "the token leaked into the report");
+}
+
+#[tokio::test]
+async fn other_shapes_of_the_same_chat_are_measured_through_their_profiles() {
+    // The whole room, the sender included; the room given at connect (no join event); the
+    // message as a plain string with the nick in front of it.
+    let chat = ProfileChat::start(&["--echo", "all", "--shape", "text", "--join", "query"]).await;
+    let profile = r#"[protocol]
+name = "text-at-connect"
+path = "/chat-io/"
+namespace = "/chat"
+
+[protocol.connect]
+query = { room = "{room}", nick = "{member}" }
+auth = { token = "{env:PROFILE_CHAT_TOKEN}" }
+
+[protocol.say]
+event = "post"
+payload = { body = "{probe}" }
+
+[protocol.receive]
+event = "posted"
+probe = "$"
+probe_match = "contains"
+echo = true
+ignore = ["presence"]
+"#;
+    let (output, r, _) = measured("profile-text", &scenario(&chat.url(), profile)).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = r.expect("results.json");
+    assert_whole(&r);
+    let made = u(&r["sends"]["made"]);
+    assert_eq!(u(&chat.stats().await["posts"]), made);
+    assert_eq!(u(&r["deliveries"]["expected"]), made * 5, "the sender too");
+    assert!(r["protocol"].get("acks").is_none(), "no acks asked");
+
+    // The body as the second argument, and inside an array.
+    for (shape, receive) in [
+        ("args", "arg = 1\nprobe = \"$\""),
+        ("array", "probe = \"items[0].body\""),
+    ] {
+        let chat = ProfileChat::start(&["--shape", shape]).await;
+        let profile = PROFILE.replace("probe = \"message.body\"", receive);
+        let (output, r, _) = measured(
+            &format!("profile-{shape}"),
+            &scenario(&chat.url(), &profile),
+        )
+        .await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{shape}: {}",
+            explain(&output)
+        );
+        let r = r.expect("results.json");
+        assert_whole(&r);
+        assert_eq!(
+            u(&chat.stats().await["posts"]),
+            u(&r["sends"]["made"]),
+            "{shape}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_profile_fails_and_says_why() {
+    let chat = ProfileChat::start(&[]).await;
+
+    // No {probe} in the say: refused before anything starts, at its line.
+    let text = scenario(
+        &chat.url(),
+        &PROFILE.replace("{ body = \"{probe}\" }", "{ body = \"hi\" }"),
+    );
+    let (output, r, _) = measured("profile-no-probe", &text).await;
+    assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
+    assert!(r.is_none(), "nothing ran");
+    let line = text
+        .lines()
+        .position(|l| l == "payload = { body = \"hi\" }")
+        .unwrap()
+        + 1;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "scenario.toml:{line}: protocol.say.payload: has no {{probe}}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(u(&chat.stats().await["connections"]), 0);
+
+    // The probe looked for in the wrong field: every message arrives, none is readable.
+    let wrong_path = PROFILE.replace("probe = \"message.body\"", "probe = \"message.text\"");
+    let (output, r, _) = measured("profile-wrong-path", &scenario(&chat.url(), &wrong_path)).await;
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let r = r.expect("results.json");
+    let unmatched = u(&r["protocol"]["unmatched"]["no_text_at_path"]);
+    assert_eq!(unmatched, u(&r["counters"]["received_messages_total"]));
+    assert!(unmatched > 0);
+    assert_eq!(r["deliveries"]["lost"], r["deliveries"]["expected"]);
+    assert_eq!(u(&r["errors"]["unmatched"]), unmatched);
+    assert_failed(&r, "unmatched");
+
+    // An event the profile does not name (`presence`, not ignored): the deliveries are whole,
+    // and the run still fails on what it could not place.
+    let unnamed = PROFILE.replace("ignore = [\"presence\"]\n", "");
+    let (output, r, _) = measured("profile-unnamed", &scenario(&chat.url(), &unnamed)).await;
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let r = r.expect("results.json");
+    assert_eq!(u(&r["deliveries"]["lost"]), 0);
+    assert!(
+        u(&r["protocol"]["unmatched"]["unexpected_event"]) > 0,
+        "{}",
+        r["protocol"]
+    );
+    assert_failed(&r, "unmatched");
+
+    // The wrong token: the app refuses every connect.
+    let wrong_token = PROFILE.replace("{env:PROFILE_CHAT_TOKEN}", "wrong");
+    let before = u(&chat.stats().await["refused"]);
+    let (output, r, _) = measured("profile-token", &scenario(&chat.url(), &wrong_token)).await;
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let r = r.expect("results.json");
+    assert_eq!(u(&r["counters"]["connects"]), 0);
+    assert!(u(&r["counters"]["connect_errors"]) >= 15);
+    assert_eq!(
+        u(&chat.stats().await["refused"]) - before,
+        u(&r["counters"]["connect_errors"])
+    );
+    assert_failed(&r, "connect.error_rate");
+}
+
+/// The run's rule on `metric` failed.
+fn assert_failed(r: &Value, metric: &str) {
+    assert_eq!(r["verdict"], "fail");
+    let rules = r["thresholds"].as_array().expect("thresholds");
+    let rule = rules
+        .iter()
+        .find(|t| {
+            t["rule"]
+                .as_str()
+                .is_some_and(|s| s.starts_with(&format!("{metric} ")))
+        })
+        .unwrap_or_else(|| panic!("no rule on {metric}: {rules:?}"));
+    assert_eq!(rule["passed"], false, "{rule}");
+}
