@@ -239,6 +239,13 @@ async fn a_node_socket_io_chat_with_its_own_events_auth_and_acks_is_measured_exa
         "the report names the profile"
     );
     assert!(!report.contains(TOKEN), "the token leaked into the report");
+    assert!(report.contains("<section id=\"protocol\">") && report.contains("acks asked"));
+    // -q leaves the summary: it names the profile and its acknowledgements.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("protocol profile-chat  unmatched: none  acks"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]

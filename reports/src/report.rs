@@ -120,6 +120,7 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         ("charts", "Charts"),
         ("steps", "Rate steps"),
         ("percentiles", "Percentiles"),
+        ("protocol", "Protocol"),
         ("errors", "Errors"),
         ("faults", "Faults"),
         ("resources", "Resources"),
@@ -149,6 +150,11 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         "percentiles",
         "Percentiles",
         &percentile_table(r),
+    ));
+    body.push_str(&page::section(
+        "protocol",
+        "Protocol profile",
+        &crate::protocol::section(r),
     ));
     body.push_str(&page::section("errors", "Errors and counters", &errors(r)));
     body.push_str(&page::section("faults", "Faults and recovery", &faults(r)));
@@ -240,6 +246,7 @@ fn banner(r: &Results, verdict: &str) -> String {
         ("duration", format::seconds(r.duration_s)),
         ("git revision", r.environment.git_revision.clone()),
         ("target", target(r)),
+        ("protocol", crate::protocol::name(r)),
         ("host", r.environment.host.clone()),
     ];
     let mut dl = String::new();
@@ -731,8 +738,11 @@ fn percentile_table(r: &Results) -> String {
         ("connect", &l.connect, true),
         ("join", &l.join, true),
         ("fan-out size (members)", &l.fanout_size, false),
+        ("ack (per message)", &l.ack, true),
     ]
     .into_iter()
+    // Only profiles that ask for acknowledgements have them.
+    .filter(|(name, p, _)| !name.starts_with("ack") || p.count > 0)
     .map(|(name, p, time)| {
         let v = |x: u64| {
             if p.count == 0 {

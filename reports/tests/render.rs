@@ -10,12 +10,13 @@ use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "summary",
     "thresholds",
     "charts",
     "steps",
     "percentiles",
+    "protocol",
     "errors",
     "faults",
     "resources",
@@ -61,7 +62,7 @@ fn render_and_check(results: &Results) -> (String, Html) {
     let banner_text = text_of(&banner[0]);
     let name = results.scenario_name().unwrap_or("unnamed scenario");
     assert!(banner_text.contains(name), "{banner_text}");
-    for field in ["started", "duration", "git revision", "target"] {
+    for field in ["started", "duration", "git revision", "target", "protocol"] {
         assert!(banner_text.contains(field), "banner lacks {field}");
     }
     assert!(banner_text.contains(&results.environment.git_revision));
@@ -480,4 +481,74 @@ fn a_file_without_sends_shows_the_sends_counter() {
     let summary = text_of(&select(&doc, "section#summary")[0]);
     assert!(summary.contains("send failures"), "{summary}");
     assert!(!summary.contains("planned"), "{summary}");
+}
+
+/// A run against another chat through a profile: the banner and the section name it, every
+/// unmatched reason is shown with its count and meaning, and the acknowledgements and their
+/// round trip appear (in the percentiles too). A results file from before profiles names the
+/// built-in one.
+#[test]
+fn a_run_through_a_protocol_profile() {
+    use roomstorm_results::histograms::{HistogramKind, Histograms};
+    use roomstorm_results::{AckCounts, ProtocolResult};
+
+    let (_, doc) = render_and_check(&normal());
+    assert!(text_of(&select(&doc, "header.banner")[0]).contains("roomstorm (built in)"));
+    let section = text_of(&select(&doc, "section#protocol")[0]);
+    assert!(
+        section.contains("built-in") && section.contains("roomstorm"),
+        "{section}"
+    );
+
+    let mut r = normal();
+    let mut h = r.decode_histograms().expect("histograms");
+    let mut acks = Histograms::new();
+    for v in [900, 1_000, 1_100, 25_000] {
+        acks.record(HistogramKind::Ack, v);
+    }
+    h.add(&acks);
+    r.set_histograms(&h).expect("set");
+    r.protocol = Some(ProtocolResult {
+        profile: "my-chat".into(),
+        unmatched: [
+            ("no_text_at_path".to_owned(), 7),
+            ("unexpected_ack".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect(),
+        acks: Some(AckCounts {
+            requested: 5,
+            received: 4,
+            refused: 1,
+            missing: 1,
+            open_at_leave: 0,
+        }),
+    });
+    let (_, doc) = render_and_check(&r);
+    assert!(text_of(&select(&doc, "header.banner")[0]).contains("my-chat"));
+    let section = text_of(&select(&doc, "section#protocol")[0]);
+    assert!(section.contains("my-chat"), "{section}");
+    let rows: Vec<String> = select(&doc, "section#protocol tbody tr")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|t| t.contains("no_text_at_path") && t.contains("wrong field") && t.contains('7')),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|t| t.contains("unexpected_ack") && t.contains('2')),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|t| t.contains("25.0 ms")),
+        "the ack max: {rows:?}"
+    );
+    assert_eq!(
+        select(&doc, "section#percentiles tbody tr").len(),
+        6,
+        "an ack row"
+    );
 }

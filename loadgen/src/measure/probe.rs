@@ -330,7 +330,7 @@ mod tests {
     fn a_probe_is_found_inside_a_longer_text() {
         let probe = encoded(7, 42, 1_732_580_000_123_456, 40);
         for text in [
-            format!("{probe}"),
+            probe.clone(),
             format!("m000007: {probe}"),
             format!("[12:00] <m7> {probe} (edited)"),
             format!("rs1 no {probe}"),
