@@ -27,21 +27,31 @@ struct ProfileChat {
 }
 
 impl ProfileChat {
+    /// `peers/profile-chat/server.js` with the test token and `args`.
     async fn start(args: &[&str]) -> ProfileChat {
+        let script = repo().join("peers/profile-chat/server.js");
+        let args = [&["--token", TOKEN], args].concat();
+        Self::start_script(&script, &args).await
+    }
+
+    /// `node SCRIPT ARGS`, with `require` finding peers/profile-chat's pinned modules, once it
+    /// printed `profile-chat ready on PORT`.
+    async fn start_script(script: &Path, args: &[&str]) -> ProfileChat {
         let node = std::process::Command::new("node").arg("--version").output();
         assert!(
             node.is_ok_and(|o| o.status.success()),
             "node is not installed: apt-get install -y nodejs npm"
         );
-        let folder = repo().join("peers/profile-chat");
+        let modules = repo().join("peers/profile-chat/node_modules");
         assert!(
-            folder.join("node_modules/socket.io").exists(),
+            modules.join("socket.io").exists(),
             "peers/profile-chat/node_modules is missing: run `npm ci --prefix peers/profile-chat`"
         );
         let mut process = tokio::process::Command::new("node")
-            .arg(folder.join("server.js"))
-            .args(["--token", TOKEN])
+            .arg(script)
             .args(args)
+            .env("NODE_PATH", modules)
+            .env("CHAT_TOKEN", TOKEN)
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -93,6 +103,7 @@ async fn run(scenario: &Path, dir: &Path) -> Output {
         ])
         .arg("-q")
         .env("PROFILE_CHAT_TOKEN", TOKEN)
+        .env("CHAT_TOKEN", TOKEN)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
@@ -375,6 +386,59 @@ async fn a_wrong_profile_fails_and_says_why() {
         u(&r["counters"]["connect_errors"])
     );
     assert_failed(&r, "connect.error_rate");
+}
+
+/// The README's worked example, as a new user would take it: its server snippet on the
+/// official `socket.io`, and its profile in a copy of `scenarios/smoke.toml` pointed at it.
+#[tokio::test]
+async fn the_readme_worked_profile_measures_the_readme_chat() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("### Point roomstorm at your own chat")
+        .nth(1)
+        .and_then(|rest| rest.split("\n### ").next())
+        .expect("README.md has the section");
+    let block = |language: &str| {
+        section
+            .split(&format!("```{language}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_else(|| panic!("no {language} block in the section"))
+            .to_owned()
+    };
+    let dir = scratch("profile-readme");
+    let server = dir.join("readme-chat.js");
+    std::fs::write(
+        &server,
+        format!(
+            "const http = require('http');\nconst {{ Server }} = require('socket.io');\n\
+             const httpServer = http.createServer();\nconst io = new Server(httpServer);\n{}\n\
+             httpServer.listen(0, '127.0.0.1', () => \
+             console.log('profile-chat ready on ' + httpServer.address().port));\n",
+            block("js")
+        ),
+    )
+    .expect("write the server");
+    let chat = ProfileChat::start_script(&server, &[]).await;
+    let smoke = std::fs::read_to_string(repo().join("scenarios/smoke.toml")).expect("smoke");
+    let text = smoke.replace(
+        "local = { workers = 2, nginx_workers = 2 }",
+        &format!("url = \"{}\"\nclient_address = \"none\"", chat.url()),
+    ) + "\n"
+        + &block("toml");
+    let path = write_scenario(&dir, &text);
+    let output = run(&path, &dir).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = results(&dir);
+    assert_whole(&r);
+    assert_eq!(r["protocol"]["profile"], "my-chat");
+    let made = u(&r["sends"]["made"]);
+    assert_eq!(
+        u(&r["deliveries"]["expected"]),
+        made * 9,
+        "rooms of 10, to the others"
+    );
+    assert_eq!(u(&r["protocol"]["acks"]["received"]), made);
 }
 
 /// The run's rule on `metric` failed.

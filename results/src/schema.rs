@@ -217,15 +217,16 @@ pub struct Counters {
     pub sends: u64,
     /// `say` writes that failed.
     pub send_failures: u64,
-    /// Every `message` event received (join and quit included, non-probes included).
+    /// Every room message received: an event of the profile's `receive.events` (the built-in
+    /// profile's `message`: join and quit included), non-probes included.
     pub received_messages_total: u64,
     /// Successful connections (Socket.IO CONNECT acknowledged).
     pub connects: u64,
     /// Failed connection attempts.
     pub connect_errors: u64,
-    /// Joins completed (own join broadcast seen).
+    /// Joins completed (the profile's `join.done`; the built-in: own join broadcast seen).
     pub joins: u64,
-    /// Joins whose broadcast did not come in time.
+    /// Joins that did not complete in time.
     pub join_timeouts: u64,
     /// Connections lost or closed by the server.
     pub disconnects: u64,
