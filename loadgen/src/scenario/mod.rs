@@ -10,10 +10,11 @@
 //!
 //! Reading is two-staged: serde (`raw`, `deny_unknown_fields` everywhere) refuses unknown keys
 //! and wrong types, then `validate` checks values and relations between keys (`protocol`: the
-//! `[protocol]` table's). Both report through `error`, which uses `locate` to find the line of
+//! `[protocol]` table's; `groups`: `[[population.groups]]`). Both report through `error`, which uses `locate` to find the line of
 //! a key.
 
 mod error;
+mod groups;
 mod locate;
 mod model;
 mod plan;
@@ -33,8 +34,9 @@ use serde::Serialize;
 
 pub use error::ScenarioError;
 pub use model::{
-    Arrival, ClientAddress, Endpoint, Fault, FaultAction, LocalStack, MessageSize, Phase,
-    Population, Rate, RateSteps, Reconnect, RoomSize, Target, Traffic, TransportShares,
+    Arrival, Burst, ClientAddress, Endpoint, Fault, FaultAction, Group, LocalStack, MessageSize,
+    Phase, Population, Rate, RateSteps, Reconnect, RoomSize, Signal, Target, Traffic,
+    TransportShares,
 };
 pub use plan::{MemberPlan, Plan, RoomPlan, plan};
 pub use shape::LoadStep;

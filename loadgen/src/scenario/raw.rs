@@ -143,6 +143,35 @@ pub(crate) struct RawPopulation {
     pub room_size: Option<RawRoomSize>,
     pub ramp: Option<f64>,
     pub phases: Option<Vec<RawPhase>>,
+    pub groups: Option<Vec<RawGroup>>,
+}
+
+/// One of `[[population.groups]]`: members that behave alike.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub name: String,
+    pub weight: f64,
+    pub rate: Option<f64>,
+    pub burst: Option<RawBurst>,
+    pub signals: Option<Vec<RawSignal>>,
+}
+
+/// `burst = { on = "2s", off = "8s" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBurst {
+    pub on: DurationText,
+    pub off: DurationText,
+}
+
+/// One of a group's `signals`: `{ event = "typing", payload = ..., rate = 0.5 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignal {
+    pub event: String,
+    pub payload: Option<toml::Value>,
+    pub rate: f64,
 }
 
 /// `population.room_size`: `"fixed"`, `{ uniform = [min, max] }` or `{ zipf = s }`.
