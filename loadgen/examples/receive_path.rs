@@ -95,19 +95,18 @@ async fn receive(n: u32, pace_us: u64) -> Result<(), Box<dyn std::error::Error>>
     }
     let mut ledger = SessionLedger::for_room(&room);
     let profile = loadgen::profile::Profile::roomstorm();
+    let records = loadgen::member::Records {
+        counters: &counters,
+        timeline: &timeline,
+        profile: &profile,
+        group: None,
+    };
     let mut now = START_US;
     while let Some(incoming) = rx.next_raw().await {
         match incoming {
             RawIncoming::Event(event) => {
                 now += 10;
-                loadgen::member::on_event(
-                    &counters,
-                    &timeline,
-                    (&room, &mut ledger),
-                    &profile,
-                    &event,
-                    now + 500,
-                );
+                loadgen::member::on_event(&records, (&room, &mut ledger), &event, now + 500);
             }
             // The fake server acknowledges nothing.
             RawIncoming::Ack(_) => {}

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::measure::histograms::Recorder;
+use crate::measure::histograms::{GroupRecorder, Recorder};
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
 use crate::pace::{Planned, planned};
@@ -73,6 +73,16 @@ impl LiveCounters {
     }
 }
 
+/// One member group's counters while the run lasts (`results::GroupResult`).
+#[derive(Default)]
+pub struct GroupLive {
+    /// Its members' messages written (refused ones taken back, as `LiveCounters::sends`).
+    pub sends: AtomicU64,
+    /// Signals (typing, presence) written, and signal writes that failed.
+    pub signals: AtomicU64,
+    pub signal_failures: AtomicU64,
+}
+
 /// The acknowledgement counts while the run lasts (see `results::AckCounts`).
 #[derive(Default)]
 pub struct AckCounters {
@@ -112,6 +122,10 @@ pub struct RunContext {
     pub counters: LiveCounters,
     /// The run's latency and fan-out-size histograms (connect, join, fan-out...).
     pub recorder: Arc<Recorder>,
+    /// Each member group's counters (`[[population.groups]]`, by index; empty without).
+    pub groups: Vec<GroupLive>,
+    /// Each member group's fan-out latency, as its members received.
+    pub group_fanout: GroupRecorder,
     pub timeline: Timeline,
     pub connect_timeout: Duration,
     pub join_timeout: Duration,
@@ -143,17 +157,25 @@ impl RunContext {
             (send_from_us, send_until_us),
         );
         let recorder = Arc::new(Recorder::new());
+        let groups = if scenario.population.groups.is_empty() {
+            Vec::new()
+        } else {
+            groups_by_slot(&plan)
+        };
         let rooms = plan
             .rooms
             .iter()
             .map(|room| {
                 let capacity = messages_per_sender(&plan, &planned, room.index);
-                let ledger = RoomLedger::new(
+                let mut ledger = RoomLedger::new(
                     room.members.len() as u32,
                     capacity,
                     scenario.traffic.deadline.as_micros() as u64,
                     Arc::clone(&recorder),
                 );
+                if let Some(groups) = groups.get(room.index as usize) {
+                    ledger = ledger.with_groups(groups.clone());
+                }
                 Arc::new(RoomState {
                     id: room.id.clone(),
                     ledger: if scenario.protocol.receive.echo {
@@ -172,6 +194,13 @@ impl RunContext {
             target_url,
             counters: LiveCounters::default(),
             recorder,
+            groups: scenario
+                .population
+                .groups
+                .iter()
+                .map(|_| GroupLive::default())
+                .collect(),
+            group_fanout: GroupRecorder::default(),
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             start_us,
@@ -212,6 +241,25 @@ impl RunTiming {
     pub fn drain_end(&self, start_us: u64) -> u64 {
         self.send_window(start_us).1 + self.drain.as_micros() as u64
     }
+}
+
+/// The group of each member slot, by room (for scenarios with groups, where every member has
+/// one). From the members this process plans (a part of a split run plans only its rooms').
+fn groups_by_slot(plan: &Plan) -> Vec<Vec<u32>> {
+    let mut by_room: Vec<Vec<u32>> = plan
+        .rooms
+        .iter()
+        .map(|room| vec![0; room.members.len()])
+        .collect();
+    for member in &plan.members {
+        if let Some(slot) = by_room
+            .get_mut(member.room as usize)
+            .and_then(|room| room.get_mut(member.slot as usize))
+        {
+            *slot = member.group.unwrap_or(0);
+        }
+    }
+    by_room
 }
 
 /// Most messages one sender of the room can send: sizes the room ledger's slots. Exact: a

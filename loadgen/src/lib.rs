@@ -19,6 +19,7 @@ pub mod clock;
 pub mod compare;
 pub mod context;
 pub mod figures;
+pub mod groups;
 pub mod judging;
 pub mod measure;
 pub mod member;
@@ -32,6 +33,7 @@ pub mod resources;
 pub use roomstorm_results as results;
 pub mod run;
 pub mod scenario;
+pub mod signals;
 pub mod summary;
 pub mod target;
 

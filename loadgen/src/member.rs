@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 
 use crate::acks::AckBook;
 use crate::clock::now_us;
-use crate::context::{LiveCounters, RoomState, RunContext};
-use crate::measure::histograms::HistogramKind;
+use crate::context::{GroupLive, LiveCounters, RoomState, RunContext};
+use crate::measure::histograms::{GroupRecorder, HistogramKind};
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
 use crate::measure::probe::{MessageKind, encode_probe, parse_error_packet, parse_message_packet};
 use crate::measure::timeline::{ErrorKind, Timeline};
@@ -111,7 +111,7 @@ fn mix(x: u64) -> u64 {
 }
 
 /// The member's values for the profile's templates.
-fn vars<'a>(ctx: &'a RunContext, member: &'a MemberPlan) -> Vars<'a> {
+pub fn vars<'a>(ctx: &'a RunContext, member: &'a MemberPlan) -> Vars<'a> {
     Vars {
         room: &ctx.rooms[member.room as usize].id,
         member: &member.name,
@@ -205,8 +205,7 @@ pub async fn open_session(
         .unwrap_or_default();
     let receiver = tokio::spawn(receive(
         ctx.clone(),
-        room,
-        id,
+        (room, id, member.group),
         rx,
         (leaving.clone(), acks.clone()),
     ));
@@ -367,12 +366,12 @@ fn count_before_join(ctx: &RunContext, profile: &Profile, event: &RawEvent<'_>) 
 /// lost.
 async fn receive(
     ctx: Arc<RunContext>,
-    room: Arc<RoomState>,
-    id: SessionId,
+    (room, id, group): (Arc<RoomState>, SessionId, Option<u32>),
     mut rx: Receiver,
     (leaving, acks): (Arc<Leaving>, Option<Arc<AckBook>>),
 ) {
     let mut ledger = SessionLedger::for_room(&room.ledger);
+    let records = Records::of(&ctx, group);
     let give_up = leaving.give_up.notified();
     tokio::pin!(give_up);
     loop {
@@ -385,15 +384,12 @@ async fn receive(
             incoming = rx.next_raw() => incoming,
         };
         match incoming {
-            Some(RawIncoming::Event(event)) => on_event(
-                &ctx.counters,
-                &ctx.timeline,
-                (&room.ledger, &mut ledger),
-                &ctx.scenario.protocol,
-                &event,
-                now_us(),
-            ),
-            Some(RawIncoming::Ack(answer)) => on_ack(&ctx, acks.as_deref(), &answer, now_us()),
+            Some(RawIncoming::Event(event)) => {
+                on_event(&records, (&room.ledger, &mut ledger), &event, now_us())
+            }
+            Some(RawIncoming::Ack(answer)) => {
+                on_ack(&ctx, &records, acks.as_deref(), (&answer, now_us()))
+            }
             Some(RawIncoming::Disconnected(_)) | None => break,
         }
     }
@@ -416,19 +412,45 @@ async fn receive(
     room.finish(id, ledger);
 }
 
-/// What one server event (`event`, received at `now`) is to the member's `profile`: a probe
-/// goes into the session's ledger, the room's slot, the histograms and the timeline; room
-/// messages are counted; the app's errors and what the profile cannot place are counted by
-/// kind. Public so the `receive_path` example measures exactly this code.
+/// What a session's receiving side counts into: the run's counters and timeline, the profile
+/// it reads events with, and its member's group (counters and fan-out histogram), if any.
+pub struct Records<'a> {
+    pub counters: &'a LiveCounters,
+    pub timeline: &'a Timeline,
+    pub profile: &'a Profile,
+    pub group: Option<(usize, &'a GroupLive, &'a GroupRecorder)>,
+}
+
+impl<'a> Records<'a> {
+    /// A member of `group`'s, in the run `ctx`.
+    fn of(ctx: &'a RunContext, group: Option<u32>) -> Self {
+        let group = group.and_then(|g| {
+            let g = g as usize;
+            Some((g, ctx.groups.get(g)?, &ctx.group_fanout))
+        });
+        Records {
+            counters: &ctx.counters,
+            timeline: &ctx.timeline,
+            profile: &ctx.scenario.protocol,
+            group,
+        }
+    }
+}
+
+/// What one server event (`event`, received at `now`) is to the member's profile: a probe
+/// goes into the session's ledger, the room's slot, the histograms (its group's too) and the
+/// timeline; room messages are counted; the app's errors and what the profile cannot place are
+/// counted by kind. Public so the `receive_path` example measures exactly this code.
 pub fn on_event(
-    counters: &LiveCounters,
-    timeline: &Timeline,
+    records: &Records<'_>,
     (room, ledger): (&RoomLedger, &mut SessionLedger),
-    profile: &Profile,
     event: &RawEvent<'_>,
     now: u64,
 ) {
-    let heard = hear(profile, event);
+    let Records {
+        counters, timeline, ..
+    } = records;
+    let heard = hear(records.profile, event);
     if heard.is_message() {
         counters.received_messages.fetch_add(1, Relaxed);
     }
@@ -437,9 +459,14 @@ pub fn on_event(
             let kind =
                 ledger.on_receive(room, probe.sender_slot, probe.seq, probe.intended_us, now);
             timeline.receipt(now, probe.intended_us, kind);
+            if let Some((g, _, fanout)) = records.group
+                && kind.is_first()
+            {
+                fanout.record(g, now.saturating_sub(probe.intended_us));
+            }
         }
         Heard::Notice | Heard::Ignored => {}
-        Heard::Error(packet) => on_server_error(counters, timeline, packet, now),
+        Heard::Error(packet) => on_server_error(records, packet, now),
         Heard::Unmatched(reason) => count_unmatched(counters, timeline, reason, now),
     }
 }
@@ -453,7 +480,12 @@ fn count_unmatched(counters: &LiveCounters, timeline: &Timeline, reason: Unmatch
 /// An acknowledgement received at `now`: the round trip of the say it answers (from its
 /// intended send time, like every latency here), and a refusal when the app says so
 /// (`say.ack_error`: counted as refused and taken back from the sends, like `busy`).
-fn on_ack(ctx: &RunContext, book: Option<&AckBook>, answer: &RawAck<'_>, now: u64) {
+fn on_ack(
+    ctx: &RunContext,
+    records: &Records<'_>,
+    book: Option<&AckBook>,
+    (answer, now): (&RawAck<'_>, u64),
+) {
     let Some(intended) = book.and_then(|book| book.answered(answer.id())) else {
         count_unmatched(&ctx.counters, &ctx.timeline, Unmatched::UnexpectedAck, now);
         return;
@@ -471,7 +503,7 @@ fn on_ack(ctx: &RunContext, book: Option<&AckBook>, answer: &RawAck<'_>, now: u6
         .is_some_and(|path| is_set(path.find(answer.args_json(), 0).ok().flatten()));
     if refused {
         acks.refused.fetch_add(1, Relaxed);
-        refuse_send(&ctx.counters);
+        refuse_send(records);
         ctx.timeline.error(now, ErrorKind::SendRefused);
     }
 }
@@ -489,22 +521,28 @@ fn settle_acks(ctx: &RunContext, book: &AckBook, left: u64, how: Leave) {
     }
 }
 
-/// A send the app refused without sending: counted refused and taken back from the sends.
-fn refuse_send(counters: &LiveCounters) {
-    counters.sends_refused.fetch_add(1, Relaxed);
-    let _ = counters
-        .sends
-        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+/// A send the app refused without sending (the refusal comes to its sender): counted refused
+/// and taken back from the sends, the run's and its group's.
+fn refuse_send(records: &Records<'_>) {
+    let take_back = |n: &std::sync::atomic::AtomicU64| {
+        let _ = n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    };
+    records.counters.sends_refused.fetch_add(1, Relaxed);
+    take_back(&records.counters.sends);
+    if let Some((_, live, _)) = records.group {
+        take_back(&live.sends);
+    }
 }
 
 /// Counts an `error` event by what it says about a send: refused without sending (`busy`,
 /// `unavailable`: the send is taken back from `sends`), outcome unknown (its own kind: the
 /// message may still arrive, and is still owed), or any other server error.
-fn on_server_error(counters: &LiveCounters, timeline: &Timeline, packet: &str, now: u64) {
+fn on_server_error(records: &Records<'_>, packet: &str, now: u64) {
     use roomstorm_protocol::ErrorCode;
+    let (counters, timeline) = (records.counters, records.timeline);
     let kind = match parse_error_packet(packet) {
         Some(ErrorCode::Busy | ErrorCode::Unavailable) => {
-            refuse_send(counters);
+            refuse_send(records);
             ErrorKind::SendRefused
         }
         Some(ErrorCode::OutcomeUnknown) => {
@@ -649,6 +687,9 @@ impl Schedule {
         match result {
             Ok(asked_ack) => {
                 ctx.counters.sends.fetch_add(1, Relaxed);
+                if let Some(live) = member.group.and_then(|g| ctx.groups.get(g as usize)) {
+                    live.sends.fetch_add(1, Relaxed);
+                }
                 if asked_ack {
                     ctx.counters.acks.requested.fetch_add(1, Relaxed);
                 }
@@ -779,11 +820,21 @@ steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
     fn error_events_are_counted_by_what_they_say_about_the_send() {
         let counters = LiveCounters::default();
         let timeline = Timeline::new(0, 10);
+        let profile = crate::profile::Profile::roomstorm();
+        let (live, fanout) = (GroupLive::default(), GroupRecorder::default());
+        let records = Records {
+            counters: &counters,
+            timeline: &timeline,
+            profile: &profile,
+            group: Some((0, &live, &fanout)),
+        };
         counters.sends.store(5, Relaxed);
+        live.sends.store(5, Relaxed);
         for code in ["busy", "unavailable", "outcome_unknown", "rate_limited"] {
             let packet = format!(r#"42["error",{{"code":"{code}","message":"m"}}]"#);
-            on_server_error(&counters, &timeline, &packet, SECOND);
+            on_server_error(&records, &packet, SECOND);
         }
+        assert_eq!(live.sends.load(Relaxed), 3, "the sender's group's too");
         assert_eq!(
             counters.sends.load(Relaxed),
             3,

@@ -75,6 +75,21 @@ pub fn print_summary(results: &Results, out: &Path) {
     {
         print_protocol(p, &results.latency.ack);
     }
+    for g in &results.groups {
+        println!(
+            "  group {}: members {}  sent {} of {}  signals {}  owed {}  on time {}  lost {}  \
+             fan-out p99 {}",
+            g.name,
+            g.members,
+            g.sends.made,
+            g.sends.planned,
+            g.signals,
+            g.deliveries.expected,
+            g.deliveries.on_time,
+            g.deliveries.lost,
+            fmt(g.fanout.p99_us)
+        );
+    }
     for w in &results.workers {
         println!(
             "  worker {}: members {}  delivered {}",

@@ -441,6 +441,98 @@ async fn the_readme_worked_profile_measures_the_readme_chat() {
     assert_eq!(u(&r["protocol"]["acks"]["received"]), made);
 }
 
+/// Issue 16 item 2: rooms of talkers, lurkers, bursty members and typists. Each group's own
+/// figures are in results.json, the report and the summary, and they add up to the run's;
+/// lurkers send nothing and still get everything; typing signals reach the app, counted, never
+/// probed; nothing is lost.
+#[tokio::test]
+async fn member_groups_each_get_their_own_figures() {
+    let chat = ProfileChat::start(&[]).await;
+    let groups = r#"
+[[population.groups]]
+name = "talkers"
+weight = 1
+rate = 3.0
+
+[[population.groups]]
+name = "lurkers"
+weight = 3
+rate = 0
+
+[[population.groups]]
+name = "bursty"
+weight = 1
+rate = 4.0
+burst = { on = "1s", off = "2s" }
+
+[[population.groups]]
+name = "typists"
+weight = 1
+rate = 0.5
+signals = [{ event = "typing", payload = { room = "{room}" }, rate = 2.0 }]
+"#;
+    let text = scenario(&chat.url(), PROFILE)
+        .replace("members = 15\nramp = 15", "members = 24\nramp = 24")
+        .replace(
+            "ignore = [\"presence\"]",
+            "ignore = [\"presence\", \"typing\"]",
+        )
+        .replace("\n[traffic]", &format!("{groups}\n[traffic]"));
+    let (output, r, dir) = measured("profile-groups", &text).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    let r = r.expect("results.json");
+    assert_whole(&r);
+    let groups = r["groups"].as_array().expect("groups");
+    let names: Vec<&str> = groups.iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["talkers", "lurkers", "bursty", "typists"]);
+    let members: Vec<u64> = groups.iter().map(|g| u(&g["members"])).collect();
+    assert_eq!(members, [4, 12, 4, 4]);
+    let sum = |f: &dyn Fn(&Value) -> u64| groups.iter().map(f).sum::<u64>();
+    // The groups' figures add up to the run's.
+    assert_eq!(sum(&|g| u(&g["sends"]["made"])), u(&r["sends"]["made"]));
+    assert_eq!(
+        sum(&|g| u(&g["sends"]["planned"])),
+        u(&r["sends"]["planned"])
+    );
+    for field in ["expected", "delivered", "lost", "duplicated", "extra"] {
+        assert_eq!(
+            sum(&|g| u(&g["deliveries"][field])),
+            u(&r["deliveries"][field]),
+            "{field}"
+        );
+    }
+    let (talkers, lurkers, bursty, typists) = (&groups[0], &groups[1], &groups[2], &groups[3]);
+    // Lurkers never send, and as readers get everything, on time.
+    assert_eq!(u(&lurkers["sends"]["planned"]), 0);
+    assert_eq!(u(&lurkers["sends"]["made"]), 0);
+    for g in groups {
+        let d = &g["deliveries"];
+        assert!(u(&d["expected"]) > 0, "{g}");
+        assert_eq!(d["delivered"], d["expected"], "{g}");
+        // Each first receipt of its members is in its own latency histogram.
+        assert_eq!(u(&g["fanout"]["count"]), u(&d["delivered"]), "{g}");
+    }
+    // Bursty members send at 4/s a third of the time: fewer than talkers at 3/s.
+    let per_member = |g: &Value| u(&g["sends"]["planned"]) as f64 / u(&g["members"]) as f64;
+    assert!(
+        per_member(bursty) > 0.0 && per_member(bursty) < per_member(talkers),
+        "{bursty}"
+    );
+    // Typing signals: counted for their group, received by the app, never probed.
+    let typed = u(&typists["signals"]);
+    assert!(typed > 0, "{typists}");
+    assert_eq!(u(&chat.stats().await["typing"]), typed);
+    assert_eq!(sum(&|g| u(&g["signals"])), typed, "only typists type");
+    assert_eq!(u(&r["sends"]["made"]), u(&chat.stats().await["posts"]));
+    let report = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(report.contains("<section id=\"groups\">") && report.contains("lurkers"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("group lurkers: members 12  sent 0 of 0"),
+        "{stdout}"
+    );
+}
+
 /// The run's rule on `metric` failed.
 fn assert_failed(r: &Value, metric: &str) {
     assert_eq!(r["verdict"], "fail");

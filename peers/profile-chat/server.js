@@ -20,7 +20,8 @@
 //     text    "<nick>: <body>"              (a plain string with text around the body)
 //     array   { items: [ { seq, body } ] }
 //     args    posted(nick, body)             (the body is the second argument)
-// - GET /stats: {"connections","joins","posts","refused"} as JSON.
+// - Typing: `typing` (any argument) goes to the others in the room as `typing { nick }`.
+// - GET /stats: {"connections","joins","posts","typing","refused"} as JSON.
 // - Prints "profile-chat ready on PORT" once listening.
 
 const http = require('http');
@@ -49,7 +50,7 @@ for (const [name, value, allowed] of [
   }
 }
 
-const stats = { connections: 0, joins: 0, posts: 0, refused: 0 };
+const stats = { connections: 0, joins: 0, posts: 0, typing: 0, refused: 0 };
 const server = http.createServer((req, res) => {
   if (req.url === '/stats') {
     res.writeHead(200, { 'content-type': 'application/json' });
@@ -108,6 +109,12 @@ chat.on('connection', (socket) => {
     }
     enter(socket, data.room, data.nick);
     reply({ ok: true, room: data.room });
+  });
+  socket.on('typing', () => {
+    const room = socket.data.room;
+    if (!room) return;
+    stats.typing += 1;
+    socket.to(room).emit('typing', { nick: socket.data.nick });
   });
   socket.on('post', (data, cb) => {
     const reply = typeof cb === 'function' ? cb : () => {};

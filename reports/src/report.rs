@@ -120,6 +120,7 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         ("charts", "Charts"),
         ("steps", "Rate steps"),
         ("percentiles", "Percentiles"),
+        ("groups", "Groups"),
         ("protocol", "Protocol"),
         ("errors", "Errors"),
         ("faults", "Faults"),
@@ -150,6 +151,11 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         "percentiles",
         "Percentiles",
         &percentile_table(r),
+    ));
+    body.push_str(&page::section(
+        "groups",
+        "Member groups",
+        &crate::groups::section(r),
     ));
     body.push_str(&page::section(
         "protocol",

@@ -10,12 +10,13 @@ use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "summary",
     "thresholds",
     "charts",
     "steps",
     "percentiles",
+    "groups",
     "protocol",
     "errors",
     "faults",
@@ -550,5 +551,53 @@ fn a_run_through_a_protocol_profile() {
         select(&doc, "section#percentiles tbody tr").len(),
         6,
         "an ack row"
+    );
+}
+
+/// Each member group gets a row with its own figures; a run without groups says so.
+#[test]
+fn a_run_with_member_groups() {
+    use roomstorm_results::{Deliveries, DeliveryTotals, GroupResult, Percentiles, Sends};
+
+    let (_, doc) = render_and_check(&normal());
+    assert!(text_of(&select(&doc, "section#groups")[0]).contains("no member groups"));
+    let mut r = normal();
+    let group = |name: &str, made: u64, lost: u64, p99_us: u64| GroupResult {
+        name: name.into(),
+        members: 10,
+        sends: Sends::new(made, made),
+        signals: 7,
+        signal_failures: 0,
+        deliveries: Deliveries::from(&DeliveryTotals {
+            expected: 100,
+            delivered: 100 - lost,
+            never: lost,
+            lost,
+            ..DeliveryTotals::default()
+        }),
+        fanout: Percentiles {
+            count: 100 - lost,
+            p99_us,
+            ..Percentiles::default()
+        },
+        fanout_hist: String::new(),
+    };
+    r.groups = vec![
+        group("talkers", 55, 0, 1_500),
+        group("lurkers", 0, 3, 42_000),
+    ];
+    let (_, doc) = render_and_check(&r);
+    let rows: Vec<String> = select(&doc, "section#groups tbody tr")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].contains("talkers") && rows[0].contains("55") && rows[0].contains("1.50 ms"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].contains("lurkers") && rows[1].contains("42.0 ms") && rows[1].contains("97"),
+        "{rows:?}"
     );
 }

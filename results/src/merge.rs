@@ -7,11 +7,16 @@ use anyhow::{Context, bail, ensure};
 
 use crate::environment::Environment;
 use crate::histograms::Histograms;
+use crate::histograms::{
+    Percentiles, SIGFIG, add_histogram, decode_histogram, encode_histogram, percentiles,
+};
 use crate::resources::Resources;
 use crate::schema::{
-    Counters, DeliveryTotals, ProtocolResult, Results, SCHEMA, Sends, Verdict, WorkerStats,
+    Counters, DeliveryTotals, GroupResult, ProtocolResult, Results, SCHEMA, Sends, Verdict,
+    WorkerStats,
 };
 use crate::timeline::merge_timelines;
+use hdrhistogram::Histogram;
 
 /// Merges partial results of one run into the results of the whole, exactly: counters,
 /// deliveries and errors summed; histograms added and every percentile recomputed from the
@@ -63,6 +68,7 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
     out.errors = merge_errors(parts);
     out.resources = merge_resources(parts);
     out.protocol = merge_protocols(parts);
+    out.groups = merge_groups(parts)?;
     out.thresholds.clear();
     let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
     out.verdict = if failed { Verdict::Fail } else { Verdict::Pass };
@@ -134,6 +140,37 @@ fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
 }
 
 /// The parts' components side by side (each part sampled its own processes).
+/// Groups by name, in the order they first appear: counts summed, the fan-out histograms
+/// added and their percentiles recomputed.
+fn merge_groups(parts: &[Results]) -> anyhow::Result<Vec<GroupResult>> {
+    let mut merged: Vec<(GroupResult, Histogram<u64>)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        for group in &part.groups {
+            let hist = decode_histogram(&group.fanout_hist, SIGFIG)
+                .with_context(|| format!("part {}: group {}", i + 1, group.name))?;
+            match merged.iter_mut().find(|(g, _)| g.name == group.name) {
+                Some((mine, total)) => {
+                    mine.add(group);
+                    mine.fanout.clamped += group.fanout.clamped;
+                    add_histogram(total, &hist);
+                }
+                None => merged.push((group.clone(), hist)),
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut group, hist)| {
+            group.fanout = Percentiles {
+                clamped: group.fanout.clamped,
+                ..percentiles(&hist)
+            };
+            group.fanout_hist = encode_histogram(&hist)?;
+            Ok(group)
+        })
+        .collect()
+}
+
 /// The parts ran one scenario, so one profile: its unmatched events and acknowledgements
 /// summed.
 fn merge_protocols(parts: &[Results]) -> Option<ProtocolResult> {

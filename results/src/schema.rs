@@ -69,6 +69,45 @@ pub struct Results {
     /// written before it existed (they all spoke the built-in `roomstorm` profile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<ProtocolResult>,
+    /// Each `[[population.groups]]` group's figures; empty without groups (and in files
+    /// written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupResult>,
+}
+
+/// One member group's figures (see `docs/measurement.md`, "Member groups"): what its members
+/// sent, and what they were owed and received as members of their rooms.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GroupResult {
+    /// The group's name in the scenario.
+    pub name: String,
+    /// Members planned in the group.
+    pub members: u64,
+    /// Its members' messages: planned by their schedules, made, unsent.
+    pub sends: Sends,
+    /// Signals (typing, presence) its members sent, and signal writes that failed.
+    pub signals: u64,
+    pub signal_failures: u64,
+    /// What its members were owed and received (as receivers), by the ledger's definitions;
+    /// `messages` and `incomplete` are 0 (they are properties of messages).
+    pub deliveries: Deliveries,
+    /// The fan-out latency of its members' first receipts.
+    pub fanout: Percentiles,
+    /// That histogram, as `histograms` keeps them (for exact merges).
+    pub fanout_hist: String,
+}
+
+impl GroupResult {
+    /// Adds another part's figures of the same group; the caller recomputes `fanout`.
+    pub(crate) fn add(&mut self, other: &GroupResult) {
+        self.members += other.members;
+        self.sends.add(&other.sends);
+        self.signals += other.signals;
+        self.signal_failures += other.signal_failures;
+        let mut totals = self.deliveries.totals();
+        totals.add(&other.deliveries.totals());
+        self.deliveries = Deliveries::from(&totals);
+    }
 }
 
 /// The protocol profile of a run (see `docs/measurement.md`, "Protocol profiles").
@@ -524,6 +563,7 @@ impl Results {
             target: None,
             sends: Sends::default(),
             protocol: None,
+            groups: Vec::new(),
         }
     }
 

@@ -10,8 +10,8 @@ use std::path::Path;
 
 use roomstorm_results::{
     AckCounts, Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult,
-    Latency, Percentiles, ProtocolResult, ResourceSample, Resources, Results, SCHEMA, SecondStats,
-    Sends, StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
+    GroupResult, Latency, Percentiles, ProtocolResult, ResourceSample, Resources, Results, SCHEMA,
+    SecondStats, Sends, StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
 };
 use serde_json::Value;
 
@@ -188,6 +188,39 @@ fn full_results() -> Results {
                 open_at_leave: 1,
             }),
         }),
+        groups: vec![GroupResult {
+            name: "lurkers".into(),
+            members: 3,
+            sends: Sends {
+                planned: 2,
+                made: 1,
+                unsent: 1,
+            },
+            signals: 1,
+            signal_failures: 1,
+            deliveries: deliveries(),
+            fanout: percentiles(),
+            fanout_hist: "HISTF".into(),
+        }],
+    }
+}
+
+fn deliveries() -> Deliveries {
+    Deliveries {
+        expected: 4,
+        on_time: 1,
+        late: 1,
+        never: 1,
+        delivered: 1,
+        lost: 2,
+        duplicated: 1,
+        reordered: 1,
+        extra: 1,
+        untracked: 1,
+        untracked_sends: 1,
+        messages: 1,
+        incomplete: 1,
+        delivery_ratio: 0.25,
     }
 }
 

@@ -107,6 +107,8 @@ pub struct RoomLedger {
     recorder: Arc<Recorder>,
     /// Whether a sender's own stay is owed its messages (the app echoes them to the sender).
     echo_owed: bool,
+    /// Each member slot's group (`[[population.groups]]`), by slot; empty without groups.
+    groups: Box<[u32]>,
 }
 
 impl RoomLedger {
@@ -125,7 +127,19 @@ impl RoomLedger {
             sessions: Mutex::new(Vec::new()),
             recorder,
             echo_owed: true,
+            groups: Box::default(),
         }
+    }
+
+    /// The same room with each member slot's group (`groups[slot]`), so that settling also
+    /// gives each group's deliveries, as receivers.
+    pub fn with_groups(mut self, groups: Vec<u32>) -> Self {
+        self.groups = groups.into_boxed_slice();
+        self
+    }
+
+    fn group_of(&self, member_slot: u32) -> Option<usize> {
+        self.groups.get(member_slot as usize).map(|&g| g as usize)
     }
 
     /// The same room for an app that sends a member's messages to the other members only: a
@@ -705,7 +719,18 @@ pub fn finalize(
     sessions: &[(SessionId, SessionLedger)],
     end_us: u64,
 ) -> DeliveryTotals {
-    settle(room, sessions, end_us, WHOLE_RUN, Record::Metrics(None))
+    settle(room, sessions, end_us, WHOLE_RUN, Record::Metrics(None)).totals
+}
+
+/// What settling a room gives: its totals, and (for a room made [`RoomLedger::with_groups`])
+/// each group's, as receivers: what its members were owed and got (`by_group[g]`, as long as
+/// the highest group of the room plus one). Groups' totals add up to the room's, except
+/// `messages` and `incomplete` (properties of messages, not of receivers: 0 per group) and the
+/// receipts of sessions unknown to the room's log (extra in the room only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settled {
+    pub totals: DeliveryTotals,
+    pub by_group: Vec<DeliveryTotals>,
 }
 
 /// Owed deliveries lost (late and never) and late, by the second of the messages' INTENDED
@@ -775,7 +800,7 @@ pub fn finalize_counting_losses(
     sessions: &[(SessionId, SessionLedger)],
     end_us: u64,
     losses: &mut LostBySecond,
-) -> DeliveryTotals {
+) -> Settled {
     settle(
         room,
         sessions,
@@ -803,7 +828,9 @@ pub fn lost_between(
     to_us: u64,
 ) -> u64 {
     let only = Window { from_us, to_us };
-    settle(room, sessions, end_us, only, Record::Nothing).lost
+    settle(room, sessions, end_us, only, Record::Nothing)
+        .totals
+        .lost
 }
 
 /// What [`settle`] records besides the totals.
@@ -831,7 +858,7 @@ fn settle(
     end_us: u64,
     only: Window,
     mut record: Record<'_>,
-) -> DeliveryTotals {
+) -> Settled {
     let log = room.sessions();
     let mut stays = stays(&log, room.deadline_us, end_us);
     for stay in &mut stays {
@@ -843,29 +870,40 @@ fn settle(
         ..DeliveryTotals::default()
     };
     let mut scratch = Scratch::default();
+    let mut by_group =
+        vec![DeliveryTotals::default(); room.groups.iter().max().map_or(0, |&g| g as usize + 1)];
     for sender_slot in 0..room.senders {
         settle_sender(
             room,
             sender_slot,
-            &stays,
-            &ledgers,
+            (&stays, &ledgers),
             &mut scratch,
             &mut record,
-            &mut totals,
+            (&mut totals, &mut by_group),
         );
     }
-    for ((_, ledger), used) in sessions.iter().zip(used) {
-        totals.duplicated += ledger.duplicated;
-        totals.reordered += ledger.reordered;
+    for ((id, ledger), used) in sessions.iter().zip(used) {
+        let mut mine = DeliveryTotals {
+            duplicated: ledger.duplicated,
+            reordered: ledger.reordered,
+            ..DeliveryTotals::default()
+        };
         if used {
-            totals.untracked += ledger.strangers_len();
+            mine.untracked = ledger.strangers_len();
         } else {
-            totals.extra += ledger.unique();
+            mine.extra = ledger.unique();
+        }
+        totals.add(&mine);
+        let group = log.get(id.0 as usize).filter(|_| used);
+        if let Some(g) = group.and_then(|s| room.group_of(s.member_slot)) {
+            by_group[g].add(&mine);
         }
     }
-    totals.never = totals.expected - totals.delivered - totals.late;
-    totals.lost = totals.late + totals.never;
-    totals
+    for t in std::iter::once(&mut totals).chain(&mut by_group) {
+        t.never = t.expected - t.delivered - t.late;
+        t.lost = t.late + t.never;
+    }
+    Settled { totals, by_group }
 }
 
 /// For each session of the room's log, its ledger (the first with that id); and for each
@@ -885,15 +923,15 @@ fn ledgers_by_session(
     (by_session, used)
 }
 
-/// Settles one sender's messages across every stay of the room.
+/// Settles one sender's messages across every stay of the room, adding each stay's
+/// deliveries into the room's totals and its member's group's.
 fn settle_sender(
     room: &RoomLedger,
     sender_slot: u32,
-    stays: &[Stay],
-    ledgers: &[Option<&SessionLedger>],
+    (stays, ledgers): (&[Stay], &[Option<&SessionLedger>]),
     scratch: &mut Scratch,
     record: &mut Record<'_>,
-    totals: &mut DeliveryTotals,
+    (totals, by_group): (&mut DeliveryTotals, &mut [DeliveryTotals]),
 ) {
     let sent = SentLog::read(room, sender_slot);
     let mut per_message = PerMessage::new(sent.seqs.len());
@@ -904,12 +942,17 @@ fn settle_sender(
             // Its own messages: owed nothing, and what it got of them is extra.
             scratch.runs.clear();
         }
+        let mut mine = DeliveryTotals::default();
         for &run in &scratch.runs {
             PerMessage::add(&mut per_message.owed, run);
-            totals.expected += (run.1 - run.0) as u64;
+            mine.expected += (run.1 - run.0) as u64;
         }
         let received = gather_receipts(room.capacity, sender_slot, stay, ledgers, scratch);
-        count_receipts(&sent, scratch, &mut per_message, received, totals);
+        count_receipts(&sent, scratch, &mut per_message, received, &mut mine);
+        totals.add(&mine);
+        if let Some(g) = room.group_of(stay.member_slot) {
+            by_group[g].add(&mine);
+        }
     }
     if let Record::Metrics(losses) = record {
         settle_messages(
