@@ -152,6 +152,7 @@ fn the_readme_documents_every_key() {
         ("[traffic]\nKEY\n", ""),
         ("[traffic]\nsteps = { KEY }\n", "steps."),
         ("[[faults]]\nKEY\n", ""),
+        ("[[population.groups]]\nKEY\n", "groups."),
         ("[protocol]\nKEY\n", ""),
         ("[protocol.connect]\nKEY\n", "connect."),
         ("[protocol.join]\nKEY\n", "join."),
@@ -169,6 +170,11 @@ fn the_readme_documents_every_key() {
         ("[traffic]\ntransports = { KEY }\n", "transports"),
         ("[population]\nphases = [{ KEY }]\n", "phases"),
         ("[[faults]]\npause_worker = { KEY }\n", "pause_worker"),
+        ("[[population.groups]]\nburst = { KEY }\n", "groups.burst"),
+        (
+            "[[population.groups]]\nsignals = [{ KEY }]\n",
+            "groups.signals",
+        ),
     ];
     for (probe, parent) in inline {
         let row = row_of(parent);
