@@ -220,7 +220,7 @@ pub(crate) fn classify(packet: &str, namespace: &str) -> Step {
             };
         }
     };
-    if p.namespace != namespace {
+    if !same_namespace(p.namespace, namespace) {
         return Step::Skip;
     }
     match p.ty {
@@ -251,6 +251,14 @@ pub(crate) fn classify(packet: &str, namespace: &str) -> Step {
         // ignored.
         PacketType::Connect | PacketType::BinaryEvent | PacketType::BinaryAck => Step::Skip,
     }
+}
+
+/// Whether two namespaces as `SocketPacket::decode` gives them are one. Every namespace starts
+/// with `/`, so two of length 1 are both the main one: the common case needs no `memcmp` call
+/// (this runs once per received packet).
+#[inline]
+fn same_namespace(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.len() == 1 || a == b)
 }
 
 /// Next non-empty packet range in `text` from `*pos`; `split` selects polling payloads.

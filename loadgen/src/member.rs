@@ -451,11 +451,9 @@ pub fn on_event(
         counters, timeline, ..
     } = records;
     let heard = hear(records.profile, event);
-    if heard.is_message() {
-        counters.received_messages.fetch_add(1, Relaxed);
-    }
     match heard {
         Heard::Probe(probe) => {
+            counters.received_messages.fetch_add(1, Relaxed);
             let kind =
                 ledger.on_receive(room, probe.sender_slot, probe.seq, probe.intended_us, now);
             timeline.receipt(now, probe.intended_us, kind);
@@ -465,9 +463,17 @@ pub fn on_event(
                 fanout.record(g, now.saturating_sub(probe.intended_us));
             }
         }
-        Heard::Notice | Heard::Ignored => {}
+        Heard::Notice => {
+            counters.received_messages.fetch_add(1, Relaxed);
+        }
+        Heard::Ignored => {}
         Heard::Error(packet) => on_server_error(records, packet, now),
-        Heard::Unmatched(reason) => count_unmatched(counters, timeline, reason, now),
+        Heard::Unmatched(reason) => {
+            if heard.is_message() {
+                counters.received_messages.fetch_add(1, Relaxed);
+            }
+            count_unmatched(counters, timeline, reason, now);
+        }
     }
 }
 

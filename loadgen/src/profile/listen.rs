@@ -83,7 +83,9 @@ impl Unmatched {
     }
 }
 
-/// What a received event is to `profile` (see [`Heard`]).
+/// What a received event is to `profile` (see [`Heard`]). Inlined: it runs once per received
+/// message, and its caller matches on what it returns.
+#[inline(always)]
 pub fn hear<'a>(profile: &Profile, event: &roomstorm_client::RawEvent<'a>) -> Heard<'a> {
     if profile.is_builtin() {
         hear_roomstorm(event.packet())
@@ -94,6 +96,7 @@ pub fn hear<'a>(profile: &Profile, event: &roomstorm_client::RawEvent<'a>) -> He
 
 /// The built-in profile, on `measure::probe`'s fast path: `message` events (join and quit
 /// notices, says with a probe), `error` events, and anything else unmatched.
+#[inline(always)]
 fn hear_roomstorm(packet: &str) -> Heard<'_> {
     if let Some(message) = parse_message_packet(packet) {
         if message.kind != MessageKind::Say {
