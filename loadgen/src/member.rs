@@ -674,6 +674,17 @@ impl Schedule {
         self.payload.push_str(&self.text);
         self.payload.push_str(after);
         let event = &ctx.scenario.protocol.say.event;
+        // Counted made before the write and taken back if it fails: the server's answer to it
+        // (an acknowledgement, a refusal that takes a send back) can arrive before the write
+        // returns.
+        let group = member.group.and_then(|g| ctx.groups.get(g as usize));
+        let counts = [&ctx.counters.sends]
+            .into_iter()
+            .chain(group.map(|live| &live.sends))
+            .chain(session.acks.as_ref().map(|_| &ctx.counters.acks.requested));
+        counts.clone().for_each(|n| {
+            n.fetch_add(1, Relaxed);
+        });
         let result = match &session.acks {
             Some(book) => {
                 let id = session.tx.next_ack_id();
@@ -682,28 +693,20 @@ impl Schedule {
                 if sent.is_err() {
                     book.forget(id);
                 }
-                sent.map(|()| true)
+                sent
             }
-            None => session
-                .tx
-                .emit_args(event, &self.payload)
-                .await
-                .map(|()| false),
+            None => session.tx.emit_args(event, &self.payload).await,
         };
         match result {
-            Ok(asked_ack) => {
-                ctx.counters.sends.fetch_add(1, Relaxed);
-                if let Some(live) = member.group.and_then(|g| ctx.groups.get(g as usize)) {
-                    live.sends.fetch_add(1, Relaxed);
-                }
-                if asked_ack {
-                    ctx.counters.acks.requested.fetch_add(1, Relaxed);
-                }
+            Ok(()) => {
                 ctx.timeline.send(intended);
                 Ok(started.elapsed())
             }
             Err(e) => {
                 // Not sent: owed to nobody, and unsent.
+                counts.for_each(|n| {
+                    let _ = n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+                });
                 room.ledger.on_send_failed(member.slot, seq);
                 ctx.counters.send_failures.fetch_add(1, Relaxed);
                 ctx.timeline.error(now_us(), ErrorKind::SendFailed);

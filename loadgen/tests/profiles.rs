@@ -373,6 +373,24 @@ async fn a_wrong_profile_fails_and_says_why() {
     );
     assert_failed(&r, "unmatched");
 
+    // Acknowledgements read where the app says yes as if it said no: every message counts as
+    // refused, taken back from the sends made, and what the members received anyway is extra.
+    let refusing = PROFILE.replace(
+        "ack = true\nack_error = \"error\"",
+        "ack = true\nack_error = \"ok\"",
+    );
+    assert_ne!(refusing, PROFILE);
+    let (output, r, _) = measured("profile-refused", &scenario(&chat.url(), &refusing)).await;
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let r = r.expect("results.json");
+    let acks = &r["protocol"]["acks"];
+    assert!(u(&acks["requested"]) > 0, "{acks}");
+    assert_eq!(acks["refused"], acks["requested"], "{acks}");
+    assert_eq!(acks["received"], acks["requested"], "{acks}");
+    assert_eq!(u(&r["sends"]["made"]), 0);
+    assert_eq!(u(&r["errors"]["send_refused"]), u(&acks["refused"]));
+    assert_failed(&r, "errors");
+
     // The wrong token: the app refuses every connect.
     let wrong_token = PROFILE.replace("{env:PROFILE_CHAT_TOKEN}", "wrong");
     let before = u(&chat.stats().await["refused"]);
