@@ -301,7 +301,11 @@ impl ValueTemplate {
     /// The JSON text for `vars` (a `{probe}` renders as nothing).
     pub fn render(&self, vars: &Vars<'_>) -> String {
         let mut out = String::new();
-        self.write_json(&mut out, vars, &mut None);
+        let mut after = None;
+        self.write_json(&mut out, vars, &mut after);
+        if let Some(rest) = after {
+            out.push_str(&rest);
+        }
         out
     }
 
