@@ -378,6 +378,57 @@ pub fn encode_event_raw_json(event: &str, json: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Builds the Engine.IO text of a Socket.IO CONNECT to `namespace`, with the `auth` payload
+/// (JSON text of an object, the caller vouches for it) when there is one: `40`, `40/chat,`,
+/// `40{"token":"t"}`, `40/chat,{"token":"t"}`.
+pub fn encode_connect(namespace: &str, auth: Option<&str>) -> String {
+    let mut out = String::with_capacity(4 + namespace.len() + auth.map_or(0, str::len));
+    out.push_str("40");
+    push_namespace(&mut out, namespace);
+    out.push_str(auth.unwrap_or(""));
+    out
+}
+
+/// Builds the Engine.IO text of an emit of `event` with `args_json` (the JSON text of the
+/// arguments after the name, comma-separated, the caller vouches for it; empty for none) on
+/// `namespace`, asking for an acknowledgement `ack_id` when given:
+/// `42["say",{"text":"hi"}]`, `42/chat,7["say","hi"]`.
+pub fn encode_emit(namespace: &str, ack_id: Option<u64>, event: &str, args_json: &str) -> String {
+    let mut out = Vec::with_capacity(event.len() + args_json.len() + namespace.len() + 28);
+    out.extend_from_slice(b"42");
+    if namespace != "/" && !namespace.is_empty() {
+        out.extend_from_slice(namespace.as_bytes());
+        out.push(b',');
+    }
+    if let Some(id) = ack_id {
+        out.extend_from_slice(id.to_string().as_bytes());
+    }
+    out.push(b'[');
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, event);
+    if !args_json.is_empty() {
+        out.push(b',');
+        out.extend_from_slice(args_json.as_bytes());
+    }
+    out.push(b']');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Builds the Engine.IO text of a Socket.IO DISCONNECT from `namespace`: `41`, `41/chat,`.
+pub fn encode_disconnect(namespace: &str) -> String {
+    let mut out = String::from("41");
+    push_namespace(&mut out, namespace);
+    out
+}
+
+/// `/chat,` for a namespace other than the main one (which the wire leaves out).
+fn push_namespace(out: &mut String, namespace: &str) {
+    if namespace != "/" && !namespace.is_empty() {
+        out.push_str(namespace);
+        out.push(',');
+    }
+}
+
 /// The message of a CONNECT_ERROR data: `{"message":"..."}` gives the message, a JSON string
 /// gives the string, anything else is returned as the raw text.
 pub fn connect_error_message(data: &str) -> String {
@@ -643,6 +694,41 @@ mod tests {
         for bad in ["[]", "[1]", "{}", r#"["a""#, r#"["a"] x"#, "", r#"["a",]"#] {
             assert!(parse_event_head(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    #[test]
+    fn connect_emit_and_disconnect_on_namespaces() {
+        assert_eq!(encode_connect("/", None), "40");
+        assert_eq!(encode_connect("/chat", None), "40/chat,");
+        assert_eq!(
+            encode_connect("/", Some(r#"{"token":"t"}"#)),
+            r#"40{"token":"t"}"#
+        );
+        assert_eq!(
+            encode_connect("/chat", Some(r#"{"token":"t"}"#)),
+            r#"40/chat,{"token":"t"}"#
+        );
+        assert_eq!(
+            encode_emit("/", None, "say", r#"{"text":"hi"}"#),
+            encode_event_raw_json("say", r#"{"text":"hi"}"#)
+        );
+        assert_eq!(
+            encode_emit("/chat", Some(7), "chat message", r#""hi""#),
+            r#"42/chat,7["chat message","hi"]"#
+        );
+        assert_eq!(encode_emit("/", Some(0), "ping", ""), r#"420["ping"]"#);
+        assert_eq!(encode_disconnect("/"), "41");
+        assert_eq!(encode_disconnect("/chat"), "41/chat,");
+        // What we encode, we decode to the same parts.
+        let text = encode_emit("/chat", Some(12), "a\"b", "1,2");
+        let EnginePacket::Message(m) = EnginePacket::decode(&text).unwrap() else {
+            panic!("{text}");
+        };
+        let p = sio(m);
+        assert_eq!(
+            (p.ty, p.namespace, p.ack_id, p.data),
+            (PacketType::Event, "/chat", Some(12), r#"["a\"b",1,2]"#)
+        );
     }
 
     #[test]

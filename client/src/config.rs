@@ -26,7 +26,7 @@ pub enum Transport {
 }
 
 /// Everything [`connect`](crate::connect()) needs to open one Socket.IO connection.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Server base URL, e.g. `http://127.0.0.1:8080` (`http://` or `ws://`; no TLS).
     pub base_url: String,
@@ -46,6 +46,29 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Extra HTTP headers on every request, e.g. `("Origin", "http://example")`.
     pub extra_headers: Vec<(String, String)>,
+    /// The Socket.IO namespace to connect to, `/` (the main one) by default, e.g. `/chat`.
+    pub namespace: String,
+    /// The Socket.IO CONNECT payload (`auth` of the JavaScript client), as the JSON text of an
+    /// object, e.g. `{"token":"abc"}`; `None` sends none. Not shown by `Debug` (it may hold a
+    /// secret).
+    pub auth: Option<String>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &self.base_url)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("transport", &self.transport)
+            .field("bind_addr", &self.bind_addr)
+            .field("forwarded_for", &self.forwarded_for)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("extra_headers", &self.extra_headers)
+            .field("namespace", &self.namespace)
+            .field("auth", &self.auth.as_ref().map(|_| "<not shown>"))
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -60,6 +83,8 @@ impl ClientConfig {
             forwarded_for: None,
             connect_timeout: Duration::from_secs(10),
             extra_headers: Vec::new(),
+            namespace: "/".to_owned(),
+            auth: None,
         }
     }
 
@@ -87,6 +112,10 @@ pub(crate) struct ResolvedConfig {
     /// Path plus `?EIO=4` plus the user's query, without `transport=` and `sid=`.
     pub path_and_query: String,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The namespace, `/` or `/name`.
+    pub namespace: String,
+    /// The CONNECT packet: `40`, with the namespace and the auth object when set.
+    pub connect_packet: String,
 }
 
 impl ResolvedConfig {
@@ -147,12 +176,21 @@ impl ResolvedConfig {
                 HeaderValue::from_str(v).map_err(|e| bad(format!("header {k:?} value: {e}")))?;
             headers.push((name, value));
         }
+        let namespace = check_namespace(&cfg.namespace).map_err(bad)?;
+        let auth = cfg
+            .auth
+            .as_deref()
+            .map(check_auth)
+            .transpose()
+            .map_err(bad)?;
         Ok(ResolvedConfig {
             host,
             port,
             authority,
             path_and_query,
             headers,
+            connect_packet: crate::codec::encode_connect(&namespace, auth),
+            namespace,
         })
     }
 
@@ -176,6 +214,33 @@ impl ResolvedConfig {
             percent_encode_into(sid, &mut url);
         }
         url
+    }
+}
+
+/// A namespace as the wire writes it: `/` alone, or `/` and a name without `,` (which ends the
+/// namespace in a packet) or control characters; an empty one is the main namespace.
+fn check_namespace(namespace: &str) -> Result<String, String> {
+    if namespace.is_empty() || namespace == "/" {
+        return Ok("/".to_owned());
+    }
+    let fine = namespace.starts_with('/')
+        && !namespace.contains(',')
+        && !namespace.chars().any(char::is_control);
+    if fine {
+        Ok(namespace.to_owned())
+    } else {
+        Err(format!(
+            "namespace {namespace:?}: must start with / and hold no comma or control character"
+        ))
+    }
+}
+
+/// The auth payload must be a JSON object: Socket.IO servers refuse anything else.
+fn check_auth(auth: &str) -> Result<&str, String> {
+    match serde_json::from_str::<serde_json::Value>(auth) {
+        Ok(serde_json::Value::Object(_)) => Ok(auth.trim()),
+        Ok(_) => Err("auth must be a JSON object".to_owned()),
+        Err(e) => Err(format!("auth is not JSON: {e}")),
     }
 }
 
@@ -242,5 +307,37 @@ mod tests {
         let mut cfg = ClientConfig::new("http://x");
         cfg.extra_headers.push(("bad header".into(), "v".into()));
         assert!(ResolvedConfig::from_config(&cfg).is_err());
+        for (namespace, auth) in [
+            ("chat", None),
+            ("/a,b", None),
+            ("/", Some("[1]")),
+            ("/", Some("{oops")),
+        ] {
+            let mut cfg = ClientConfig::new("http://x");
+            cfg.namespace = namespace.into();
+            cfg.auth = auth.map(String::from);
+            assert!(
+                matches!(
+                    ResolvedConfig::from_config(&cfg),
+                    Err(ConnectError::InvalidConfig(_))
+                ),
+                "{namespace:?} {auth:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_connect_packet_carries_namespace_and_auth_and_debug_hides_auth() {
+        let mut cfg = ClientConfig::new("http://x");
+        assert_eq!(
+            ResolvedConfig::from_config(&cfg).unwrap().connect_packet,
+            "40"
+        );
+        cfg.namespace = "/chat".into();
+        cfg.auth = Some(r#" {"token":"s3cret"} "#.into());
+        let t = ResolvedConfig::from_config(&cfg).unwrap();
+        assert_eq!(t.connect_packet, r#"40/chat,{"token":"s3cret"}"#);
+        assert_eq!(t.namespace, "/chat");
+        assert!(!format!("{cfg:?}").contains("s3cret"));
     }
 }

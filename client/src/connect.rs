@@ -17,10 +17,11 @@ use crate::net::{self, PollTarget, WsStream};
 use crate::receiver::{Receiver, Source, next_range};
 use crate::sender::{Sender, Shared, Writer};
 
-/// Opens a Socket.IO connection on the main namespace.
+/// Opens a Socket.IO connection to `cfg.namespace` (the main one by default), sending
+/// `cfg.auth` with the CONNECT.
 ///
-/// Returns once the server acknowledged the CONNECT (`40{"sid":..}`): emitting right away is
-/// safe. A CONNECT_ERROR gives [`ConnectError::Refused`] with the server's message. The whole
+/// Returns once the server acknowledged the CONNECT (`40{"sid":..}`, `40/chat,{"sid":..}`):
+/// emitting right away is safe. A CONNECT_ERROR gives [`ConnectError::Refused`] with the server's message. The whole
 /// call is bounded by `cfg.connect_timeout`.
 pub async fn connect(cfg: &ClientConfig) -> Result<(Sender, Receiver), ConnectError> {
     match tokio::time::timeout(cfg.connect_timeout, connect_inner(cfg)).await {
@@ -36,7 +37,8 @@ enum Handshaking {
     Acked(String),
 }
 
-fn connect_step(packet: &str) -> Result<Handshaking, ConnectError> {
+/// What the connect phase does with one packet, for a CONNECT to `namespace`.
+fn connect_step(packet: &str, namespace: &str) -> Result<Handshaking, ConnectError> {
     const DURING: &str = "Socket.IO connect";
     let proto = |detail: String| ConnectError::Protocol {
         during: DURING,
@@ -54,7 +56,7 @@ fn connect_step(packet: &str) -> Result<Handshaking, ConnectError> {
         _ => return Ok(Handshaking::Continue),
     };
     let p = SocketPacket::decode(msg).map_err(|e| proto(e.to_string()))?;
-    if p.namespace != "/" {
+    if p.namespace != namespace {
         return Ok(Handshaking::Continue);
     }
     match p.ty {
@@ -119,10 +121,10 @@ async fn ws_recv_text(ws: &mut WsStream, during: &'static str) -> Result<Utf8Byt
 
 async fn ws_send_text(
     ws: &mut WsStream,
-    text: &'static str,
+    text: impl Into<Utf8Bytes>,
     during: &'static str,
 ) -> Result<(), ConnectError> {
-    ws.send(Message::Text(Utf8Bytes::from_static(text)))
+    ws.send(Message::Text(text.into()))
         .await
         .map_err(|e| net::ws_connect_error(during, e))
 }
@@ -143,11 +145,11 @@ async fn poll_get_text(
 
 async fn poll_post(
     target: &PollTarget,
-    payload: &'static str,
+    payload: impl Into<Bytes>,
     during: &'static str,
 ) -> Result<(), ConnectError> {
     target
-        .post(Bytes::from_static(payload.as_bytes()))
+        .post(payload.into())
         .await
         .map_err(|e| e.into_connect_error(during))
 }
@@ -169,10 +171,10 @@ async fn connect_websocket(
     let mut ws = net::open_websocket(target, bind, None).await?;
     let open = ws_recv_text(&mut ws, "Engine.IO handshake").await?;
     let hs = parse_open(&open)?;
-    ws_send_text(&mut ws, "40", "Socket.IO connect").await?;
+    ws_send_text(&mut ws, target.connect_packet.clone(), "Socket.IO connect").await?;
     let socket_sid = loop {
         let text = ws_recv_text(&mut ws, "Socket.IO connect").await?;
-        match connect_step(&text)? {
+        match connect_step(&text, &target.namespace)? {
             Handshaking::Continue => {}
             Handshaking::Pong => ws_send_text(&mut ws, "3", "Socket.IO connect").await?,
             Handshaking::Acked(sid) => break sid,
@@ -180,7 +182,7 @@ async fn connect_websocket(
     };
     let (sink, stream) = ws.split();
     Ok(assemble(
-        &hs,
+        (&hs, &target.namespace),
         socket_sid,
         Writer::Ws(sink),
         Source::Ws(stream),
@@ -216,14 +218,14 @@ async fn connect_polling(
 
     // Anything after the open packet (a ping) is handled like the packets below.
     let mut pending = Some((body, pos));
-    poll_post(&poll, "40", "Socket.IO connect").await?;
+    poll_post(&poll, target.connect_packet.clone(), "Socket.IO connect").await?;
     let (socket_sid, leftover, leftover_pos) = 'acked: loop {
         let (body, mut pos) = match pending.take() {
             Some(b) => b,
             None => (poll_get_text(&poll, "Socket.IO connect").await?, 0),
         };
         while let Some((s, e)) = next_range(&body, &mut pos, true) {
-            match connect_step(&body[s..e])? {
+            match connect_step(&body[s..e], &target.namespace)? {
                 Handshaking::Continue => {}
                 Handshaking::Pong => poll_post(&poll, "3", "Socket.IO connect").await?,
                 // Packets after the ack in this payload (e.g. an event emitted by the
@@ -235,7 +237,7 @@ async fn connect_polling(
 
     if !upgrade {
         return Ok(assemble(
-            &hs,
+            (&hs, &target.namespace),
             socket_sid,
             Writer::Polling(poll.clone()),
             Source::Polling {
@@ -269,7 +271,7 @@ async fn connect_polling(
     drop(poll);
     let (sink, stream) = ws.split();
     Ok(assemble(
-        &hs,
+        (&hs, &target.namespace),
         socket_sid,
         Writer::Ws(sink),
         Source::Ws(stream),
@@ -277,16 +279,16 @@ async fn connect_polling(
     ))
 }
 
-/// The two halves of a connection the server has acknowledged; `leftover` is what the
-/// handshake read past the ack (see [`Receiver::new`]).
+/// The two halves of a connection the server has acknowledged on `namespace`; `leftover` is
+/// what the handshake read past the ack (see [`Receiver::new`]).
 fn assemble(
-    hs: &Handshake,
+    (hs, namespace): (&Handshake, &str),
     socket_sid: String,
     writer: Writer,
     source: Source,
     leftover: (Utf8Bytes, usize, bool),
 ) -> (Sender, Receiver) {
-    let shared = Arc::new(Shared::new(writer, &hs.sid, socket_sid));
+    let shared = Arc::new(Shared::new(writer, (&hs.sid, namespace), socket_sid));
     let ping_window = Duration::from_millis(hs.ping_interval.saturating_add(hs.ping_timeout));
     let receiver = Receiver::new(shared.clone(), source, leftover, ping_window);
     (Sender::new(shared), receiver)
@@ -305,9 +307,11 @@ mod tests {
         ];
         let mut stack = vec![String::new()];
         while let Some(prefix) = stack.pop() {
-            let _ = classify(&prefix);
+            let _ = classify(&prefix, "/");
+            let _ = classify(&prefix, "/chat");
             let _ = parse_open(&prefix);
-            let _ = connect_step(&prefix);
+            let _ = connect_step(&prefix, "/");
+            let _ = connect_step(&prefix, "/chat");
             let mut pos = 0;
             while next_range(&prefix, &mut pos, true).is_some() {}
             if prefix.chars().count() < 5 {

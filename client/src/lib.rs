@@ -1,4 +1,5 @@
-//! `roomstorm-client`: a small Engine.IO 4 / Socket.IO 5 client (main namespace only).
+//! `roomstorm-client`: a small Engine.IO 4 / Socket.IO 5 client: one namespace per connection
+//! (the main one by default), a CONNECT `auth` payload, emits with acknowledgements.
 //!
 //! It exists because the available Rust Socket.IO clients cannot bind a source address, build
 //! an HTTP client per connection, or fail against socketioxide (see the stack facts). It serves
@@ -40,5 +41,5 @@ pub use codec::EventHead;
 pub use config::{ClientConfig, Transport};
 pub use connect::connect;
 pub use error::{BoxError, ConnectError, SendError};
-pub use receiver::{Incoming, RawEvent, RawIncoming, Receiver};
+pub use receiver::{Incoming, RawAck, RawEvent, RawIncoming, Receiver};
 pub use sender::Sender;

@@ -48,10 +48,34 @@ pub enum Incoming {
 /// The fast-path form of [`Incoming`], borrowing from the receiver's buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RawIncoming<'a> {
-    /// A Socket.IO EVENT on the main namespace.
+    /// A Socket.IO EVENT on the connection's namespace.
     Event(RawEvent<'a>),
+    /// A Socket.IO ACK on the connection's namespace: the server's answer to an emit made with
+    /// [`Sender::emit_with_ack`] (or an ack nobody asked for: the id tells). Only this fast
+    /// path yields them; [`Receiver::next`] skips them.
+    Ack(RawAck<'a>),
     /// The connection ended (same meaning as [`Incoming::Disconnected`]).
     Disconnected(&'a str),
+}
+
+/// An acknowledgement as text, valid until the next call on the [`Receiver`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawAck<'a> {
+    id: u64,
+    args: &'a str,
+}
+
+impl<'a> RawAck<'a> {
+    /// The id of the emit this acknowledges.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The acknowledgement's arguments as the JSON array the server sent (`[]`, `[{"ok":true}]`);
+    /// only its first character has been checked.
+    pub fn args_json(&self) -> &'a str {
+        self.args
+    }
 }
 
 /// An event as text, valid until the next call on the [`Receiver`].
@@ -158,13 +182,18 @@ pub(crate) enum Step {
         args_start: usize,
         ack_id: Option<u64>,
     },
+    Ack {
+        args_start: usize,
+        id: u64,
+    },
     Disconnect {
         reason: String,
         engine_close: bool,
     },
 }
 
-pub(crate) fn classify(packet: &str) -> Step {
+/// What `packet` means to a receiver on `namespace`.
+pub(crate) fn classify(packet: &str, namespace: &str) -> Step {
     let msg = match EnginePacket::decode(packet) {
         Ok(EnginePacket::Message(m)) => m,
         Ok(EnginePacket::Ping(_)) => return Step::Ping,
@@ -191,13 +220,21 @@ pub(crate) fn classify(packet: &str) -> Step {
             };
         }
     };
-    if p.namespace != "/" {
+    if !same_namespace(p.namespace, namespace) {
         return Step::Skip;
     }
     match p.ty {
         PacketType::Event => Step::Event {
             args_start: packet.len() - p.data.len(),
             ack_id: p.ack_id,
+        },
+        PacketType::Ack => match p.ack_id {
+            Some(id) => Step::Ack {
+                args_start: packet.len() - p.data.len(),
+                id,
+            },
+            // An ACK names the emit it answers; one without an id answers nothing.
+            None => Step::Skip,
         },
         PacketType::Disconnect => Step::Disconnect {
             reason: "server disconnected the socket (41)".to_owned(),
@@ -210,12 +247,18 @@ pub(crate) fn classify(packet: &str) -> Step {
             ),
             engine_close: true,
         },
-        // Duplicate CONNECT acks, ACKs (this client sends no ack requests) and binary
-        // packets (attachments are not supported) are ignored.
-        PacketType::Connect | PacketType::Ack | PacketType::BinaryEvent | PacketType::BinaryAck => {
-            Step::Skip
-        }
+        // Duplicate CONNECT acks and binary packets (attachments are not supported) are
+        // ignored.
+        PacketType::Connect | PacketType::BinaryEvent | PacketType::BinaryAck => Step::Skip,
     }
+}
+
+/// Whether two namespaces as `SocketPacket::decode` gives them are one. Every namespace starts
+/// with `/`, so two of length 1 are both the main one: the common case needs no `memcmp` call
+/// (this runs once per received packet).
+#[inline]
+fn same_namespace(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.len() == 1 || a == b)
 }
 
 /// Next non-empty packet range in `text` from `*pos`; `split` selects polling payloads.
@@ -235,6 +278,12 @@ pub(crate) fn next_range(text: &str, pos: &mut usize, split: bool) -> Option<(us
         }
     }
     None
+}
+
+/// What [`Receiver::next_raw`] found, before it borrows the buffer to hand it out.
+enum Packet {
+    Event(Option<u64>),
+    Ack(u64),
 }
 
 impl Receiver {
@@ -266,12 +315,16 @@ impl Receiver {
     ///
     /// A malformed event from the server ends the connection with `Disconnected`.
     pub async fn next(&mut self) -> Option<Incoming> {
-        let parsed = match self.next_raw().await? {
-            RawIncoming::Event(ev) => ev.to_incoming(),
-            RawIncoming::Disconnected(reason) => {
-                return Some(Incoming::Disconnected {
-                    reason: reason.to_owned(),
-                });
+        let parsed = loop {
+            match self.next_raw().await? {
+                RawIncoming::Event(ev) => break ev.to_incoming(),
+                // This API has no acknowledgements (its users ask for none).
+                RawIncoming::Ack(_) => {}
+                RawIncoming::Disconnected(reason) => {
+                    return Some(Incoming::Disconnected {
+                        reason: reason.to_owned(),
+                    });
+                }
             }
         };
         match parsed {
@@ -287,11 +340,12 @@ impl Receiver {
         }
     }
 
-    /// Fast path: the next event as borrowed text (no JSON parsing, no allocation).
+    /// Fast path: the next event (or acknowledgement) as borrowed text (no JSON parsing, no
+    /// allocation).
     ///
     /// Returns `Disconnected` once, then `None`.
     pub async fn next_raw(&mut self) -> Option<RawIncoming<'_>> {
-        let (start, end, args_start, ack_id) = loop {
+        let (start, end, args_start, kind) = loop {
             if self.finished.is_some() {
                 if self.finished_reported {
                     return None;
@@ -307,7 +361,7 @@ impl Receiver {
                 self.pong_pending = false;
             }
             match next_range(self.buf.as_str(), &mut self.pos, self.split) {
-                Some((s, e)) => match classify(&self.buf.as_str()[s..e]) {
+                Some((s, e)) => match classify(&self.buf.as_str()[s..e], &self.shared.namespace) {
                     Step::Skip => {}
                     Step::Ping => {
                         self.pong_pending = true;
@@ -315,7 +369,10 @@ impl Receiver {
                         let at = Instant::now() + self.ping_window;
                         self.deadline.as_mut().reset(at);
                     }
-                    Step::Event { args_start, ack_id } => break (s, e, s + args_start, ack_id),
+                    Step::Event { args_start, ack_id } => {
+                        break (s, e, s + args_start, Packet::Event(ack_id));
+                    }
+                    Step::Ack { args_start, id } => break (s, e, s + args_start, Packet::Ack(id)),
                     Step::Disconnect {
                         reason,
                         engine_close,
@@ -329,11 +386,15 @@ impl Receiver {
             }
         };
         let text = self.buf.as_str();
-        Some(RawIncoming::Event(RawEvent {
-            packet: &text[start..end],
-            args: &text[args_start..end],
-            ack_id,
-        }))
+        let args = &text[args_start..end];
+        Some(match kind {
+            Packet::Event(ack_id) => RawIncoming::Event(RawEvent {
+                packet: &text[start..end],
+                args,
+                ack_id,
+            }),
+            Packet::Ack(id) => RawIncoming::Ack(RawAck { id, args }),
+        })
     }
 
     /// How many server pings this receiver has seen since connect (each is answered with a
@@ -467,37 +528,73 @@ mod tests {
     }
 
     #[test]
-    fn classification() {
-        assert!(matches!(classify("2"), Step::Ping));
-        assert!(matches!(classify("6"), Step::Skip));
-        assert!(matches!(classify("40{\"sid\":\"x\"}"), Step::Skip));
+    fn acks_and_namespaces() {
         assert!(matches!(
-            classify("42[\"a\",1]"),
+            classify("437[{\"ok\":true}]", "/"),
+            Step::Ack {
+                args_start: 3,
+                id: 7
+            }
+        ));
+        assert!(matches!(classify("43[1]", "/"), Step::Skip), "no id");
+        assert!(matches!(classify("43/chat,7[]", "/"), Step::Skip));
+        assert!(matches!(
+            classify("43/chat,7[]", "/chat"),
+            Step::Ack {
+                args_start: 9,
+                id: 7
+            }
+        ));
+        assert!(matches!(
+            classify("42/chat,[\"a\"]", "/chat"),
+            Step::Event {
+                args_start: 8,
+                ack_id: None
+            }
+        ));
+        assert!(matches!(classify("42[\"a\"]", "/chat"), Step::Skip));
+        assert!(matches!(
+            classify("41/chat,", "/chat"),
+            Step::Disconnect { .. }
+        ));
+        assert!(matches!(classify("41", "/chat"), Step::Skip));
+    }
+
+    #[test]
+    fn classification() {
+        assert!(matches!(classify("2", "/"), Step::Ping));
+        assert!(matches!(classify("6", "/"), Step::Skip));
+        assert!(matches!(classify("40{\"sid\":\"x\"}", "/"), Step::Skip));
+        assert!(matches!(
+            classify("42[\"a\",1]", "/"),
             Step::Event {
                 args_start: 2,
                 ack_id: None
             }
         ));
         assert!(matches!(
-            classify("427[\"a\"]"),
+            classify("427[\"a\"]", "/"),
             Step::Event {
                 args_start: 3,
                 ack_id: Some(7)
             }
         ));
-        assert!(matches!(classify("42/admin,[\"a\"]"), Step::Skip));
-        assert!(matches!(classify("41"), Step::Disconnect { .. }));
-        assert!(matches!(classify("1"), Step::Disconnect { .. }));
+        assert!(matches!(classify("42/admin,[\"a\"]", "/"), Step::Skip));
+        assert!(matches!(classify("41", "/"), Step::Disconnect { .. }));
+        assert!(matches!(classify("1", "/"), Step::Disconnect { .. }));
         assert!(matches!(
-            classify("44{\"message\":\"x\"}"),
+            classify("44{\"message\":\"x\"}", "/"),
             Step::Disconnect { .. }
         ));
         for bad in ["x", "4", "42", "42{}", "49", "42[\"a\""] {
             // "42[\"a\"" passes framing (array start) and fails later in JSON parsing.
             if bad == "42[\"a\"" {
-                assert!(matches!(classify(bad), Step::Event { .. }));
+                assert!(matches!(classify(bad, "/"), Step::Event { .. }));
             } else {
-                assert!(matches!(classify(bad), Step::Disconnect { .. }), "{bad}");
+                assert!(
+                    matches!(classify(bad, "/"), Step::Disconnect { .. }),
+                    "{bad}"
+                );
             }
         }
     }

@@ -5,7 +5,7 @@
 //! state to answer pings and to shut the connection down when it ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -48,17 +48,28 @@ pub(crate) struct Shared {
     closed_by_client: AtomicBool,
     pub(crate) engine_sid: Box<str>,
     socket_sid: Box<str>,
+    /// The Socket.IO namespace this connection joined (`/` or `/name`).
+    pub(crate) namespace: Box<str>,
+    /// The next acknowledgement id to ask for.
+    next_ack_id: AtomicU64,
 }
 
 impl Shared {
-    /// The shared state of a connection just acknowledged by the server.
-    pub(crate) fn new(writer: Writer, engine_sid: &str, socket_sid: String) -> Shared {
+    /// The shared state of a connection (Engine.IO session `engine_sid`) just acknowledged by
+    /// the server on `namespace`.
+    pub(crate) fn new(
+        writer: Writer,
+        (engine_sid, namespace): (&str, &str),
+        socket_sid: String,
+    ) -> Shared {
         Shared {
             writer: Mutex::new(writer),
             closed: AtomicBool::new(false),
             closed_by_client: AtomicBool::new(false),
             engine_sid: engine_sid.into(),
             socket_sid: socket_sid.into_boxed_str(),
+            namespace: namespace.into(),
+            next_ack_id: AtomicU64::new(0),
         }
     }
 
@@ -120,20 +131,57 @@ impl Sender {
         Sender { shared }
     }
 
-    /// Emits `42["event",data]` on the main namespace.
+    /// Emits `42["event",data]` on the connection's namespace.
     pub async fn emit<T: Serialize + ?Sized>(
         &self,
         event: &str,
         data: &T,
     ) -> Result<(), SendError> {
-        let text = codec::encode_event(event, data)?;
+        let text = if self.shared.namespace.as_ref() == "/" {
+            codec::encode_event(event, data)?
+        } else {
+            let json = serde_json::to_string(data)?;
+            codec::encode_emit(&self.shared.namespace, None, event, &json)
+        };
         self.shared.send_text(text.into()).await
     }
 
     /// Emits `42["event",<json>]` where `json` is JSON text the caller vouches for (not
-    /// validated: invalid JSON reaches the server as is).
+    /// validated: invalid JSON reaches the server as is), on the connection's namespace.
     pub async fn emit_raw_json(&self, event: &str, json: &str) -> Result<(), SendError> {
-        let text = codec::encode_event_raw_json(event, json);
+        let text = if self.shared.namespace.as_ref() == "/" {
+            codec::encode_event_raw_json(event, json)
+        } else {
+            codec::encode_emit(&self.shared.namespace, None, event, json)
+        };
+        self.shared.send_text(text.into()).await
+    }
+
+    /// Reserves the next acknowledgement id of this connection (ids count from 0), for
+    /// [`Sender::emit_with_ack`]: reserved first, so the caller can note what it waits for
+    /// before the answer can possibly arrive.
+    pub fn next_ack_id(&self) -> u64 {
+        self.shared.next_ack_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Emits `event` with the arguments `args_json` (JSON text of the arguments after the
+    /// name, comma-separated; empty for none; not validated) on the connection's namespace,
+    /// asking the server for an acknowledgement with `ack_id` (from [`Sender::next_ack_id`]);
+    /// the server's `43<id>[...]` comes back as [`RawIncoming::Ack`](crate::RawIncoming::Ack).
+    pub async fn emit_with_ack(
+        &self,
+        ack_id: u64,
+        event: &str,
+        args_json: &str,
+    ) -> Result<(), SendError> {
+        let text = codec::encode_emit(&self.shared.namespace, Some(ack_id), event, args_json);
+        self.shared.send_text(text.into()).await
+    }
+
+    /// Emits `event` with the arguments `args_json` (as [`Sender::emit_with_ack`], without
+    /// asking for an acknowledgement).
+    pub async fn emit_args(&self, event: &str, args_json: &str) -> Result<(), SendError> {
+        let text = codec::encode_emit(&self.shared.namespace, None, event, args_json);
         self.shared.send_text(text.into()).await
     }
 
@@ -163,16 +211,18 @@ impl Sender {
         }
     }
 
-    /// Clean close: Socket.IO DISCONNECT `41`, Engine.IO close `1`, then closes the transport.
+    /// Clean close: Socket.IO DISCONNECT (`41`, or `41/chat,`), Engine.IO close `1`, then
+    /// closes the transport.
     ///
     /// Idempotent. The [`Receiver`] then ends with `Disconnected` ("closed by the client").
     pub async fn close(&self) -> Result<(), SendError> {
         self.shared.closed_by_client.store(true, Ordering::Release);
         self.shared.closed.store(true, Ordering::Release);
+        let disconnect = codec::encode_disconnect(&self.shared.namespace);
         let mut w = self.shared.writer.lock().await;
         match std::mem::replace(&mut *w, Writer::Closed) {
             Writer::Ws(mut sink) => {
-                sink.feed(Message::Text(Utf8Bytes::from_static("41")))
+                sink.feed(Message::Text(disconnect.into()))
                     .await
                     .map_err(ws_send_error)?;
                 sink.feed(Message::Text(Utf8Bytes::from_static("1")))
@@ -181,7 +231,7 @@ impl Sender {
                 sink.close().await.map_err(ws_send_error)
             }
             Writer::Polling(t) => t
-                .post(Bytes::from_static(b"41\x1e1"))
+                .post(Bytes::from(codec::join_payload([disconnect.as_str(), "1"])))
                 .await
                 .map_err(http_send_error),
             Writer::Closed => Ok(()),
@@ -201,6 +251,11 @@ impl Sender {
     /// The Socket.IO socket id from the CONNECT ack (`40{"sid":...}`), empty if absent.
     pub fn socket_sid(&self) -> &str {
         &self.shared.socket_sid
+    }
+
+    /// The namespace this connection joined (`/` or `/name`).
+    pub fn namespace(&self) -> &str {
+        &self.shared.namespace
     }
 }
 

@@ -7,7 +7,8 @@
 
 use proptest::prelude::*;
 use roomstorm_client::codec::{
-    EnginePacket, Handshake, SocketPacket, connect_error_message, parse_event_head, split_payload,
+    EnginePacket, Handshake, PacketType, SocketPacket, connect_error_message, encode_connect,
+    encode_disconnect, encode_emit, parse_event_head, split_payload,
 };
 
 /// Text built from the grammar's own pieces, so the search reaches deep into the decoder
@@ -17,6 +18,7 @@ fn wire_text() -> impl Strategy<Value = String> {
         Just("0".to_string()),
         Just("4".to_string()),
         Just("42".to_string()),
+        Just("43".to_string()),
         Just("45".to_string()),
         Just("b".to_string()),
         Just("/".to_string()),
@@ -80,4 +82,42 @@ proptest! {
         let message = connect_error_message(&text);
         prop_assert!(message.len() <= text.len() + 64, "an error message stays short: {}", message);
     }
+
+    /// What the client encodes (emits with and without an ack id, CONNECTs with auth,
+    /// DISCONNECTs, on any namespace) decodes to the parts it was built from.
+    #[test]
+    fn emits_connects_and_disconnects_decode_to_their_parts(
+        namespace in prop_oneof![Just("/".to_string()), "/[a-z0-9_ .-]{1,12}"],
+        ack_id in proptest::option::of(any::<u64>()),
+        event in "\\PC{0,12}",
+        args in prop::collection::vec(prop_oneof![
+            Just(json_text(serde_json::json!({"text": "rs1 0 1 2 xx"}))),
+            any::<String>().prop_map(|s| json_text(serde_json::Value::String(s))),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("[1,[2,{}]]".to_string()),
+        ], 0..3),
+        auth in proptest::option::of(any::<String>().prop_map(|s| json_text(serde_json::json!({"token": s})))),
+    ) {
+        let args_json = args.join(",");
+        let text = encode_emit(&namespace, ack_id, &event, &args_json);
+        let Ok(EnginePacket::Message(m)) = EnginePacket::decode(&text) else {
+            return Err(TestCaseError::fail(format!("not a message: {text}")));
+        };
+        let p = SocketPacket::decode(m).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!((p.ty, p.namespace, p.ack_id), (PacketType::Event, namespace.as_str(), ack_id));
+        let head = parse_event_head(p.data).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(head.name.as_ref(), event.as_str());
+        prop_assert_eq!(head.arg_count, args.len());
+
+        let connect = encode_connect(&namespace, auth.as_deref());
+        let p = SocketPacket::decode(&connect[1..]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!((p.ty, p.namespace, p.data), (PacketType::Connect, namespace.as_str(), auth.as_deref().unwrap_or("")));
+        let disconnect = encode_disconnect(&namespace);
+        let p = SocketPacket::decode(&disconnect[1..]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!((p.ty, p.namespace), (PacketType::Disconnect, namespace.as_str()));
+    }
+}
+
+fn json_text(value: serde_json::Value) -> String {
+    value.to_string()
 }

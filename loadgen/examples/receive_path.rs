@@ -1,6 +1,7 @@
 //! Measures the load generator's cost per received message, end to end on the client side:
 //! websocket frame, Engine.IO / Socket.IO framing in `roomstorm_client`, then exactly what a
-//! member's receiving task does with it (`loadgen::member::on_event`: parse, probe, ledger,
+//! member's receiving task does with it (`loadgen::member::on_event` with the built-in
+//! profile: parse, probe, ledger,
 //! histograms, timeline).
 //!
 //! It exists because wall-clock figures on the shared 2-core machine are noise: run it under
@@ -93,20 +94,22 @@ async fn receive(n: u32, pace_us: u64) -> Result<(), Box<dyn std::error::Error>>
         room.on_send(i % SENDERS, i / SENDERS, START_US + u64::from(i) * 10);
     }
     let mut ledger = SessionLedger::for_room(&room);
+    let profile = loadgen::profile::Profile::roomstorm();
+    let records = loadgen::member::Records {
+        counters: &counters,
+        timeline: &timeline,
+        profile: &profile,
+        group: None,
+    };
     let mut now = START_US;
     while let Some(incoming) = rx.next_raw().await {
         match incoming {
             RawIncoming::Event(event) => {
                 now += 10;
-                loadgen::member::on_event(
-                    &counters,
-                    &timeline,
-                    &room,
-                    &mut ledger,
-                    event.packet(),
-                    now + 500,
-                );
+                loadgen::member::on_event(&records, (&room, &mut ledger), &event, now + 500);
             }
+            // The fake server acknowledges nothing.
+            RawIncoming::Ack(_) => {}
             RawIncoming::Disconnected(_) => break,
         }
     }

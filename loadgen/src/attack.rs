@@ -17,6 +17,7 @@ use crate::clock::{instant_at, now_us};
 use crate::context::RunContext;
 use crate::member::{Schedule, Session, open_session};
 use crate::scenario::Reconnect;
+use crate::signals::Signals;
 
 /// Longest a transaction sleeps, so goose can stop users promptly.
 const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -35,6 +36,8 @@ struct MemberState {
     index: usize,
     session: Option<Session>,
     schedule: Option<Schedule>,
+    /// Its group's signals (typing, presence), if it sends any.
+    signals: Option<Signals>,
     /// Reconnect attempts since the last successful join.
     attempts: u32,
     retry_at: Option<Instant>,
@@ -88,6 +91,7 @@ fn start(
             index,
             session: None,
             schedule,
+            signals: Signals::for_member(&ctx, member, ctx.send_from_us),
             attempts: 0,
             retry_at: None,
             next_churn: next_churn(ctx.scenario.traffic.churn_per_min),
@@ -124,8 +128,12 @@ async fn connect(ctx: &Arc<RunContext>, index: usize, state: &mut MemberState) -
             state.session = Some(session);
             // What fell due while it had no connection is not sent late in a burst: unsent
             // (counted as planned − made).
+            let now = now_us().min(ctx.send_until_us);
             if let Some(schedule) = state.schedule.as_mut() {
-                schedule.skip_missed(now_us().min(ctx.send_until_us));
+                schedule.skip_missed(now);
+            }
+            if let Some(signals) = state.signals.as_mut() {
+                signals.skip_missed(now);
             }
             state.attempts = 0;
             state.retry_at = None;
@@ -240,25 +248,36 @@ async fn step(ctx: &Arc<RunContext>, state: &mut MemberState) -> StepOutcome {
         return outcome;
     }
     let now = now_us();
+    let member = &ctx.plan.members[state.index];
+    // Signals first: due ones go out, and the member wakes for the next one.
+    let signal_wake = match (state.signals.as_mut(), state.session.as_ref()) {
+        (Some(signals), Some(session)) => {
+            signals
+                .send_due(ctx, member, session, (now, ctx.send_until_us))
+                .await;
+            signals.next_us().filter(|&t| t < ctx.send_until_us)
+        }
+        _ => None,
+    };
+    let wake = |t: u64| signal_wake.map_or(t, |s| s.min(t));
     let Some(schedule) = state.schedule.as_mut() else {
-        return sleep_until_us(now + MAX_SLEEP.as_micros() as u64).await;
+        return sleep_until_us(wake(now + MAX_SLEEP.as_micros() as u64)).await;
     };
     // Only intended times before the window's end are sent. A lagging member still sends its
     // backlog, in order, each message stamped with its intended time, until the send phase
     // ends; what is left then is unsent (planned − made).
     let next = schedule.next_us();
     if next >= ctx.send_until_us || now >= ctx.send_until_us + SEND_GRACE_US {
-        let wake = if now < ctx.send_until_us {
+        let until = if now < ctx.send_until_us {
             ctx.send_until_us
         } else {
             now + MAX_SLEEP.as_micros() as u64
         };
-        return sleep_until_us(wake).await;
+        return sleep_until_us(wake(until)).await;
     }
     if next > now {
-        return sleep_until_us(next).await;
+        return sleep_until_us(wake(next)).await;
     }
-    let member = &ctx.plan.members[state.index];
     let Some(session) = state.session.as_ref() else {
         return StepOutcome::Idle;
     };

@@ -2,13 +2,16 @@
 //! ledgers, counters and the timeline. Built once before the attack, read-mostly after.
 
 use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::measure::histograms::Recorder;
+use crate::measure::histograms::{GroupRecorder, Recorder};
 use crate::measure::ledger::{RoomLedger, SessionId, SessionLedger};
 use crate::measure::timeline::Timeline;
 use crate::pace::{Planned, planned};
+use crate::profile::{Profile, Unmatched};
+use crate::results::{AckCounts, ProtocolResult};
 use crate::scenario::{Plan, Scenario};
 
 /// Process-wide event counters while the run lasts (relaxed atomics: bumped on hot paths, read
@@ -21,8 +24,9 @@ pub struct LiveCounters {
     pub join_timeouts: AtomicU64,
     pub sends: AtomicU64,
     pub send_failures: AtomicU64,
-    /// Every `message` event received, joins and quits included (compared with the workers'
-    /// own `delivered` counters).
+    /// Every room message received: an event of the profile's `receive.events` (the built-in
+    /// profile's `message`, joins and quits included; compared with the workers' own
+    /// `delivered` counters).
     pub received_messages: AtomicU64,
     pub server_errors: AtomicU64,
     /// `say`s the server refused without sending (`busy`, `unavailable`); taken back from
@@ -37,6 +41,56 @@ pub struct LiveCounters {
     pub heartbeats: AtomicU64,
     /// Members currently joined.
     pub members: AtomicU64,
+    /// Received events the profile could not place, by [`Unmatched`] reason.
+    pub unmatched: [AtomicU64; Unmatched::ALL.len()],
+    /// What became of the acknowledgements of says (profiles with `say.ack`).
+    pub acks: AckCounters,
+}
+
+impl LiveCounters {
+    /// What results.json says of the profile: its name, the events it could not place, and
+    /// (with `say.ack`) the acknowledgements.
+    pub fn protocol_result(&self, profile: &Profile) -> ProtocolResult {
+        let unmatched = Unmatched::ALL
+            .into_iter()
+            .map(|reason| (reason.name(), self.unmatched[reason.index()].load(Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(name, n)| (name.to_owned(), n))
+            .collect();
+        let a = &self.acks;
+        let acks = profile.say.ack.then(|| AckCounts {
+            requested: a.requested.load(Relaxed),
+            received: a.received.load(Relaxed),
+            refused: a.refused.load(Relaxed),
+            missing: a.missing.load(Relaxed),
+            open_at_leave: a.open_at_leave.load(Relaxed),
+        });
+        ProtocolResult {
+            profile: profile.name.clone(),
+            unmatched,
+            acks,
+        }
+    }
+}
+
+/// One member group's counters while the run lasts (`results::GroupResult`).
+#[derive(Default)]
+pub struct GroupLive {
+    /// Its members' messages written (refused ones taken back, as `LiveCounters::sends`).
+    pub sends: AtomicU64,
+    /// Signals (typing, presence) written, and signal writes that failed.
+    pub signals: AtomicU64,
+    pub signal_failures: AtomicU64,
+}
+
+/// The acknowledgement counts while the run lasts (see `results::AckCounts`).
+#[derive(Default)]
+pub struct AckCounters {
+    pub requested: AtomicU64,
+    pub received: AtomicU64,
+    pub refused: AtomicU64,
+    pub missing: AtomicU64,
+    pub open_at_leave: AtomicU64,
 }
 
 /// One room of this process: its id, its shared ledger, and the ledgers of sessions that
@@ -68,6 +122,10 @@ pub struct RunContext {
     pub counters: LiveCounters,
     /// The run's latency and fan-out-size histograms (connect, join, fan-out...).
     pub recorder: Arc<Recorder>,
+    /// Each member group's counters (`[[population.groups]]`, by index; empty without).
+    pub groups: Vec<GroupLive>,
+    /// Each member group's fan-out latency, as its members received.
+    pub group_fanout: GroupRecorder,
     pub timeline: Timeline,
     pub connect_timeout: Duration,
     pub join_timeout: Duration,
@@ -99,19 +157,32 @@ impl RunContext {
             (send_from_us, send_until_us),
         );
         let recorder = Arc::new(Recorder::new());
+        let groups = if scenario.population.groups.is_empty() {
+            Vec::new()
+        } else {
+            groups_by_slot(&plan)
+        };
         let rooms = plan
             .rooms
             .iter()
             .map(|room| {
                 let capacity = messages_per_sender(&plan, &planned, room.index);
+                let mut ledger = RoomLedger::new(
+                    room.members.len() as u32,
+                    capacity,
+                    scenario.traffic.deadline.as_micros() as u64,
+                    Arc::clone(&recorder),
+                );
+                if let Some(groups) = groups.get(room.index as usize) {
+                    ledger = ledger.with_groups(groups.clone());
+                }
                 Arc::new(RoomState {
                     id: room.id.clone(),
-                    ledger: RoomLedger::new(
-                        room.members.len() as u32,
-                        capacity,
-                        scenario.traffic.deadline.as_micros() as u64,
-                        Arc::clone(&recorder),
-                    ),
+                    ledger: if scenario.protocol.receive.echo {
+                        ledger
+                    } else {
+                        ledger.without_echo()
+                    },
                     finished: Mutex::new(Vec::new()),
                 })
             })
@@ -123,6 +194,13 @@ impl RunContext {
             target_url,
             counters: LiveCounters::default(),
             recorder,
+            groups: scenario
+                .population
+                .groups
+                .iter()
+                .map(|_| GroupLive::default())
+                .collect(),
+            group_fanout: GroupRecorder::default(),
             connect_timeout: Duration::from_secs(10),
             join_timeout: Duration::from_secs(10),
             start_us,
@@ -163,6 +241,25 @@ impl RunTiming {
     pub fn drain_end(&self, start_us: u64) -> u64 {
         self.send_window(start_us).1 + self.drain.as_micros() as u64
     }
+}
+
+/// The group of each member slot, by room (for scenarios with groups, where every member has
+/// one). From the members this process plans (a part of a split run plans only its rooms').
+fn groups_by_slot(plan: &Plan) -> Vec<Vec<u32>> {
+    let mut by_room: Vec<Vec<u32>> = plan
+        .rooms
+        .iter()
+        .map(|room| vec![0; room.members.len()])
+        .collect();
+    for member in &plan.members {
+        if let Some(slot) = by_room
+            .get_mut(member.room as usize)
+            .and_then(|room| room.get_mut(member.slot as usize))
+        {
+            *slot = member.group.unwrap_or(0);
+        }
+    }
+    by_room
 }
 
 /// Most messages one sender of the room can send: sizes the room ledger's slots. Exact: a

@@ -3,7 +3,8 @@
 //! delivery completeness), against our cluster or any server speaking the original protocol.
 //!
 //! Kept apart like oha: `scenario` (what to run), `member` and `attack` (the client side:
-//! simulated members as goose users; `pace`, when they mean to send), `measure` (histograms,
+//! simulated members as goose users; `pace`, when they mean to send; `profile`, how they talk
+//! to the app: the protocol profile), `measure` (histograms,
 //! delivery ledger, timeline: the monitor), `results` (the written record, exact merges),
 //! `progress` (the live printer), `summary` (the printed end of a run), `judging` (thresholds,
 //! faults and rate steps), `target` (the system under test and its faults), `admin` (a URL
@@ -11,6 +12,7 @@
 //! hosts) and `run` (the order of it all). Each command owns its arguments: `run` (and
 //! `collect`), `merge`, `report`, `compare`, `figures`; `cli` only dispatches.
 
+pub mod acks;
 pub mod admin;
 pub mod attack;
 pub mod cli;
@@ -19,12 +21,14 @@ pub mod compare;
 pub mod context;
 pub mod coord;
 pub mod figures;
+pub mod groups;
 pub mod judging;
 pub mod measure;
 pub mod member;
 pub mod merge;
 pub mod pace;
 pub mod plan;
+pub mod profile;
 pub mod progress;
 pub mod report;
 pub mod resources;
@@ -32,6 +36,7 @@ pub mod resources;
 pub use roomstorm_results as results;
 pub mod run;
 pub mod scenario;
+pub mod signals;
 pub mod summary;
 pub mod target;
 

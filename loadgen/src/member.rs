@@ -3,7 +3,8 @@
 //!
 //! Sending never waits on receiving: each message is stamped with its INTENDED send time and
 //! a per-sender sequence number, so a stalled server shows up as latency rather than as fewer
-//! messages. Receiving parses only what it records.
+//! messages. Receiving parses only what it records. What a member sends and where it finds the
+//! probe in what it receives is the scenario's protocol profile (`crate::profile`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,18 +12,21 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use roomstorm_client::{ClientConfig, ConnectError, RawIncoming, Receiver, Sender};
+use roomstorm_client::{
+    ClientConfig, ConnectError, RawAck, RawEvent, RawIncoming, Receiver, Sender,
+};
 use tokio::task::JoinHandle;
 
+use crate::acks::AckBook;
 use crate::clock::now_us;
-use crate::context::{LiveCounters, RoomState, RunContext};
-use crate::measure::histograms::HistogramKind;
+use crate::context::{GroupLive, LiveCounters, RoomState, RunContext};
+use crate::measure::histograms::{GroupRecorder, HistogramKind};
 use crate::measure::ledger::{Leave, RoomLedger, SessionId, SessionLedger};
-use crate::measure::probe::{
-    MessageKind, decode_probe, encode_probe, parse_error_packet, parse_message_packet,
-};
+use crate::measure::probe::{MessageKind, encode_probe, parse_error_packet, parse_message_packet};
 use crate::measure::timeline::{ErrorKind, Timeline};
 use crate::pace::Pace;
+use crate::profile::path::{as_text, is_set};
+use crate::profile::{Heard, JoinDone, Profile, Unmatched, Vars, hear};
 use crate::scenario::{ClientAddress, MemberPlan, Traffic};
 
 /// Why a member could not get into its room. Printed with `{}`: the message already holds the
@@ -33,7 +37,7 @@ pub enum SessionError {
     Connect(ConnectError),
     #[error("join failed: {0}")]
     Join(String),
-    #[error("no join broadcast within {0:?}")]
+    #[error("the join did not complete within {0:?}")]
     JoinTimeout(Duration),
 }
 
@@ -51,6 +55,10 @@ pub struct Session {
     /// How long connect and join took (also recorded into the histograms).
     pub connect_time: Duration,
     pub join_time: Duration,
+    /// The say payload's JSON text before and after the probe, rendered for this member.
+    say: (String, String),
+    /// The acknowledgements of says this session waits for (profiles with `say.ack`).
+    acks: Option<Arc<AckBook>>,
     /// Tells the receiving side that the member is leaving on purpose.
     leaving: Arc<Leaving>,
     receiver: JoinHandle<()>,
@@ -102,11 +110,30 @@ fn mix(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The member's values for the profile's templates.
+pub fn vars<'a>(ctx: &'a RunContext, member: &'a MemberPlan) -> Vars<'a> {
+    Vars {
+        room: &ctx.rooms[member.room as usize].id,
+        member: &member.name,
+        member_index: member.id,
+    }
+}
+
 fn client_config(ctx: &RunContext, member: &MemberPlan) -> ClientConfig {
-    let room = &ctx.rooms[member.room as usize];
-    let mut config = ClientConfig::new(ctx.target_url.clone())
-        .transport(member.transport)
-        .query(roomstorm_protocol::ROOM_QUERY_KEY, room.id.clone());
+    let profile = &ctx.scenario.protocol;
+    let vars = vars(ctx, member);
+    let mut config = ClientConfig::new(ctx.target_url.clone()).transport(member.transport);
+    config.path = profile.path.clone();
+    config.namespace = profile.namespace.clone();
+    for (key, value) in &profile.connect.query {
+        config = config.query(key.clone(), value.render(&vars));
+    }
+    for (key, value) in &profile.connect.headers {
+        config
+            .extra_headers
+            .push((key.clone(), value.render(&vars)));
+    }
+    config.auth = profile.connect.auth.as_ref().map(|auth| auth.render(&vars));
     config.connect_timeout = ctx.connect_timeout;
     match ctx.scenario.target.client_address {
         ClientAddress::Spread => config.bind_addr = member_ip(member.id, ClientAddress::Spread),
@@ -118,7 +145,8 @@ fn client_config(ctx: &RunContext, member: &MemberPlan) -> ClientConfig {
     config
 }
 
-/// Connects and joins; returns once the member saw its own join broadcast.
+/// Connects and joins; returns once the join is done (the profile's `join.done`: for the
+/// built-in profile, when the member saw its own join broadcast).
 pub async fn open_session(
     ctx: &Arc<RunContext>,
     member: &MemberPlan,
@@ -138,12 +166,14 @@ pub async fn open_session(
         .record(HistogramKind::Connect, connect_time.as_micros() as u64);
 
     let joining = Instant::now();
-    let join = serde_json::json!({ "username": member.name });
-    if let Err(e) = tx.emit(roomstorm_protocol::EVENT_JOIN, &join).await {
-        let _ = tx.close().await;
-        return Err(SessionError::Join(e.to_string()));
-    }
-    let waiting = wait_for_own_join(ctx, &mut rx, &member.name);
+    let ack = match emit_join(ctx, member, &tx).await {
+        Ok(ack) => ack,
+        Err(e) => {
+            let _ = tx.close().await;
+            return Err(SessionError::Join(e.to_string()));
+        }
+    };
+    let waiting = wait_for_join(ctx, &mut rx, member, ack);
     match tokio::time::timeout(ctx.join_timeout, waiting).await {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => {
@@ -166,29 +196,94 @@ pub async fn open_session(
     let room = ctx.rooms[member.room as usize].clone();
     let id = room.ledger.session_joined(member.slot, join_done_us);
     let leaving = Arc::new(Leaving::default());
-    let receiver = tokio::spawn(receive(ctx.clone(), room, id, rx, leaving.clone()));
+    let profile = &ctx.scenario.protocol;
+    let acks = profile.say.ack.then(|| Arc::new(AckBook::default()));
+    let say = profile
+        .say
+        .payload
+        .render_around_probe(&vars(ctx, member))
+        .unwrap_or_default();
+    let receiver = tokio::spawn(receive(
+        ctx.clone(),
+        (room, id, member.group),
+        rx,
+        (leaving.clone(), acks.clone()),
+    ));
     Ok(Session {
         tx,
         id,
         connect_time,
         join_time,
+        say,
+        acks,
         leaving,
         receiver,
     })
 }
 
-async fn wait_for_own_join(ctx: &RunContext, rx: &mut Receiver, name: &str) -> Result<(), String> {
+/// Emits the profile's join event, if it has one; the ack id when the join waits for its
+/// acknowledgement.
+async fn emit_join(
+    ctx: &RunContext,
+    member: &MemberPlan,
+    tx: &Sender,
+) -> Result<Option<u64>, roomstorm_client::SendError> {
+    let join = &ctx.scenario.protocol.join;
+    let Some(event) = &join.event else {
+        return Ok(None);
+    };
+    let payload = join
+        .payload
+        .as_ref()
+        .map(|p| p.render(&vars(ctx, member)))
+        .unwrap_or_default();
+    if join.done == JoinDone::Ack {
+        let id = tx.next_ack_id();
+        tx.emit_with_ack(id, event, &payload).await?;
+        Ok(Some(id))
+    } else {
+        tx.emit_args(event, &payload).await?;
+        Ok(None)
+    }
+}
+
+/// Waits until the join is done as the profile says (the acknowledgement `ack` of the join,
+/// the confirming event, the member's own join notice); what else arrives meanwhile is counted
+/// (room messages, unmatched events) but owed to nobody: the member is not in the room yet.
+async fn wait_for_join(
+    ctx: &RunContext,
+    rx: &mut Receiver,
+    member: &MemberPlan,
+    ack: Option<u64>,
+) -> Result<(), String> {
+    let profile = &ctx.scenario.protocol;
+    if profile.join.done == JoinDone::Sent {
+        return Ok(());
+    }
+    let vars = vars(ctx, member);
     loop {
         match rx.next_raw().await {
             Some(RawIncoming::Event(event)) => {
-                if let Some(m) = parse_message_packet(event.packet()) {
-                    ctx.counters.received_messages.fetch_add(1, Relaxed);
-                    if m.kind == MessageKind::Join && m.username == name {
+                if profile.is_builtin() {
+                    if own_join_notice(ctx, &event, &member.name)? {
                         return Ok(());
                     }
-                } else if event.packet().contains("\"error\"") {
-                    return Err(format!("server refused the join: {}", event.args_json()));
+                } else if confirms_join(profile, &event, &vars) {
+                    return Ok(());
+                } else {
+                    count_before_join(ctx, profile, &event);
                 }
+            }
+            Some(RawIncoming::Ack(answer)) if Some(answer.id()) == ack => {
+                return join_acknowledged(profile, &answer);
+            }
+            Some(RawIncoming::Ack(_)) => {
+                count_unmatched(
+                    &ctx.counters,
+                    &ctx.timeline,
+                    Unmatched::UnexpectedAck,
+                    now_us(),
+                );
             }
             Some(RawIncoming::Disconnected(reason)) => {
                 return Err(format!("disconnected: {reason}"));
@@ -198,18 +293,85 @@ async fn wait_for_own_join(ctx: &RunContext, rx: &mut Receiver, name: &str) -> R
     }
 }
 
-/// The receiving side of one session: every broadcast goes into the ledger; runs until the
-/// connection ends (or a planned leave gives up waiting for that), then closes the session in
-/// the room's ledger and hands the session's ledger over for settling. Always: a session
-/// whose ledger never reached the room would have everything it received counted as lost.
+/// The built-in profile: whether this is the member's own join notice; an `error` event
+/// refuses the join.
+fn own_join_notice(ctx: &RunContext, event: &RawEvent<'_>, name: &str) -> Result<bool, String> {
+    if let Some(m) = parse_message_packet(event.packet()) {
+        ctx.counters.received_messages.fetch_add(1, Relaxed);
+        return Ok(m.kind == MessageKind::Join && m.username == name);
+    }
+    if event.packet().contains("\"error\"") {
+        return Err(format!("server refused the join: {}", event.args_json()));
+    }
+    Ok(false)
+}
+
+/// Whether `event` is the profile's join confirmation for this member: its event, with every
+/// `join.match` value at its path of the first argument.
+fn confirms_join(profile: &Profile, event: &RawEvent<'_>, vars: &Vars<'_>) -> bool {
+    let JoinDone::Event {
+        event: name,
+        matches,
+    } = &profile.join.done
+    else {
+        return false;
+    };
+    let args = event.args_json();
+    if crate::profile::listen::event_name(args).as_deref() != Some(name.as_str()) {
+        return false;
+    }
+    matches.iter().all(|(path, expected)| {
+        let expected = expected.render(vars);
+        match path.find(args, 1) {
+            Ok(Some(value)) => match as_text(value) {
+                Some(text) => text == expected,
+                None => value.get() == expected,
+            },
+            _ => false,
+        }
+    })
+}
+
+/// The join's acknowledgement: done, unless the app says it failed (`join.ack_error`).
+fn join_acknowledged(profile: &Profile, answer: &RawAck<'_>) -> Result<(), String> {
+    let refused = profile
+        .join
+        .ack_error
+        .as_ref()
+        .is_some_and(|path| is_set(path.find(answer.args_json(), 0).ok().flatten()));
+    if refused {
+        Err(format!("the app refused the join: {}", answer.args_json()))
+    } else {
+        Ok(())
+    }
+}
+
+/// An event before the join is done (a profile from a scenario): a room message is counted
+/// received, and what the profile cannot place is counted unmatched; nothing is owed yet.
+fn count_before_join(ctx: &RunContext, profile: &Profile, event: &RawEvent<'_>) {
+    let heard = hear(profile, event);
+    if heard.is_message() {
+        ctx.counters.received_messages.fetch_add(1, Relaxed);
+    }
+    if let Heard::Unmatched(reason) = heard {
+        count_unmatched(&ctx.counters, &ctx.timeline, reason, now_us());
+    }
+}
+
+/// The receiving side of one session: every broadcast goes into the ledger, every
+/// acknowledgement into the session's book; runs until the connection ends (or a planned leave
+/// gives up waiting for that), then closes the session in the room's ledger, settles the
+/// acknowledgements still waiting and hands the session's ledger over for settling. Always: a
+/// session whose ledger never reached the room would have everything it received counted as
+/// lost.
 async fn receive(
     ctx: Arc<RunContext>,
-    room: Arc<RoomState>,
-    id: SessionId,
+    (room, id, group): (Arc<RoomState>, SessionId, Option<u32>),
     mut rx: Receiver,
-    leaving: Arc<Leaving>,
+    (leaving, acks): (Arc<Leaving>, Option<Arc<AckBook>>),
 ) {
     let mut ledger = SessionLedger::for_room(&room.ledger);
+    let records = Records::of(&ctx, group);
     let give_up = leaving.give_up.notified();
     tokio::pin!(give_up);
     loop {
@@ -222,14 +384,12 @@ async fn receive(
             incoming = rx.next_raw() => incoming,
         };
         match incoming {
-            Some(RawIncoming::Event(event)) => on_event(
-                &ctx.counters,
-                &ctx.timeline,
-                &room.ledger,
-                &mut ledger,
-                event.packet(),
-                now_us(),
-            ),
+            Some(RawIncoming::Event(event)) => {
+                on_event(&records, (&room.ledger, &mut ledger), &event, now_us())
+            }
+            Some(RawIncoming::Ack(answer)) => {
+                on_ack(&ctx, &records, acks.as_deref(), (&answer, now_us()))
+            }
             Some(RawIncoming::Disconnected(_)) | None => break,
         }
     }
@@ -242,6 +402,9 @@ async fn receive(
             (now, Leave::CutOff)
         }
     };
+    if let Some(acks) = &acks {
+        settle_acks(&ctx, acks, left, how);
+    }
     ctx.counters
         .heartbeats
         .fetch_add(u64::from(rx.pings_received()), Relaxed);
@@ -249,45 +412,143 @@ async fn receive(
     room.finish(id, ledger);
 }
 
-/// What the receiving task does with one server event (`packet` is its Engine.IO text)
-/// received at `now`: count it, and record a probe into the session's ledger, the room's
-/// slot, the histograms and the timeline. Public so the `receive_path` example measures
-/// exactly this code.
-pub fn on_event(
-    counters: &LiveCounters,
-    timeline: &Timeline,
-    room: &RoomLedger,
-    ledger: &mut SessionLedger,
-    packet: &str,
-    now: u64,
-) {
-    match parse_message_packet(packet) {
-        Some(message) => {
-            counters.received_messages.fetch_add(1, Relaxed);
-            if message.kind == MessageKind::Say
-                && let Some(probe) = message.text.as_deref().and_then(decode_probe)
-            {
-                let kind =
-                    ledger.on_receive(room, probe.sender_slot, probe.seq, probe.intended_us, now);
-                timeline.receipt(now, probe.intended_us, kind);
-            }
+/// What a session's receiving side counts into: the run's counters and timeline, the profile
+/// it reads events with, and its member's group (counters and fan-out histogram), if any.
+pub struct Records<'a> {
+    pub counters: &'a LiveCounters,
+    pub timeline: &'a Timeline,
+    pub profile: &'a Profile,
+    pub group: Option<(usize, &'a GroupLive, &'a GroupRecorder)>,
+}
+
+impl<'a> Records<'a> {
+    /// A member of `group`'s, in the run `ctx`.
+    fn of(ctx: &'a RunContext, group: Option<u32>) -> Self {
+        let group = group.and_then(|g| {
+            let g = g as usize;
+            Some((g, ctx.groups.get(g)?, &ctx.group_fanout))
+        });
+        Records {
+            counters: &ctx.counters,
+            timeline: &ctx.timeline,
+            profile: &ctx.scenario.protocol,
+            group,
         }
-        None => on_server_error(counters, timeline, packet, now),
     }
 }
 
-/// Counts an `error` event (or any packet that is not a room message) by what it says about a
-/// send: refused without sending (`busy`, `unavailable`: the send is taken back from `sends`),
-/// outcome unknown (its own kind: the message may still arrive, and is still owed), or any
-/// other server error.
-fn on_server_error(counters: &LiveCounters, timeline: &Timeline, packet: &str, now: u64) {
+/// What one server event (`event`, received at `now`) is to the member's profile: a probe
+/// goes into the session's ledger, the room's slot, the histograms (its group's too) and the
+/// timeline; room messages are counted; the app's errors and what the profile cannot place are
+/// counted by kind. Public so the `receive_path` example measures exactly this code.
+pub fn on_event(
+    records: &Records<'_>,
+    (room, ledger): (&RoomLedger, &mut SessionLedger),
+    event: &RawEvent<'_>,
+    now: u64,
+) {
+    let Records {
+        counters, timeline, ..
+    } = records;
+    let heard = hear(records.profile, event);
+    match heard {
+        Heard::Probe(probe) => {
+            counters.received_messages.fetch_add(1, Relaxed);
+            let kind =
+                ledger.on_receive(room, probe.sender_slot, probe.seq, probe.intended_us, now);
+            timeline.receipt(now, probe.intended_us, kind);
+            if let Some((g, _, fanout)) = records.group
+                && kind.is_first()
+            {
+                fanout.record(g, now.saturating_sub(probe.intended_us));
+            }
+        }
+        Heard::Notice => {
+            counters.received_messages.fetch_add(1, Relaxed);
+        }
+        Heard::Ignored => {}
+        Heard::Error(packet) => on_server_error(records, packet, now),
+        Heard::Unmatched(reason) => {
+            if heard.is_message() {
+                counters.received_messages.fetch_add(1, Relaxed);
+            }
+            count_unmatched(counters, timeline, reason, now);
+        }
+    }
+}
+
+/// Counts an event the profile could not place: by reason, and in the timeline's errors.
+fn count_unmatched(counters: &LiveCounters, timeline: &Timeline, reason: Unmatched, now: u64) {
+    counters.unmatched[reason.index()].fetch_add(1, Relaxed);
+    timeline.error(now, ErrorKind::Unmatched);
+}
+
+/// An acknowledgement received at `now`: the round trip of the say it answers (from its
+/// intended send time, like every latency here), and a refusal when the app says so
+/// (`say.ack_error`: counted as refused and taken back from the sends, like `busy`).
+fn on_ack(
+    ctx: &RunContext,
+    records: &Records<'_>,
+    book: Option<&AckBook>,
+    (answer, now): (&RawAck<'_>, u64),
+) {
+    let Some(intended) = book.and_then(|book| book.answered(answer.id())) else {
+        count_unmatched(&ctx.counters, &ctx.timeline, Unmatched::UnexpectedAck, now);
+        return;
+    };
+    let acks = &ctx.counters.acks;
+    acks.received.fetch_add(1, Relaxed);
+    ctx.recorder
+        .record(HistogramKind::Ack, now.saturating_sub(intended));
+    let refused = ctx
+        .scenario
+        .protocol
+        .say
+        .ack_error
+        .as_ref()
+        .is_some_and(|path| is_set(path.find(answer.args_json(), 0).ok().flatten()));
+    if refused {
+        acks.refused.fetch_add(1, Relaxed);
+        refuse_send(records);
+        ctx.timeline.error(now, ErrorKind::SendRefused);
+    }
+}
+
+/// The acknowledgements a session still waited for when it ended at `left`.
+fn settle_acks(ctx: &RunContext, book: &AckBook, left: u64, how: Leave) {
+    let deadline = ctx.scenario.traffic.deadline.as_micros() as u64;
+    let unanswered = book.settle(left, how == Leave::Planned, deadline);
+    let acks = &ctx.counters.acks;
+    acks.missing.fetch_add(unanswered.missing, Relaxed);
+    acks.open_at_leave
+        .fetch_add(unanswered.open_at_leave, Relaxed);
+    for _ in 0..unanswered.missing {
+        ctx.timeline.error(left, ErrorKind::AckMissing);
+    }
+}
+
+/// A send the app refused without sending (the refusal comes to its sender): counted refused
+/// and taken back from the sends, the run's and its group's.
+fn refuse_send(records: &Records<'_>) {
+    let take_back = |n: &std::sync::atomic::AtomicU64| {
+        let _ = n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    };
+    records.counters.sends_refused.fetch_add(1, Relaxed);
+    take_back(&records.counters.sends);
+    if let Some((_, live, _)) = records.group {
+        take_back(&live.sends);
+    }
+}
+
+/// Counts an `error` event by what it says about a send: refused without sending (`busy`,
+/// `unavailable`: the send is taken back from `sends`), outcome unknown (its own kind: the
+/// message may still arrive, and is still owed), or any other server error.
+fn on_server_error(records: &Records<'_>, packet: &str, now: u64) {
     use roomstorm_protocol::ErrorCode;
+    let (counters, timeline) = (records.counters, records.timeline);
     let kind = match parse_error_packet(packet) {
         Some(ErrorCode::Busy | ErrorCode::Unavailable) => {
-            counters.sends_refused.fetch_add(1, Relaxed);
-            let _ = counters
-                .sends
-                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            refuse_send(records);
             ErrorKind::SendRefused
         }
         Some(ErrorCode::OutcomeUnknown) => {
@@ -338,6 +599,8 @@ pub struct Schedule {
     /// Text sizes come from their own stream, so that they cannot move the send times.
     sizes: SmallRng,
     text: String,
+    /// The payload around the probe, assembled here for each send (its capacity reused).
+    payload: String,
 }
 
 /// Distinguishes the size stream's seed from the pace's (both derive from the member's seed).
@@ -350,6 +613,7 @@ impl Schedule {
             pace: Pace::for_member(member, traffic, from_us)?,
             sizes: SmallRng::seed_from_u64(member.seed ^ SIZE_STREAM),
             text: String::with_capacity(member.message_size.1 + 8),
+            payload: String::new(),
         })
     }
 
@@ -399,23 +663,50 @@ impl Schedule {
         member: &MemberPlan,
         session: &Session,
     ) -> Result<Duration, String> {
-        let (seq, intended, text) = self.take_next(member);
+        let (seq, intended, _) = self.take_next(member);
         let room = &ctx.rooms[member.room as usize];
         room.ledger.on_send(member.slot, seq, intended);
         let started = Instant::now();
-        let payload = SayPayload { text };
-        let result = session
-            .tx
-            .emit(roomstorm_protocol::EVENT_SAY, &payload)
-            .await;
+        // The profile's payload with the probe in its place (the built-in: `{"text":"rs1 ..."}`).
+        let (before, after) = &session.say;
+        self.payload.clear();
+        self.payload.push_str(before);
+        self.payload.push_str(&self.text);
+        self.payload.push_str(after);
+        let event = &ctx.scenario.protocol.say.event;
+        // Counted made before the write and taken back if it fails: the server's answer to it
+        // (an acknowledgement, a refusal that takes a send back) can arrive before the write
+        // returns.
+        let group = member.group.and_then(|g| ctx.groups.get(g as usize));
+        let counts = [&ctx.counters.sends]
+            .into_iter()
+            .chain(group.map(|live| &live.sends))
+            .chain(session.acks.as_ref().map(|_| &ctx.counters.acks.requested));
+        counts.clone().for_each(|n| {
+            n.fetch_add(1, Relaxed);
+        });
+        let result = match &session.acks {
+            Some(book) => {
+                let id = session.tx.next_ack_id();
+                book.expect(id, intended);
+                let sent = session.tx.emit_with_ack(id, event, &self.payload).await;
+                if sent.is_err() {
+                    book.forget(id);
+                }
+                sent
+            }
+            None => session.tx.emit_args(event, &self.payload).await,
+        };
         match result {
             Ok(()) => {
-                ctx.counters.sends.fetch_add(1, Relaxed);
                 ctx.timeline.send(intended);
                 Ok(started.elapsed())
             }
             Err(e) => {
                 // Not sent: owed to nobody, and unsent.
+                counts.for_each(|n| {
+                    let _ = n.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+                });
                 room.ledger.on_send_failed(member.slot, seq);
                 ctx.counters.send_failures.fetch_add(1, Relaxed);
                 ctx.timeline.error(now_us(), ErrorKind::SendFailed);
@@ -423,11 +714,6 @@ impl Schedule {
             }
         }
     }
-}
-
-#[derive(serde::Serialize)]
-struct SayPayload<'a> {
-    text: &'a str,
 }
 
 #[cfg(test)]
@@ -543,11 +829,21 @@ steps = { start = 1.0, factor = 2.0, step = "10s", max_steps = 3 }
     fn error_events_are_counted_by_what_they_say_about_the_send() {
         let counters = LiveCounters::default();
         let timeline = Timeline::new(0, 10);
+        let profile = crate::profile::Profile::roomstorm();
+        let (live, fanout) = (GroupLive::default(), GroupRecorder::default());
+        let records = Records {
+            counters: &counters,
+            timeline: &timeline,
+            profile: &profile,
+            group: Some((0, &live, &fanout)),
+        };
         counters.sends.store(5, Relaxed);
+        live.sends.store(5, Relaxed);
         for code in ["busy", "unavailable", "outcome_unknown", "rate_limited"] {
             let packet = format!(r#"42["error",{{"code":"{code}","message":"m"}}]"#);
-            on_server_error(&counters, &timeline, &packet, SECOND);
+            on_server_error(&records, &packet, SECOND);
         }
+        assert_eq!(live.sends.load(Relaxed), 3, "the sender's group's too");
         assert_eq!(
             counters.sends.load(Relaxed),
             3,

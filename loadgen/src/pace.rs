@@ -25,7 +25,7 @@
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::scenario::{MemberPlan, RateSteps, Traffic};
+use crate::scenario::{Burst, MemberPlan, RateSteps, Traffic};
 
 /// One member's intended send times, in order, with their sequence numbers.
 #[derive(Debug, Clone)]
@@ -40,7 +40,50 @@ pub struct Pace {
     interval_us: f64,
     jitter: f64,
     steps: Option<RateSteps>,
+    /// A bursty member's on/off cycle: `at` then counts time in on periods only.
+    duty: Option<Duty>,
     rng: SmallRng,
+}
+
+/// Distinguishes a bursty member's phase from its schedule's other draws.
+const BURST_STREAM: u64 = 0x4255_5253_5450_4841;
+
+/// A bursty member's cycle of `on` and `off` periods, starting at its own phase: its schedule
+/// runs in on-time (the time spent in on periods), mapped to the run's clock here. So a member
+/// sends at its rate while on and not at all while off, and the same seed gives the same times.
+#[derive(Debug, Clone, Copy)]
+struct Duty {
+    on_us: f64,
+    cycle_us: f64,
+    /// What is left of the on period the member is in at the window's start (0 when off).
+    first_on_us: f64,
+    /// When its next cycle starts, µs after the window's start.
+    next_cycle_us: f64,
+}
+
+impl Duty {
+    fn new(burst: Burst, seed: u64) -> Duty {
+        let on_us = (burst.on.as_micros() as f64).max(1.0);
+        let cycle_us = on_us + burst.off.as_micros() as f64;
+        let phase = SmallRng::seed_from_u64(seed ^ BURST_STREAM).random_range(0.0..cycle_us);
+        Duty {
+            on_us,
+            cycle_us,
+            first_on_us: (on_us - phase).max(0.0),
+            next_cycle_us: cycle_us - phase,
+        }
+    }
+
+    /// The time on the window's clock (µs after its start) at which `on_time` µs of on
+    /// periods have passed.
+    fn real(&self, on_time: f64) -> f64 {
+        if on_time < self.first_on_us {
+            return on_time;
+        }
+        let rest = on_time - self.first_on_us;
+        let cycles = (rest / self.on_us).floor();
+        self.next_cycle_us + cycles * self.cycle_us + (rest - cycles * self.on_us)
+    }
 }
 
 impl Pace {
@@ -49,13 +92,25 @@ impl Pace {
     /// seed alone.
     pub fn for_member(member: &MemberPlan, traffic: &Traffic, from_us: u64) -> Option<Pace> {
         let interval = member.send_interval?;
-        Some(Pace::new(
+        let pace = Pace::new(
             interval.as_micros() as f64,
             traffic.jitter,
             traffic.steps,
             member.seed,
             from_us,
-        ))
+        );
+        Some(match member.burst {
+            Some(burst) => pace.bursting(burst, member.seed),
+            None => pace,
+        })
+    }
+
+    /// The same schedule, sent only during the on periods of `burst` (its phase drawn from
+    /// `seed`): on-time is mapped to the run's clock. Not with rate steps (refused when the
+    /// scenario is read).
+    pub fn bursting(mut self, burst: Burst, seed: u64) -> Pace {
+        self.duty = Some(Duty::new(burst, seed));
+        self
     }
 
     /// A schedule of one send per `interval_us` of rate-scaled time (± `jitter` of it).
@@ -74,6 +129,7 @@ impl Pace {
             interval_us: interval_us.max(1.0),
             jitter: jitter.clamp(0.0, 1.0),
             steps,
+            duty: None,
             rng: SmallRng::seed_from_u64(seed),
         };
         let first = pace.first_gap();
@@ -83,7 +139,8 @@ impl Pace {
 
     /// The intended time of the next send (run clock, µs).
     pub fn next_us(&self) -> u64 {
-        self.from_us + self.at as u64
+        let at = self.duty.map_or(self.at, |duty| duty.real(self.at));
+        self.from_us + at as u64
     }
 
     /// The sequence number of the next send (counted from 0, skipped sends included).
@@ -299,6 +356,44 @@ mod tests {
             );
         }
         assert_eq!(pace.seq(), 5);
+    }
+
+    /// A bursty member sends at its rate in its on periods and never in its off periods;
+    /// over many members the offered load is rate × on / (on + off), steady from the first
+    /// second (each member on its own phase).
+    #[test]
+    fn a_bursty_schedule_sends_only_in_its_on_periods() {
+        let burst = Burst {
+            on: Duration::from_secs(2),
+            off: Duration::from_secs(6),
+        };
+        let from = 5 * SECOND;
+        let mut counts = vec![0u64; 40];
+        for seed in 0..4_000u64 {
+            let duty = Duty::new(burst, seed);
+            let mut pace = Pace::new(250_000.0, 0.2, None, seed, from).bursting(burst, seed);
+            let mut last = 0;
+            while pace.next_us() < from + 40 * SECOND {
+                let t = pace.next_us() - from;
+                assert!(t >= last, "in order");
+                last = t;
+                // On iff its position in the member's cycle is in [0, on).
+                let position = (t as f64 - duty.next_cycle_us).rem_euclid(duty.cycle_us);
+                assert!(
+                    position < duty.on_us + 1.0 || (t as f64) < duty.first_on_us + 1.0,
+                    "seed {seed}: a send at {t} µs falls in an off period"
+                );
+                counts[(t / SECOND) as usize] += 1;
+                pace.advance();
+            }
+        }
+        // 4 messages a second while on, on a quarter of the time: 1 a second per member.
+        for (second, &n) in counts.iter().enumerate() {
+            assert!(
+                (n as f64 - 4_000.0).abs() < 400.0,
+                "second {second}: {n} planned, 4000 expected"
+            );
+        }
     }
 
     #[test]

@@ -259,3 +259,67 @@ fn every_scenario_metric_is_measured() {
     assert_eq!(whole.measured(M::ConnectErrorRate), 1.0);
     assert_eq!(whole.measured(M::DeliveryRatio), 29.0 / 30.0);
 }
+
+/// Groups merge by name, in the order they first appear: counts summed, the fan-out
+/// histograms added, their percentiles recomputed: what one process would have written.
+#[test]
+fn groups_merge_by_name_exactly() {
+    use crate::measure::histograms::{GroupRecorder, encode_histogram, percentiles};
+    use crate::results::{Deliveries, GroupResult, Percentiles, Sends};
+
+    let whole = GroupRecorder::default();
+    let halves = [GroupRecorder::default(), GroupRecorder::default()];
+    let mut rng = SmallRng::seed_from_u64(16);
+    for i in 0..4_000usize {
+        let (group, value) = (i % 2, rng.random_range(1..5_000_000u64));
+        whole.record(group, value);
+        halves[rng.random_range(0..2usize)].record(group, value);
+    }
+    let results = |recorder: &GroupRecorder, made: u64, names: [&str; 2]| {
+        let mut r = Results::new(
+            json!({"name": "g"}),
+            Environment::detect(),
+            UNIX_EPOCH,
+            Duration::ZERO,
+        );
+        let hists = recorder.merged(2);
+        r.groups = names
+            .iter()
+            .zip(hists)
+            .map(|(name, (hist, clamped))| GroupResult {
+                name: (*name).to_owned(),
+                members: 5,
+                sends: Sends::new(made + 1, made),
+                signals: made,
+                signal_failures: 0,
+                deliveries: Deliveries::from(&DeliveryTotals {
+                    expected: 10 * made,
+                    delivered: 10 * made,
+                    ..DeliveryTotals::default()
+                }),
+                fanout: Percentiles {
+                    clamped,
+                    ..percentiles(&hist)
+                },
+                fanout_hist: encode_histogram(&hist).expect("encodes"),
+            })
+            .collect();
+        r
+    };
+    let merged = merge(&[
+        results(&halves[0], 3, ["talkers", "lurkers"]),
+        results(&halves[1], 4, ["talkers", "lurkers"]),
+    ])
+    .expect("merges");
+    let expected = results(&whole, 7, ["talkers", "lurkers"]);
+    for (got, want) in merged.groups.iter().zip(&expected.groups) {
+        assert_eq!(got.name, want.name);
+        assert_eq!(got.fanout, want.fanout);
+        assert_eq!(got.fanout_hist, want.fanout_hist);
+        assert_eq!(got.members, 10);
+        assert_eq!(got.sends, Sends::new(9, 7));
+        assert_eq!((got.signals, got.deliveries.expected), (7, 70));
+    }
+    assert_eq!(merged.groups.len(), 2);
+    assert!(merged.groups[0].fanout.count > 1_500);
+}

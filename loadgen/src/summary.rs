@@ -7,6 +7,32 @@ use std::path::Path;
 
 use crate::results::{self, PartHost, Results, ThresholdResult, Verdict};
 
+/// A profile's line: its name, what it could not place, its acknowledgements.
+fn print_protocol(p: &results::ProtocolResult, ack: &results::Percentiles) {
+    let unmatched: Vec<String> = p
+        .unmatched
+        .iter()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    let unmatched = if unmatched.is_empty() {
+        "none".to_owned()
+    } else {
+        unmatched.join(", ")
+    };
+    print!("  protocol {}  unmatched: {unmatched}", p.profile);
+    if let Some(a) = &p.acks {
+        print!(
+            "  acks {} of {} (refused {}, missing {})  ack p99 {}",
+            a.received,
+            a.requested,
+            a.refused,
+            a.missing,
+            roomstorm_reports::format::us(ack.p99_us)
+        );
+    }
+    println!();
+}
+
 /// Prints the finished run's summary; `out` is its folder.
 pub fn print_summary(results: &Results, out: &Path) {
     let d = &results.deliveries;
@@ -42,6 +68,28 @@ pub fn print_summary(results: &Results, out: &Path) {
         fmt(results.latency.connect.p99_us),
         fmt(results.latency.join.p99_us)
     );
+    if let Some(p) = results
+        .protocol
+        .as_ref()
+        .filter(|p| p.profile != "roomstorm")
+    {
+        print_protocol(p, &results.latency.ack);
+    }
+    for g in &results.groups {
+        println!(
+            "  group {}: members {}  sent {} of {}  signals {}  owed {}  on time {}  lost {}  \
+             fan-out p99 {}",
+            g.name,
+            g.members,
+            g.sends.made,
+            g.sends.planned,
+            g.signals,
+            g.deliveries.expected,
+            g.deliveries.on_time,
+            g.deliveries.lost,
+            fmt(g.fanout.p99_us)
+        );
+    }
     for w in &results.workers {
         println!(
             "  worker {}: members {}  delivered {}",

@@ -11,8 +11,9 @@
 //! - [`render_report`]: verdict, summary, thresholds, eight charts (fan-out latency histogram,
 //!   percentiles on a "nines" axis, completion time, fan-out size, members and throughput over
 //!   time, fan-out latency over time with faults, per-worker balance, errors over time) and the
-//!   tables (percentiles, errors, faults, scenario, environment), and for stepped runs the
-//!   latency-throughput curve with a row per step.
+//!   tables (percentiles, member groups, the protocol profile and what it could not place,
+//!   errors, faults, scenario, environment), and for stepped runs the latency-throughput curve with a row per
+//!   step.
 //! - [`render_comparison`]: both runs overlaid, and a [`ComparisonVerdict`] that says whether
 //!   the new run regressed beyond a tolerance (rules in [`gate`], the page in [`compare`]).
 
@@ -22,7 +23,9 @@ pub mod compare;
 mod data;
 pub mod format;
 pub mod gate;
+mod groups;
 mod page;
+mod protocol;
 mod report;
 mod steps;
 

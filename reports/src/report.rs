@@ -120,6 +120,8 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         ("charts", "Charts"),
         ("steps", "Rate steps"),
         ("percentiles", "Percentiles"),
+        ("groups", "Groups"),
+        ("protocol", "Protocol"),
         ("errors", "Errors"),
         ("faults", "Faults"),
         ("resources", "Resources"),
@@ -149,6 +151,16 @@ pub fn render(r: &Results) -> anyhow::Result<String> {
         "percentiles",
         "Percentiles",
         &percentile_table(r),
+    ));
+    body.push_str(&page::section(
+        "groups",
+        "Member groups",
+        &crate::groups::section(r),
+    ));
+    body.push_str(&page::section(
+        "protocol",
+        "Protocol profile",
+        &crate::protocol::section(r),
     ));
     body.push_str(&page::section("errors", "Errors and counters", &errors(r)));
     body.push_str(&page::section("faults", "Faults and recovery", &faults(r)));
@@ -240,6 +252,7 @@ fn banner(r: &Results, verdict: &str) -> String {
         ("duration", format::seconds(r.duration_s)),
         ("git revision", r.environment.git_revision.clone()),
         ("target", target(r)),
+        ("protocol", crate::protocol::name(r)),
         ("host", r.environment.host.clone()),
     ];
     let mut dl = String::new();
@@ -731,8 +744,11 @@ fn percentile_table(r: &Results) -> String {
         ("connect", &l.connect, true),
         ("join", &l.join, true),
         ("fan-out size (members)", &l.fanout_size, false),
+        ("ack (per message)", &l.ack, true),
     ]
     .into_iter()
+    // Only profiles that ask for acknowledgements have them.
+    .filter(|(name, p, _)| !name.starts_with("ack") || p.count > 0)
     .map(|(name, p, time)| {
         let v = |x: u64| {
             if p.count == 0 {
@@ -786,7 +802,9 @@ fn percentile_table(r: &Results) -> String {
 pub(crate) fn error_meaning(kind: &str) -> &'static str {
     match kind {
         "connect_failed" => "a connection attempt failed",
-        "join_timeout" => "the member's own join broadcast did not arrive in time",
+        "join_timeout" => {
+            "the join did not complete in time (the built-in profile: the member's own join broadcast)"
+        }
         "send_failed" => "writing a message to the socket failed",
         "disconnected" => "the connection was lost or closed by the server",
         "reconnected" => "a member reconnected after a loss",
@@ -796,6 +814,10 @@ pub(crate) fn error_meaning(kind: &str) -> &'static str {
         "outcome_unknown" => {
             "the server could not confirm a message: it may or may not have been delivered"
         }
+        "unmatched" => {
+            "a received event the protocol profile could not place (see Protocol for why)"
+        }
+        "ack_missing" => "a message's acknowledgement never came while its session lasted",
         _ => "reported by the runtime",
     }
 }

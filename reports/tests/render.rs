@@ -10,12 +10,14 @@ use roomstorm_results::Results;
 use scraper::Html;
 use support::*;
 
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 12] = [
     "summary",
     "thresholds",
     "charts",
     "steps",
     "percentiles",
+    "groups",
+    "protocol",
     "errors",
     "faults",
     "resources",
@@ -61,7 +63,7 @@ fn render_and_check(results: &Results) -> (String, Html) {
     let banner_text = text_of(&banner[0]);
     let name = results.scenario_name().unwrap_or("unnamed scenario");
     assert!(banner_text.contains(name), "{banner_text}");
-    for field in ["started", "duration", "git revision", "target"] {
+    for field in ["started", "duration", "git revision", "target", "protocol"] {
         assert!(banner_text.contains(field), "banner lacks {field}");
     }
     assert!(banner_text.contains(&results.environment.git_revision));
@@ -502,4 +504,122 @@ fn a_run_across_hosts_lists_each_parts_host_and_clock() {
     );
     assert!(section.contains("loadgen-b, clock -250000 µs"), "{section}");
     assert!(section.contains("beyond the limit of 100 ms"), "{section}");
+}
+
+/// A run against another chat through a profile: the banner and the section name it, every
+/// unmatched reason is shown with its count and meaning, and the acknowledgements and their
+/// round trip appear (in the percentiles too). A results file from before profiles names the
+/// built-in one.
+#[test]
+fn a_run_through_a_protocol_profile() {
+    use roomstorm_results::histograms::{HistogramKind, Histograms};
+    use roomstorm_results::{AckCounts, ProtocolResult};
+
+    let (_, doc) = render_and_check(&normal());
+    assert!(text_of(&select(&doc, "header.banner")[0]).contains("roomstorm (built in)"));
+    let section = text_of(&select(&doc, "section#protocol")[0]);
+    assert!(
+        section.contains("built-in") && section.contains("roomstorm"),
+        "{section}"
+    );
+
+    let mut r = normal();
+    let mut h = r.decode_histograms().expect("histograms");
+    let mut acks = Histograms::new();
+    for v in [900, 1_000, 1_100, 25_000] {
+        acks.record(HistogramKind::Ack, v);
+    }
+    h.add(&acks);
+    r.set_histograms(&h).expect("set");
+    r.protocol = Some(ProtocolResult {
+        profile: "my-chat".into(),
+        unmatched: [
+            ("no_text_at_path".to_owned(), 7),
+            ("unexpected_ack".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect(),
+        acks: Some(AckCounts {
+            requested: 5,
+            received: 4,
+            refused: 1,
+            missing: 1,
+            open_at_leave: 0,
+        }),
+    });
+    let (_, doc) = render_and_check(&r);
+    assert!(text_of(&select(&doc, "header.banner")[0]).contains("my-chat"));
+    let section = text_of(&select(&doc, "section#protocol")[0]);
+    assert!(section.contains("my-chat"), "{section}");
+    let rows: Vec<String> = select(&doc, "section#protocol tbody tr")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert!(
+        rows.iter()
+            .any(|t| t.contains("no_text_at_path") && t.contains("wrong field") && t.contains('7')),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|t| t.contains("unexpected_ack") && t.contains('2')),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|t| t.contains("25.0 ms")),
+        "the ack max: {rows:?}"
+    );
+    assert_eq!(
+        select(&doc, "section#percentiles tbody tr").len(),
+        6,
+        "an ack row"
+    );
+}
+
+/// Each member group gets a row with its own figures; a run without groups says so.
+#[test]
+fn a_run_with_member_groups() {
+    use roomstorm_results::{Deliveries, DeliveryTotals, GroupResult, Percentiles, Sends};
+
+    let (_, doc) = render_and_check(&normal());
+    assert!(text_of(&select(&doc, "section#groups")[0]).contains("no member groups"));
+    let mut r = normal();
+    let group = |name: &str, made: u64, lost: u64, p99_us: u64| GroupResult {
+        name: name.into(),
+        members: 10,
+        sends: Sends::new(made, made),
+        signals: 7,
+        signal_failures: 0,
+        deliveries: Deliveries::from(&DeliveryTotals {
+            expected: 100,
+            delivered: 100 - lost,
+            never: lost,
+            lost,
+            ..DeliveryTotals::default()
+        }),
+        fanout: Percentiles {
+            count: 100 - lost,
+            p99_us,
+            ..Percentiles::default()
+        },
+        fanout_hist: String::new(),
+    };
+    r.groups = vec![
+        group("talkers", 55, 0, 1_500),
+        group("lurkers", 0, 3, 42_000),
+    ];
+    let (_, doc) = render_and_check(&r);
+    let rows: Vec<String> = select(&doc, "section#groups tbody tr")
+        .iter()
+        .map(text_of)
+        .collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(
+        rows[0].contains("talkers") && rows[0].contains("55") && rows[0].contains("1.50 ms"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1].contains("lurkers") && rows[1].contains("42.0 ms") && rows[1].contains("97"),
+        "{rows:?}"
+    );
 }

@@ -41,16 +41,20 @@ pub enum HistogramKind {
     Completion,
     /// How many sessions one message was owed to (a count, not µs).
     FanoutSize,
+    /// A say's acknowledgement (profiles with `say.ack`) reaching its sender: receive time −
+    /// intended send time, µs.
+    Ack,
 }
 
 impl HistogramKind {
     /// Every metric, in declaration order (the order of per-metric arrays).
-    pub const ALL: [HistogramKind; 5] = [
+    pub const ALL: [HistogramKind; 6] = [
         HistogramKind::Connect,
         HistogramKind::Join,
         HistogramKind::Fanout,
         HistogramKind::Completion,
         HistogramKind::FanoutSize,
+        HistogramKind::Ack,
     ];
 
     /// The name used in results.json and threshold rules.
@@ -61,6 +65,7 @@ impl HistogramKind {
             HistogramKind::Fanout => "fanout",
             HistogramKind::Completion => "completion",
             HistogramKind::FanoutSize => "fanout_size",
+            HistogramKind::Ack => "ack",
         }
     }
 
@@ -182,6 +187,9 @@ pub struct EncodedHistograms {
     pub join: String,
     pub completion: String,
     pub fanout_size: String,
+    /// Empty in files written before it existed, and for runs without acknowledgements.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ack: String,
     /// Values above the 1-hour maximum, per metric name; only metrics with any.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub clamped: std::collections::BTreeMap<String, u64>,
@@ -195,6 +203,7 @@ impl EncodedHistograms {
             HistogramKind::Fanout => &self.fanout,
             HistogramKind::Completion => &self.completion,
             HistogramKind::FanoutSize => &self.fanout_size,
+            HistogramKind::Ack => &self.ack,
         }
     }
 
@@ -205,6 +214,7 @@ impl EncodedHistograms {
             HistogramKind::Fanout => &mut self.fanout,
             HistogramKind::Completion => &mut self.completion,
             HistogramKind::FanoutSize => &mut self.fanout_size,
+            HistogramKind::Ack => &mut self.ack,
         }
     }
 }
@@ -254,6 +264,10 @@ impl Histograms {
     pub fn serialize(&self) -> anyhow::Result<EncodedHistograms> {
         let mut encoded = EncodedHistograms::default();
         for metric in HistogramKind::ALL {
+            if metric == HistogramKind::Ack && self.histogram(metric).is_empty() {
+                // Only runs whose profile asks for acknowledgements have this one.
+                continue;
+            }
             *encoded.field_mut(metric) = encode_histogram(self.histogram(metric))
                 .with_context(|| format!("histogram {}", metric.name()))?;
             if self.clamped(metric) > 0 {

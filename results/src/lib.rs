@@ -28,8 +28,9 @@ pub use crate::histograms::{EncodedHistograms, HistogramKind, Histograms, Percen
 pub use crate::merge::merge;
 pub use crate::resources::{Component, ResourceSample, Resources, generator_bound, is_generator};
 pub use crate::schema::{
-    Counters, Deliveries, DeliveryTotals, FaultResult, Latency, PartHost, Results, SCHEMA, Sends,
-    StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
+    AckCounts, Counters, Deliveries, DeliveryTotals, FaultResult, GroupResult, Latency, PartHost,
+    ProtocolResult, Results, SCHEMA, Sends, StepResult, TargetKind, ThresholdResult, Verdict,
+    WorkerStats,
 };
 pub use crate::timeline::{SecondStats, merge_timelines};
 pub use crate::timestamp::rfc3339;

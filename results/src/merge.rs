@@ -7,9 +7,16 @@ use anyhow::{Context, bail, ensure};
 
 use crate::environment::Environment;
 use crate::histograms::Histograms;
+use crate::histograms::{
+    Percentiles, SIGFIG, add_histogram, decode_histogram, encode_histogram, percentiles,
+};
 use crate::resources::Resources;
-use crate::schema::{Counters, DeliveryTotals, Results, SCHEMA, Sends, Verdict, WorkerStats};
+use crate::schema::{
+    Counters, DeliveryTotals, GroupResult, ProtocolResult, Results, SCHEMA, Sends, Verdict,
+    WorkerStats,
+};
 use crate::timeline::merge_timelines;
+use hdrhistogram::Histogram;
 
 /// Merges partial results of one run into the results of the whole, exactly: counters,
 /// deliveries and errors summed; histograms added and every percentile recomputed from the
@@ -63,6 +70,8 @@ pub fn merge(parts: &[Results]) -> anyhow::Result<Results> {
     out.hosts = parts.iter().flat_map(|p| p.hosts.iter().cloned()).collect();
     out.hosts.sort_by_key(|h| h.part);
     out.resources = merge_resources(parts);
+    out.protocol = merge_protocols(parts);
+    out.groups = merge_groups(parts)?;
     out.thresholds.clear();
     let failed = parts.iter().any(|p| p.verdict == Verdict::Fail);
     out.verdict = if failed { Verdict::Fail } else { Verdict::Pass };
@@ -133,6 +142,50 @@ fn merge_workers(parts: &[Results]) -> Vec<WorkerStats> {
     by_index.into_values().collect()
 }
 
+/// Groups by name, in the order they first appear: counts summed, the fan-out histograms
+/// added and their percentiles recomputed.
+fn merge_groups(parts: &[Results]) -> anyhow::Result<Vec<GroupResult>> {
+    let mut merged: Vec<(GroupResult, Histogram<u64>)> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        for group in &part.groups {
+            let hist = decode_histogram(&group.fanout_hist, SIGFIG)
+                .with_context(|| format!("part {}: group {}", i + 1, group.name))?;
+            match merged.iter_mut().find(|(g, _)| g.name == group.name) {
+                Some((mine, total)) => {
+                    mine.add(group);
+                    mine.fanout.clamped += group.fanout.clamped;
+                    add_histogram(total, &hist);
+                }
+                None => merged.push((group.clone(), hist)),
+            }
+        }
+    }
+    merged
+        .into_iter()
+        .map(|(mut group, hist)| {
+            group.fanout = Percentiles {
+                clamped: group.fanout.clamped,
+                ..percentiles(&hist)
+            };
+            group.fanout_hist = encode_histogram(&hist)?;
+            Ok(group)
+        })
+        .collect()
+}
+
+/// The parts ran one scenario, so one profile: its unmatched events and acknowledgements
+/// summed.
+fn merge_protocols(parts: &[Results]) -> Option<ProtocolResult> {
+    let mut merged: Option<ProtocolResult> = None;
+    for protocol in parts.iter().filter_map(|p| p.protocol.as_ref()) {
+        match &mut merged {
+            Some(m) => m.add(protocol),
+            None => merged = Some(protocol.clone()),
+        }
+    }
+    merged
+}
+
 /// The parts' components side by side (each part sampled its own processes). When every part
 /// knows where its series start on the run's clock, the series are moved onto the earliest
 /// part's origin (the parts' own sampling started at different moments); otherwise the merged
@@ -178,8 +231,8 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::schema::PartHost;
     use crate::resources::{Component, ResourceSample};
+    use crate::schema::PartHost;
 
     /// A part that sampled one component twice, at 1 s and 2 s of its own sampling.
     fn part(name: &str, origin_s: Option<f64>) -> Results {
@@ -261,7 +314,8 @@ mod tests {
 
     #[test]
     fn the_parts_hosts_are_kept_in_part_order() {
-        let merged = merge(&[host_part(2, "c"), host_part(0, "a"), host_part(1, "b")]).expect("merges");
+        let merged =
+            merge(&[host_part(2, "c"), host_part(0, "a"), host_part(1, "b")]).expect("merges");
         let hosts: Vec<(u32, &str)> = merged
             .hosts
             .iter()

@@ -69,6 +69,110 @@ pub struct Results {
     /// its clock against the coordinator's; empty otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<PartHost>,
+    /// The protocol profile members spoke, and what it could not place; `None` in files
+    /// written before it existed (they all spoke the built-in `roomstorm` profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolResult>,
+    /// Each `[[population.groups]]` group's figures; empty without groups (and in files
+    /// written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupResult>,
+}
+
+/// One member group's figures (see `docs/measurement.md`, "Member groups"): what its members
+/// sent, and what they were owed and received as members of their rooms.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct GroupResult {
+    /// The group's name in the scenario.
+    pub name: String,
+    /// Members planned in the group.
+    pub members: u64,
+    /// Its members' messages: planned by their schedules, made, unsent.
+    pub sends: Sends,
+    /// Signals (typing, presence) its members sent, and signal writes that failed.
+    pub signals: u64,
+    pub signal_failures: u64,
+    /// What its members were owed and received (as receivers), by the ledger's definitions;
+    /// `messages` and `incomplete` are 0 (they are properties of messages).
+    pub deliveries: Deliveries,
+    /// The fan-out latency of its members' first receipts.
+    pub fanout: Percentiles,
+    /// That histogram, as `histograms` keeps them (for exact merges).
+    pub fanout_hist: String,
+}
+
+impl GroupResult {
+    /// Adds another part's figures of the same group; the caller recomputes `fanout`.
+    pub(crate) fn add(&mut self, other: &GroupResult) {
+        self.members += other.members;
+        self.sends.add(&other.sends);
+        self.signals += other.signals;
+        self.signal_failures += other.signal_failures;
+        let mut totals = self.deliveries.totals();
+        totals.add(&other.deliveries.totals());
+        self.deliveries = Deliveries::from(&totals);
+    }
+}
+
+/// The protocol profile of a run (see `docs/measurement.md`, "Protocol profiles").
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProtocolResult {
+    /// The profile's name: `roomstorm` for the built-in one (the original design's protocol).
+    pub profile: String,
+    /// Received events the profile could not place, by reason (`unexpected_event`,
+    /// `no_text_at_path`, `no_probe_in_text`, `unexpected_ack`); only reasons with any.
+    #[serde(default)]
+    pub unmatched: BTreeMap<String, u64>,
+    /// The acknowledgements of says, for a profile with `say.ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acks: Option<AckCounts>,
+}
+
+impl ProtocolResult {
+    /// Every unmatched event, whatever the reason.
+    pub fn unmatched_total(&self) -> u64 {
+        self.unmatched.values().sum()
+    }
+
+    pub(crate) fn add(&mut self, other: &ProtocolResult) {
+        for (reason, n) in &other.unmatched {
+            *self.unmatched.entry(reason.clone()).or_default() += n;
+        }
+        match (&mut self.acks, &other.acks) {
+            (Some(mine), Some(theirs)) => mine.add(theirs),
+            (None, Some(theirs)) => self.acks = Some(*theirs),
+            (_, None) => {}
+        }
+    }
+}
+
+/// What became of the acknowledgements members asked for: `requested = received + missing +
+/// open_at_leave`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AckCounts {
+    /// Says written asking for an acknowledgement.
+    pub requested: u64,
+    /// Acknowledgements received for them (their round trip is the `ack` latency).
+    pub received: u64,
+    /// Of those, acknowledgements saying the app refused the message (`say.ack_error`): also
+    /// counted `send_refused` and taken back from the sends made.
+    pub refused: u64,
+    /// Never acknowledged while the member's session lasted (a cut-off session's, or a
+    /// planned leave's more than a deadline after the message was meant to be sent).
+    pub missing: u64,
+    /// Not acknowledged yet when the member left on purpose within a deadline of the
+    /// message's intended send time (not owed, like the message itself).
+    pub open_at_leave: u64,
+}
+
+impl AckCounts {
+    pub(crate) fn add(&mut self, o: &AckCounts) {
+        self.requested += o.requested;
+        self.received += o.received;
+        self.refused += o.refused;
+        self.missing += o.missing;
+        self.open_at_leave += o.open_at_leave;
+    }
 }
 
 /// What kind of target a run measured.
@@ -156,15 +260,16 @@ pub struct Counters {
     pub sends: u64,
     /// `say` writes that failed.
     pub send_failures: u64,
-    /// Every `message` event received (join and quit included, non-probes included).
+    /// Every room message received: an event of the profile's `receive.events` (the built-in
+    /// profile's `message`: join and quit included), non-probes included.
     pub received_messages_total: u64,
     /// Successful connections (Socket.IO CONNECT acknowledged).
     pub connects: u64,
     /// Failed connection attempts.
     pub connect_errors: u64,
-    /// Joins completed (own join broadcast seen).
+    /// Joins completed (the profile's `join.done`; the built-in: own join broadcast seen).
     pub joins: u64,
-    /// Joins whose broadcast did not come in time.
+    /// Joins that did not complete in time.
     pub join_timeouts: u64,
     /// Connections lost or closed by the server.
     pub disconnects: u64,
@@ -345,6 +450,10 @@ pub struct Latency {
     pub completion: Percentiles,
     /// Sessions owed per message (counts, despite the `_us` field names).
     pub fanout_size: Percentiles,
+    /// Acknowledgements of says (profiles with `say.ack`); zeros otherwise and in files
+    /// written before it existed.
+    #[serde(default)]
+    pub ack: Percentiles,
 }
 
 impl Latency {
@@ -355,6 +464,7 @@ impl Latency {
             join: h.summary(HistogramKind::Join),
             completion: h.summary(HistogramKind::Completion),
             fanout_size: h.summary(HistogramKind::FanoutSize),
+            ack: h.summary(HistogramKind::Ack),
         }
     }
 }
@@ -475,6 +585,8 @@ impl Results {
             target: None,
             sends: Sends::default(),
             hosts: Vec::new(),
+            protocol: None,
+            groups: Vec::new(),
         }
     }
 
@@ -529,6 +641,11 @@ impl Results {
             M::Duplicated => d.duplicated as f64,
             M::Reordered => d.reordered as f64,
             M::Errors => self.errors.values().sum::<u64>() as f64,
+            M::AckP99 => l.ack.p99_us as f64,
+            M::Unmatched => self
+                .protocol
+                .as_ref()
+                .map_or(0, ProtocolResult::unmatched_total) as f64,
             M::DeliveryRatio => d.delivery_ratio,
             M::ConnectErrorRate => {
                 let attempts = c.connects + c.connect_errors;
@@ -637,6 +754,12 @@ mod tests {
         r.latency.connect = ms(200);
         r.latency.join = ms(300);
         r.latency.completion = ms(400);
+        r.latency.ack = ms(500);
+        r.protocol = Some(ProtocolResult {
+            profile: "p".into(),
+            unmatched: BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]),
+            acks: None,
+        });
         r.set_deliveries(&DeliveryTotals {
             expected: 100,
             delivered: 80,
@@ -669,6 +792,8 @@ mod tests {
             (M::DeliveryRatio, 0.8),
             (M::ConnectErrorRate, 0.25),
             (M::Errors, 7.0),
+            (M::AckP99, 502.0),
+            (M::Unmatched, 3.0),
         ];
         assert_eq!(expected.len(), M::ALL.len(), "every metric listed");
         for (metric, value) in expected {

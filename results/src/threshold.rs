@@ -145,11 +145,15 @@ pub enum Metric {
     ConnectErrorRate,
     /// Protocol errors (`error` events) received.
     Errors,
+    /// A say's acknowledgement reaching its sender, 99th percentile (profiles with `say.ack`).
+    AckP99,
+    /// Received events the protocol profile could not place.
+    Unmatched,
 }
 
 impl Metric {
     /// Every metric, in the order the documentation lists them.
-    pub const ALL: [Metric; 17] = [
+    pub const ALL: [Metric; 19] = [
         Metric::FanoutP50,
         Metric::FanoutP90,
         Metric::FanoutP99,
@@ -167,6 +171,8 @@ impl Metric {
         Metric::DeliveryRatio,
         Metric::ConnectErrorRate,
         Metric::Errors,
+        Metric::AckP99,
+        Metric::Unmatched,
     ];
 
     /// The name used in scenario files and results.
@@ -189,6 +195,8 @@ impl Metric {
             Metric::DeliveryRatio => "delivery_ratio",
             Metric::ConnectErrorRate => "connect.error_rate",
             Metric::Errors => "errors",
+            Metric::AckP99 => "ack.p99",
+            Metric::Unmatched => "unmatched",
         }
     }
 
@@ -207,7 +215,8 @@ impl Metric {
             | Metric::FanoutMax
             | Metric::ConnectP99
             | Metric::JoinP99
-            | Metric::CompletionP99 => MetricKind::Latency,
+            | Metric::CompletionP99
+            | Metric::AckP99 => MetricKind::Latency,
             Metric::DeliveryRatio | Metric::ConnectErrorRate => MetricKind::Ratio,
             Metric::Lost
             | Metric::Late
@@ -215,7 +224,8 @@ impl Metric {
             | Metric::Unsent
             | Metric::Duplicated
             | Metric::Reordered
-            | Metric::Errors => MetricKind::Count,
+            | Metric::Errors
+            | Metric::Unmatched => MetricKind::Count,
         }
     }
 

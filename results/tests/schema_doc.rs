@@ -9,18 +9,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use roomstorm_results::{
-    Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult, Latency,
-    PartHost, Percentiles, ResourceSample, Resources, Results, SCHEMA, SecondStats, Sends,
-    StepResult, TargetKind, ThresholdResult, Verdict, WorkerStats,
+    AckCounts, Component, Counters, Deliveries, EncodedHistograms, Environment, FaultResult,
+    GroupResult, Latency, PartHost, Percentiles, ProtocolResult, ResourceSample, Resources,
+    Results, SCHEMA, SecondStats, Sends, StepResult, TargetKind, ThresholdResult, Verdict,
+    WorkerStats,
 };
 use serde_json::Value;
 
 /// Objects whose keys are data (host names, error kinds, metric names), not field names.
-const MAPS: [&str; 4] = [
+const MAPS: [&str; 5] = [
     "environment.machines",
     "errors",
     "timeline[].errors",
     "histograms.clamped",
+    "protocol.unmatched",
 ];
 
 /// The scenario is echoed in the scenario file's own shape (documented with the scenarios).
@@ -100,6 +102,7 @@ fn full_results() -> Results {
             join: percentiles(),
             completion: percentiles(),
             fanout_size: percentiles(),
+            ack: percentiles(),
         },
         histograms: EncodedHistograms {
             fanout: "HISTF".into(),
@@ -107,6 +110,7 @@ fn full_results() -> Results {
             join: "HISTF".into(),
             completion: "HISTF".into(),
             fanout_size: "HISTF".into(),
+            ack: "HISTF".into(),
             clamped: BTreeMap::from([("fanout".to_owned(), 1)]),
         },
         timeline: vec![SecondStats {
@@ -183,6 +187,50 @@ fn full_results() -> Results {
             clock_offset_limit_us: 100_000,
             beyond_limit: false,
         }],
+        protocol: Some(ProtocolResult {
+            profile: "my-chat".into(),
+            unmatched: one_of_each(),
+            acks: Some(AckCounts {
+                requested: 4,
+                received: 2,
+                refused: 1,
+                missing: 1,
+                open_at_leave: 1,
+            }),
+        }),
+        groups: vec![GroupResult {
+            name: "lurkers".into(),
+            members: 3,
+            sends: Sends {
+                planned: 2,
+                made: 1,
+                unsent: 1,
+            },
+            signals: 1,
+            signal_failures: 1,
+            deliveries: deliveries(),
+            fanout: percentiles(),
+            fanout_hist: "HISTF".into(),
+        }],
+    }
+}
+
+fn deliveries() -> Deliveries {
+    Deliveries {
+        expected: 4,
+        on_time: 1,
+        late: 1,
+        never: 1,
+        delivered: 1,
+        lost: 2,
+        duplicated: 1,
+        reordered: 1,
+        extra: 1,
+        untracked: 1,
+        untracked_sends: 1,
+        messages: 1,
+        incomplete: 1,
+        delivery_ratio: 0.25,
     }
 }
 

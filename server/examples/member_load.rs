@@ -65,6 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         RawIncoming::Event(_) => {
                             received.fetch_add(1, Relaxed);
                         }
+                        // No emit of this example asks for an acknowledgement.
+                        RawIncoming::Ack(_) => {}
                         RawIncoming::Disconnected(reason) => {
                             eprintln!("disconnected: {reason}");
                             break;

@@ -48,6 +48,57 @@ impl Recorder {
     }
 }
 
+/// One fan-out histogram per member group (`[[population.groups]]`), recorded per thread like
+/// [`Recorder`]: the first receipts of each group's members, so each group's latency is its
+/// own members' view. Threads grow their list to the groups they see.
+pub struct GroupRecorder {
+    threads: PerThread<Vec<GroupHistogram>>,
+}
+
+/// One group's histogram in one thread, with the values it clamped.
+struct GroupHistogram {
+    hist: hdrhistogram::Histogram<u64>,
+    clamped: u64,
+}
+
+impl Default for GroupRecorder {
+    fn default() -> Self {
+        GroupRecorder {
+            threads: PerThread::new(Vec::new),
+        }
+    }
+}
+
+impl GroupRecorder {
+    /// Records one receipt's fan-out latency (µs) for `group`.
+    pub fn record(&self, group: usize, value: u64) {
+        self.threads.with(|groups| {
+            while groups.len() <= group {
+                groups.push(GroupHistogram {
+                    hist: new_histogram(SIGFIG),
+                    clamped: 0,
+                });
+            }
+            let mine = &mut groups[group];
+            if record_clamped(&mut mine.hist, value) {
+                mine.clamped += 1;
+            }
+        });
+    }
+
+    /// Each of `groups` groups' histogram summed over threads, with its clamped count.
+    pub fn merged(&self, groups: usize) -> Vec<(hdrhistogram::Histogram<u64>, u64)> {
+        let mut out: Vec<_> = (0..groups).map(|_| (new_histogram(SIGFIG), 0)).collect();
+        self.threads.for_each(|mine| {
+            for (total, part) in out.iter_mut().zip(mine.iter()) {
+                add_histogram(&mut total.0, &part.hist);
+                total.1 += part.clamped;
+            }
+        });
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -90,5 +141,28 @@ mod tests {
             merged.summary(HistogramKind::Connect),
             Percentiles::default()
         );
+    }
+
+    #[test]
+    fn groups_record_apart_and_merge_over_threads() {
+        let recorder = Arc::new(GroupRecorder::default());
+        let handles: Vec<_> = (0..3u64)
+            .map(|t| {
+                let recorder = Arc::clone(&recorder);
+                std::thread::spawn(move || {
+                    recorder.record(1, 100 + t);
+                    recorder.record(0, 10);
+                    recorder.record(1, MAX_VALUE * 2);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("thread");
+        }
+        let merged = recorder.merged(3);
+        assert_eq!(merged.len(), 3);
+        assert_eq!((merged[0].0.len(), merged[0].1), (3, 0));
+        assert_eq!((merged[1].0.len(), merged[1].1), (6, 3));
+        assert!(merged[2].0.is_empty(), "a group nobody in it received for");
     }
 }

@@ -15,7 +15,9 @@
 //!   `join_done_us <= intended_us` (of the stay's first session) and, when the stay ended with a
 //!   planned leave before the run's end at `left_us`, `intended_us + deadline_us <= left_us`.
 //!   A stay cut off and never back, or still there at the end, is owed every later message. The
-//!   sender's own stay is owed its echo like everyone else.
+//!   sender's own stay is owed its echo like everyone else, unless the room was made
+//!   [`RoomLedger::without_echo`] (the app sends a member's messages to the others only): then
+//!   a sender's stay is owed none of its own messages, and an echo it gets anyway is EXTRA.
 //! - Its FATE: ON TIME (received by some session of the stay within `deadline_us` of the
 //!   intended send time; `delivered`), LATE (received, only after that), or NEVER received.
 //!   LOST = late + never.
@@ -103,6 +105,10 @@ pub struct RoomLedger {
     untracked_sends: AtomicU64,
     sessions: Mutex<Vec<SessionRecord>>,
     recorder: Arc<Recorder>,
+    /// Whether a sender's own stay is owed its messages (the app echoes them to the sender).
+    echo_owed: bool,
+    /// Each member slot's group (`[[population.groups]]`), by slot; empty without groups.
+    groups: Box<[u32]>,
 }
 
 impl RoomLedger {
@@ -120,7 +126,27 @@ impl RoomLedger {
             untracked_sends: AtomicU64::new(0),
             sessions: Mutex::new(Vec::new()),
             recorder,
+            echo_owed: true,
+            groups: Box::default(),
         }
+    }
+
+    /// The same room with each member slot's group (`groups[slot]`), so that settling also
+    /// gives each group's deliveries, as receivers.
+    pub fn with_groups(mut self, groups: Vec<u32>) -> Self {
+        self.groups = groups.into_boxed_slice();
+        self
+    }
+
+    fn group_of(&self, member_slot: u32) -> Option<usize> {
+        self.groups.get(member_slot as usize).map(|&g| g as usize)
+    }
+
+    /// The same room for an app that sends a member's messages to the other members only: a
+    /// sender is owed none of its own messages (what it gets anyway is extra).
+    pub fn without_echo(mut self) -> Self {
+        self.echo_owed = false;
+        self
     }
 
     pub fn senders(&self) -> u32 {
@@ -612,6 +638,8 @@ impl Window {
 /// One member's unbroken stay in the room: the sessions (indices into the membership log) that
 /// are owed as one, and the window of intended send times owed to it.
 struct Stay {
+    /// Whose stay it is.
+    member_slot: u32,
     sessions: Vec<usize>,
     window: Window,
 }
@@ -631,6 +659,7 @@ fn stays(log: &[SessionRecord], deadline_us: u64, end_us: u64) -> Vec<Stay> {
         match out.last_mut() {
             Some(stay) if continues && same_member => stay.sessions.push(i),
             _ => out.push(Stay {
+                member_slot: session.member_slot,
                 sessions: vec![i],
                 window: Window {
                     from_us: session.join_done_us,
@@ -690,7 +719,18 @@ pub fn finalize(
     sessions: &[(SessionId, SessionLedger)],
     end_us: u64,
 ) -> DeliveryTotals {
-    settle(room, sessions, end_us, WHOLE_RUN, Record::Metrics(None))
+    settle(room, sessions, end_us, WHOLE_RUN, Record::Metrics(None)).totals
+}
+
+/// What settling a room gives: its totals, and (for a room made [`RoomLedger::with_groups`])
+/// each group's, as receivers: what its members were owed and got (`by_group[g]`, as long as
+/// the highest group of the room plus one). Groups' totals add up to the room's, except
+/// `messages` and `incomplete` (properties of messages, not of receivers: 0 per group) and the
+/// receipts of sessions unknown to the room's log (extra in the room only).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settled {
+    pub totals: DeliveryTotals,
+    pub by_group: Vec<DeliveryTotals>,
 }
 
 /// Owed deliveries lost (late and never) and late, by the second of the messages' INTENDED
@@ -760,7 +800,7 @@ pub fn finalize_counting_losses(
     sessions: &[(SessionId, SessionLedger)],
     end_us: u64,
     losses: &mut LostBySecond,
-) -> DeliveryTotals {
+) -> Settled {
     settle(
         room,
         sessions,
@@ -788,7 +828,9 @@ pub fn lost_between(
     to_us: u64,
 ) -> u64 {
     let only = Window { from_us, to_us };
-    settle(room, sessions, end_us, only, Record::Nothing).lost
+    settle(room, sessions, end_us, only, Record::Nothing)
+        .totals
+        .lost
 }
 
 /// What [`settle`] records besides the totals.
@@ -816,7 +858,7 @@ fn settle(
     end_us: u64,
     only: Window,
     mut record: Record<'_>,
-) -> DeliveryTotals {
+) -> Settled {
     let log = room.sessions();
     let mut stays = stays(&log, room.deadline_us, end_us);
     for stay in &mut stays {
@@ -828,29 +870,40 @@ fn settle(
         ..DeliveryTotals::default()
     };
     let mut scratch = Scratch::default();
+    let mut by_group =
+        vec![DeliveryTotals::default(); room.groups.iter().max().map_or(0, |&g| g as usize + 1)];
     for sender_slot in 0..room.senders {
         settle_sender(
             room,
             sender_slot,
-            &stays,
-            &ledgers,
+            (&stays, &ledgers),
             &mut scratch,
             &mut record,
-            &mut totals,
+            (&mut totals, &mut by_group),
         );
     }
-    for ((_, ledger), used) in sessions.iter().zip(used) {
-        totals.duplicated += ledger.duplicated;
-        totals.reordered += ledger.reordered;
+    for ((id, ledger), used) in sessions.iter().zip(used) {
+        let mut mine = DeliveryTotals {
+            duplicated: ledger.duplicated,
+            reordered: ledger.reordered,
+            ..DeliveryTotals::default()
+        };
         if used {
-            totals.untracked += ledger.strangers_len();
+            mine.untracked = ledger.strangers_len();
         } else {
-            totals.extra += ledger.unique();
+            mine.extra = ledger.unique();
+        }
+        totals.add(&mine);
+        let group = log.get(id.0 as usize).filter(|_| used);
+        if let Some(g) = group.and_then(|s| room.group_of(s.member_slot)) {
+            by_group[g].add(&mine);
         }
     }
-    totals.never = totals.expected - totals.delivered - totals.late;
-    totals.lost = totals.late + totals.never;
-    totals
+    for t in std::iter::once(&mut totals).chain(&mut by_group) {
+        t.never = t.expected - t.delivered - t.late;
+        t.lost = t.late + t.never;
+    }
+    Settled { totals, by_group }
 }
 
 /// For each session of the room's log, its ledger (the first with that id); and for each
@@ -870,26 +923,36 @@ fn ledgers_by_session(
     (by_session, used)
 }
 
-/// Settles one sender's messages across every stay of the room.
+/// Settles one sender's messages across every stay of the room, adding each stay's
+/// deliveries into the room's totals and its member's group's.
 fn settle_sender(
     room: &RoomLedger,
     sender_slot: u32,
-    stays: &[Stay],
-    ledgers: &[Option<&SessionLedger>],
+    (stays, ledgers): (&[Stay], &[Option<&SessionLedger>]),
     scratch: &mut Scratch,
     record: &mut Record<'_>,
-    totals: &mut DeliveryTotals,
+    (totals, by_group): (&mut DeliveryTotals, &mut [DeliveryTotals]),
 ) {
     let sent = SentLog::read(room, sender_slot);
     let mut per_message = PerMessage::new(sent.seqs.len());
     for stay in stays {
-        sent.owed_runs(stay.window, &mut scratch.runs);
+        if room.echo_owed || stay.member_slot != sender_slot {
+            sent.owed_runs(stay.window, &mut scratch.runs);
+        } else {
+            // Its own messages: owed nothing, and what it got of them is extra.
+            scratch.runs.clear();
+        }
+        let mut mine = DeliveryTotals::default();
         for &run in &scratch.runs {
             PerMessage::add(&mut per_message.owed, run);
-            totals.expected += (run.1 - run.0) as u64;
+            mine.expected += (run.1 - run.0) as u64;
         }
         let received = gather_receipts(room.capacity, sender_slot, stay, ledgers, scratch);
-        count_receipts(&sent, scratch, &mut per_message, received, totals);
+        count_receipts(&sent, scratch, &mut per_message, received, &mut mine);
+        totals.add(&mine);
+        if let Some(g) = room.group_of(stay.member_slot) {
+            by_group[g].add(&mine);
+        }
     }
     if let Record::Metrics(losses) = record {
         settle_messages(

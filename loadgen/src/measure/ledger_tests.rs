@@ -133,6 +133,85 @@ fn in_order_delivery_to_everyone() {
     assert_eq!(h.room.receipts(1, 4), 3);
 }
 
+/// An app that sends a member's messages to the others only: nobody is owed its own
+/// messages, so the room's deliveries are whole without any echo; an echo that comes anyway
+/// is extra, never on time.
+#[test]
+fn without_echo_a_sender_is_owed_none_of_its_own_messages() {
+    let (mut h, messages) = three_members_five_messages();
+    h.room = RoomLedger::new(3, 8, DEADLINE, Arc::clone(&h.recorder)).without_echo();
+    for m in 0..3 {
+        h.room.session_joined(m, 0);
+    }
+    for &(sender, seq, intended) in &messages {
+        h.room.on_send(sender, seq, intended);
+    }
+    let others_only: Vec<(usize, u32, u32)> = messages
+        .iter()
+        .map(|&(sender, seq, _)| (sender as usize, sender, seq))
+        .collect();
+    deliver_all_except(&mut h, &messages, &others_only);
+    let t = h.finalize(END);
+    assert_eq!(
+        t,
+        DeliveryTotals {
+            expected: 30,
+            delivered: 30,
+            messages: 15,
+            ..DeliveryTotals::default()
+        }
+    );
+    let size = h.merged().summary(HistogramKind::FanoutSize);
+    assert_eq!((size.min_us, size.max_us), (2, 2), "owed to the two others");
+    // One echo arrives anyway: extra, and nothing else moves.
+    let (sender, seq, intended) = messages[0];
+    h.receive(sender as usize, sender, seq, intended, intended + 50);
+    let t = h.finalize(END);
+    assert_eq!((t.expected, t.delivered, t.extra, t.lost), (30, 30, 1, 0));
+}
+
+/// Each group's deliveries are those of its members' stays, as receivers, and add up to the
+/// room's (but for the messages' own counts).
+#[test]
+fn each_group_gets_its_members_deliveries() {
+    let (mut h, messages) = three_members_five_messages();
+    h.room = RoomLedger::new(3, 8, DEADLINE, Arc::clone(&h.recorder)).with_groups(vec![1, 0, 1]);
+    for m in 0..3 {
+        h.room.session_joined(m, 0);
+    }
+    for &(sender, seq, intended) in &messages {
+        h.room.on_send(sender, seq, intended);
+    }
+    // Member 1 (group 0) misses two messages; member 2 (group 1) gets one twice.
+    deliver_all_except(&mut h, &messages, &[(1, 0, 0), (1, 2, 3)]);
+    let (sender, seq, intended) = messages[4];
+    h.receive(2, sender, seq, intended, intended + 10);
+    let mut losses = LostBySecond::new(0);
+    let settled = finalize_counting_losses(&h.room, &h.ledgers, END, &mut losses);
+    let (g0, g1) = (settled.by_group[0], settled.by_group[1]);
+    assert_eq!(settled.by_group.len(), 2);
+    assert_eq!(
+        (g0.expected, g0.delivered, g0.never, g0.lost),
+        (15, 13, 2, 2)
+    );
+    assert_eq!(
+        (g1.expected, g1.delivered, g1.lost, g1.duplicated),
+        (30, 30, 0, 1)
+    );
+    let t = settled.totals;
+    assert_eq!(t.expected, g0.expected + g1.expected);
+    assert_eq!(t.delivered, g0.delivered + g1.delivered);
+    assert_eq!(t.lost, g0.lost + g1.lost);
+    assert_eq!(t.duplicated, g0.duplicated + g1.duplicated);
+    // Without groups: none.
+    let plain = three_members_five_messages().0;
+    assert!(
+        finalize_counting_losses(&plain.room, &[], END, &mut losses)
+            .by_group
+            .is_empty()
+    );
+}
+
 #[test]
 fn a_lost_message_is_lost_and_its_message_incomplete() {
     let (mut h, messages) = three_members_five_messages();
@@ -804,7 +883,7 @@ fn losses_by_second_are_lost_between_over_each_second_and_sum_to_lost() {
         // "Seconds" of 20 µs from 5 µs: the plan's times span 0..200.
         let (start, width) = (5, 20);
         let mut losses = LostBySecond::with_width(start, width);
-        let totals = finalize_counting_losses(&h.room, &h.ledgers, p.end, &mut losses);
+        let totals = finalize_counting_losses(&h.room, &h.ledgers, p.end, &mut losses).totals;
         assert_eq!(losses.total(), totals.lost, "seed {seed}");
         assert_eq!(
             losses.late().iter().sum::<u64>(),

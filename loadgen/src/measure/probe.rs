@@ -77,6 +77,36 @@ pub fn decode_probe(text: &str) -> Option<Probe> {
     })
 }
 
+/// Finds a probe inside a longer text (an app that adds a name or a time around what was
+/// said): the first `rs1 ` tag followed by the three numbers, a space or the end, and padding
+/// `x` up to whatever follows. The same numbers as [`decode_probe`] gives for the probe alone.
+pub fn find_probe(text: &str) -> Option<Probe> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find(TAG) {
+        let start = from + at;
+        let rest = &text[start + TAG.len()..];
+        let header = split_number(rest).and_then(|(slot, rest)| {
+            let (seq, rest) = split_number(rest)?;
+            let (intended, _) = split_number(rest)?;
+            Some((slot, seq, intended))
+        });
+        if let Some((slot, seq, intended_us)) = header {
+            let probe = u32::try_from(slot)
+                .ok()
+                .zip(u32::try_from(seq).ok().filter(|&s| s != u32::MAX));
+            if let Some((sender_slot, seq)) = probe {
+                return Some(Probe {
+                    sender_slot,
+                    seq,
+                    intended_us,
+                });
+            }
+        }
+        from = start + TAG.len();
+    }
+    None
+}
+
 /// Parses a leading decimal `u64` followed by a single space or the end of the text, and
 /// returns it with the text after that space. Hand-written so that no input can make it
 /// allocate and anything unexpected (sign, leading `+`, overflow, empty) is a plain `None`.
@@ -293,6 +323,29 @@ mod tests {
                     intended_us: intended
                 }
             );
+        }
+    }
+
+    #[test]
+    fn a_probe_is_found_inside_a_longer_text() {
+        let probe = encoded(7, 42, 1_732_580_000_123_456, 40);
+        for text in [
+            probe.clone(),
+            format!("m000007: {probe}"),
+            format!("[12:00] <m7> {probe} (edited)"),
+            format!("rs1 no {probe}"),
+            "x rs1 7 42 1732580000123456".to_owned(),
+        ] {
+            assert_eq!(find_probe(&text), decode_probe(&probe), "{text:?}");
+        }
+        for text in [
+            "",
+            "rs1 1 2",
+            "hello rs1",
+            "rs1 1 4294967295 3 ",
+            "rs1 4294967296 1 2",
+        ] {
+            assert_eq!(find_probe(text), None, "{text:?}");
         }
     }
 

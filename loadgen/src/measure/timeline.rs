@@ -58,10 +58,14 @@ pub enum ErrorKind {
     SendRefused,
     /// The server handed a `say` to Redis without confirmation (`outcome_unknown`).
     OutcomeUnknown,
+    /// A received event the protocol profile could not place (`protocol.unmatched`).
+    Unmatched,
+    /// A say's acknowledgement that never came while its session lasted.
+    AckMissing,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::ConnectFailed,
         ErrorKind::JoinTimeout,
         ErrorKind::SendFailed,
@@ -71,6 +75,8 @@ impl ErrorKind {
         ErrorKind::ParseError,
         ErrorKind::SendRefused,
         ErrorKind::OutcomeUnknown,
+        ErrorKind::Unmatched,
+        ErrorKind::AckMissing,
     ];
 
     /// The name used in results.json (`errors` maps).
@@ -85,6 +91,8 @@ impl ErrorKind {
             ErrorKind::ParseError => "parse_error",
             ErrorKind::SendRefused => "send_refused",
             ErrorKind::OutcomeUnknown => "outcome_unknown",
+            ErrorKind::Unmatched => "unmatched",
+            ErrorKind::AckMissing => "ack_missing",
         }
     }
 

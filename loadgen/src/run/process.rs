@@ -131,12 +131,15 @@ fn settle(
     (drain_end_us, end_us): (u64, u64),
 ) -> anyhow::Result<Results> {
     let mut totals = DeliveryTotals::default();
+    let mut by_group = vec![DeliveryTotals::default(); ctx.groups.len()];
     let mut losses = LostBySecond::new(ctx.start_us);
     for room in &ctx.rooms {
         let sessions = room.take_finished();
-        let room_totals =
-            finalize_counting_losses(&room.ledger, &sessions, drain_end_us, &mut losses);
-        totals.add(&room_totals);
+        let settled = finalize_counting_losses(&room.ledger, &sessions, drain_end_us, &mut losses);
+        totals.add(&settled.totals);
+        for (mine, room) in by_group.iter_mut().zip(&settled.by_group) {
+            mine.add(room);
+        }
     }
     // After finalize, which records fan-out sizes and completion times.
     let histograms = ctx.recorder.merged();
@@ -153,6 +156,8 @@ fn settle(
     results.sends = Sends::new(ctx.planned.total, ctx.counters.sends.load(Relaxed));
     results.errors = ctx.timeline.error_totals();
     results.counters = counters(ctx);
+    results.protocol = Some(ctx.counters.protocol_result(&ctx.scenario.protocol));
+    results.groups = crate::groups::group_results(ctx, &by_group)?;
     Ok(results)
 }
 

@@ -9,13 +9,16 @@
 //! and [`Scenario::goose_test_plan`] gives goose the arrival shape.
 //!
 //! Reading is two-staged: serde (`raw`, `deny_unknown_fields` everywhere) refuses unknown keys
-//! and wrong types, then `validate` checks values and relations between keys. Both report
-//! through `error`, which uses `locate` to find the line of a key.
+//! and wrong types, then `validate` checks values and relations between keys (`protocol`: the
+//! `[protocol]` table's; `groups`: `[[population.groups]]`). Both report through `error`, which uses `locate` to find the line of
+//! a key.
 
 mod error;
+mod groups;
 mod locate;
 mod model;
 mod plan;
+mod protocol;
 mod raw;
 mod shape;
 mod units;
@@ -31,8 +34,9 @@ use serde::Serialize;
 
 pub use error::ScenarioError;
 pub use model::{
-    Arrival, ClientAddress, Endpoint, Fault, FaultAction, LocalStack, MessageSize, Phase,
-    Population, Rate, RateSteps, Reconnect, RoomSize, Target, Traffic, TransportShares,
+    Arrival, Burst, ClientAddress, Endpoint, Fault, FaultAction, Group, LocalStack, MessageSize,
+    Phase, Population, Rate, RateSteps, Reconnect, RoomSize, Signal, Target, Traffic,
+    TransportShares,
 };
 pub use plan::{MemberPlan, Plan, RoomPlan, plan};
 pub use shape::LoadStep;
@@ -41,6 +45,7 @@ pub use shape::LoadStep;
 pub use roomstorm_results::threshold::{Limit, Metric, MetricKind, Op, Threshold};
 pub use units::{format_duration, parse_duration, parse_percent};
 
+use crate::profile::Profile;
 use locate::KeyPath;
 use raw::{DurationText, RawScenario};
 
@@ -67,6 +72,10 @@ pub struct Scenario {
     /// Pass/fail conditions, in file order.
     #[serde(serialize_with = "units::serialize_thresholds")]
     pub thresholds: Vec<Threshold>,
+    /// How members talk to the app (`[protocol]`); the built-in profile, the original
+    /// design's protocol, is left out of the echo (results.json names it in `protocol`).
+    #[serde(skip_serializing_if = "Profile::is_builtin")]
+    pub protocol: Profile,
     /// Where it came from, for re-validation after overrides.
     #[serde(skip)]
     origin: Origin,

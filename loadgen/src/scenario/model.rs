@@ -69,6 +69,51 @@ pub struct Population {
     /// How members arrive and leave.
     #[serde(flatten)]
     pub arrival: Arrival,
+    /// Members that behave alike (`[[population.groups]]`); empty: everyone as `[traffic]` says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+}
+
+/// A group of members that behave alike: its share of the members, its own message rate,
+/// bursts, and signals (typing, presence) it sends besides its messages.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    /// Names it in results.json and the report.
+    pub name: String,
+    /// Its share of the members, relative to the other groups' weights.
+    pub weight: f64,
+    /// Messages per second per member while it sends; `None`: the traffic's rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Sends only during `on` periods, each member on its own phase of the cycle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
+    /// Events sent besides the messages, counted and not probed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signals: Vec<Signal>,
+}
+
+/// On and off periods of a bursty member.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Burst {
+    /// Sending at the group's rate.
+    #[serde(serialize_with = "serialize_duration")]
+    pub on: Duration,
+    /// Silent.
+    #[serde(serialize_with = "serialize_duration")]
+    pub off: Duration,
+}
+
+/// An event a group's members send besides their messages (typing, presence).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    /// The event name.
+    pub event: String,
+    /// Its argument (none: the event carries none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::profile::ValueTemplate>,
+    /// Per member, per second.
+    pub rate: f64,
 }
 
 /// How room sizes are drawn.

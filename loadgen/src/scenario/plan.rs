@@ -11,7 +11,7 @@ use std::time::Duration;
 use roomstorm_client::Transport;
 
 use super::Scenario;
-use super::model::{Rate, RoomSize, TransportShares};
+use super::model::{Burst, Group, Rate, RoomSize, TransportShares};
 
 /// Every room and member of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,8 +46,13 @@ pub struct MemberPlan {
     pub name: String,
     /// How it connects.
     pub transport: Transport,
-    /// Mean time between its messages at the base rate; `None` if it never sends.
+    /// Mean time between its messages at the base rate (while it sends, for a bursty
+    /// member); `None` if it never sends.
     pub send_interval: Option<Duration>,
+    /// Its `[[population.groups]]` entry, by index; `None` without groups.
+    pub group: Option<u32>,
+    /// Its group's on and off periods, if the group is bursty.
+    pub burst: Option<Burst>,
     /// Text length bounds in bytes, inclusive.
     pub message_size: (usize, usize),
     /// Seed for this member's own randomness (jitter, text lengths), derived from the
@@ -77,17 +82,26 @@ pub fn plan(scenario: &Scenario) -> Plan {
         population.members,
         scenario.seed,
     );
+    let groups = assign_groups(&population.groups, population.members, scenario.seed);
     let size = scenario.traffic.message_size;
     let mut members: Vec<MemberPlan> = Vec::with_capacity(population.members as usize);
     for room in &rooms {
         for (slot, &id) in room.members.iter().enumerate() {
+            let group = groups.get(id as usize).copied();
+            let of_group = group.map(|g| &population.groups[g as usize]);
+            let rate = match of_group.and_then(|g| g.rate) {
+                Some(rate) => Rate::PerMember(rate),
+                None => scenario.traffic.rate,
+            };
             members.push(MemberPlan {
                 id,
                 room: room.index,
                 slot: slot as u32,
                 name: format!("m{id:06}"),
                 transport: transports[id as usize],
-                send_interval: send_interval(scenario.traffic.rate, room.members.len()),
+                send_interval: send_interval(rate, room.members.len()),
+                group,
+                burst: of_group.and_then(|g| g.burst),
                 message_size: (size.min, size.max),
                 seed: mix(scenario.seed, u64::from(id)),
             });
@@ -120,7 +134,7 @@ fn room_sizes(shape: RoomSize, rooms: u32, members: u32, seed: u64) -> Vec<u32> 
 
 /// Splits `total` into integers proportional to `weights` (largest remainder; ties to the
 /// lower index), so the parts add up to `total` exactly.
-fn apportion(weights: &[f64], total: u32) -> Vec<u32> {
+pub(super) fn apportion(weights: &[f64], total: u32) -> Vec<u32> {
     let sum: f64 = weights.iter().sum();
     let quotas: Vec<f64> = weights.iter().map(|w| w / sum * f64::from(total)).collect();
     let mut parts: Vec<u32> = quotas.iter().map(|q| q.floor() as u32).collect();
@@ -182,6 +196,24 @@ fn assign_transports(shares: &TransportShares, members: u32, seed: u64) -> Vec<T
     transports
 }
 
+/// Each member's group index, by member id: exact counts by weight, shuffled by the seed (as
+/// transports are); empty without groups.
+fn assign_groups(groups: &[Group], members: u32, seed: u64) -> Vec<u32> {
+    let weights: Vec<f64> = groups.iter().map(|g| g.weight).collect();
+    let counts = apportion(&weights, members);
+    let mut assigned: Vec<u32> = counts
+        .iter()
+        .enumerate()
+        .flat_map(|(group, &count)| std::iter::repeat_n(group as u32, count as usize))
+        .collect();
+    let mut rng = SplitMix64::new(mix(seed, STREAM_GROUPS));
+    for i in (1..assigned.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        assigned.swap(i, j);
+    }
+    assigned
+}
+
 /// A member's interval at the base rate; with a room rate its members share the room's rate.
 fn send_interval(rate: Rate, room_size: usize) -> Option<Duration> {
     let per_second = match rate {
@@ -194,6 +226,7 @@ fn send_interval(rate: Rate, room_size: usize) -> Option<Duration> {
 /// Separate random streams, so changing one draw does not shift the others.
 const STREAM_ROOM_SIZES: u64 = 1;
 const STREAM_TRANSPORTS: u64 = 2;
+const STREAM_GROUPS: u64 = 3;
 
 /// Combines a seed with a stream or member number into a new, well-spread seed.
 fn mix(seed: u64, stream: u64) -> u64 {
@@ -254,6 +287,57 @@ mod tests {
             Some(Duration::from_millis(250))
         );
         assert_eq!(send_interval(Rate::PerMember(0.0), 7), None);
+    }
+
+    #[test]
+    fn groups_get_exact_shares_spread_over_rooms_and_their_own_rates() {
+        let text = r#"name = "g"
+duration = "10s"
+seed = 5
+[target]
+url = "http://127.0.0.1:1"
+[population]
+rooms = 4
+members = 40
+ramp = 40
+[traffic]
+rate_per_member = 1.0
+[[population.groups]]
+name = "talkers"
+weight = 1
+rate = 4.0
+[[population.groups]]
+name = "lurkers"
+weight = 2
+rate = 0
+[[population.groups]]
+name = "as-traffic"
+weight = 1
+burst = { on = "1s", off = "3s" }
+"#;
+        let scenario = Scenario::from_str(text, "g.toml").expect("valid");
+        let plan = plan(&scenario);
+        let of = |g: u32| plan.members.iter().filter(move |m| m.group == Some(g));
+        assert_eq!((of(0).count(), of(1).count(), of(2).count()), (10, 20, 10));
+        assert!(of(0).all(|m| m.send_interval == Some(Duration::from_millis(250))));
+        assert!(of(1).all(|m| m.send_interval.is_none()));
+        assert!(
+            of(2).all(|m| m.send_interval == Some(Duration::from_secs(1)) && m.burst.is_some())
+        );
+        // Shuffled: every room has lurkers, and the same seed gives the same plan.
+        for room in 0..4 {
+            assert!(of(1).any(|m| m.room == room), "room {room} has no lurker");
+        }
+        assert_eq!(plan, super::plan(&scenario));
+        // Without groups nobody has one.
+        let plain = Scenario::from_str(&text[..text.find("[[population").unwrap()], "g.toml")
+            .expect("valid");
+        assert!(
+            super::plan(&plain)
+                .members
+                .iter()
+                .all(|m| m.group.is_none())
+        );
     }
 
     #[test]

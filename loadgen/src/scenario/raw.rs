@@ -30,6 +30,82 @@ pub(crate) struct RawScenario {
     pub faults: Vec<RawFault>,
     #[serde(default)]
     pub thresholds: RawThresholds,
+    pub protocol: Option<RawProtocol>,
+}
+
+/// `[protocol]`: how members talk to the app (absent: the original design's protocol).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProtocol {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub namespace: Option<String>,
+    pub engine_io: Option<u32>,
+    pub connect: Option<RawConnect>,
+    pub join: Option<RawJoin>,
+    pub say: Option<RawSay>,
+    pub receive: Option<RawReceive>,
+}
+
+/// `[protocol.connect]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConnect {
+    pub query: Option<std::collections::BTreeMap<String, String>>,
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub auth: Option<toml::Value>,
+}
+
+/// `[protocol.join]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawJoin {
+    pub event: Option<String>,
+    pub payload: Option<toml::Value>,
+    pub done: Option<RawJoinDone>,
+    #[serde(rename = "match")]
+    pub matches: Option<std::collections::BTreeMap<String, String>>,
+    pub ack_error: Option<String>,
+}
+
+/// `protocol.join.done`: `"sent"`, `"ack"` or `{ event = "name" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawJoinDone {
+    Sent,
+    Ack,
+    Event(String),
+}
+
+/// `[protocol.say]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSay {
+    pub event: String,
+    pub payload: toml::Value,
+    pub ack: Option<bool>,
+    pub ack_error: Option<String>,
+}
+
+/// `[protocol.receive]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReceive {
+    pub event: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub arg: Option<u32>,
+    pub probe: String,
+    pub probe_match: Option<RawProbeMatch>,
+    pub echo: Option<bool>,
+    pub ignore: Option<Vec<String>>,
+}
+
+/// `protocol.receive.probe_match`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum RawProbeMatch {
+    Whole,
+    Contains,
 }
 
 /// `[target]`.
@@ -68,6 +144,35 @@ pub(crate) struct RawPopulation {
     pub room_size: Option<RawRoomSize>,
     pub ramp: Option<f64>,
     pub phases: Option<Vec<RawPhase>>,
+    pub groups: Option<Vec<RawGroup>>,
+}
+
+/// One of `[[population.groups]]`: members that behave alike.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGroup {
+    pub name: String,
+    pub weight: f64,
+    pub rate: Option<f64>,
+    pub burst: Option<RawBurst>,
+    pub signals: Option<Vec<RawSignal>>,
+}
+
+/// `burst = { on = "2s", off = "8s" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBurst {
+    pub on: DurationText,
+    pub off: DurationText,
+}
+
+/// One of a group's `signals`: `{ event = "typing", payload = ..., rate = 0.5 }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignal {
+    pub event: String,
+    pub payload: Option<toml::Value>,
+    pub rate: f64,
 }
 
 /// `population.room_size`: `"fixed"`, `{ uniform = [min, max] }` or `{ zipf = s }`.

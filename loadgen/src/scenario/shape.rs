@@ -123,6 +123,7 @@ mod tests {
             members: 40,
             room_size: RoomSize::Fixed,
             arrival,
+            groups: Vec::new(),
         }
     }
 

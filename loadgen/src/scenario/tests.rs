@@ -152,6 +152,12 @@ fn the_readme_documents_every_key() {
         ("[traffic]\nKEY\n", ""),
         ("[traffic]\nsteps = { KEY }\n", "steps."),
         ("[[faults]]\nKEY\n", ""),
+        ("[[population.groups]]\nKEY\n", "groups."),
+        ("[protocol]\nKEY\n", ""),
+        ("[protocol.connect]\nKEY\n", "connect."),
+        ("[protocol.join]\nKEY\n", "join."),
+        ("[protocol.say]\nKEY\n", "say."),
+        ("[protocol.receive]\nKEY\n", "receive."),
     ];
     for (probe, prefix) in tables {
         for key in allowed_keys(probe) {
@@ -164,6 +170,11 @@ fn the_readme_documents_every_key() {
         ("[traffic]\ntransports = { KEY }\n", "transports"),
         ("[population]\nphases = [{ KEY }]\n", "phases"),
         ("[[faults]]\npause_worker = { KEY }\n", "pause_worker"),
+        ("[[population.groups]]\nburst = { KEY }\n", "groups.burst"),
+        (
+            "[[population.groups]]\nsignals = [{ KEY }]\n",
+            "groups.signals",
+        ),
     ];
     for (probe, parent) in inline {
         let row = row_of(parent);
@@ -857,4 +868,50 @@ fn room_rates_are_shared_by_members() {
             .iter()
             .all(|m| m.send_interval == Some(Duration::from_secs(1)))
     );
+}
+
+/// A profile that cannot work is refused at the line of its key; a good one gets the
+/// implicit `unmatched == 0` rule, and is echoed without the environment's values.
+#[test]
+fn a_protocol_profile_is_checked_at_its_lines() {
+    let profile = r#"
+[protocol]
+name = "other"
+[protocol.say]
+event = "post"
+payload = { body = "hello" }
+[protocol.receive]
+event = "posted"
+probe = "body"
+echo = true
+"#;
+    let text = format!("{BASE}{profile}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("payload"))
+        .map(|i| i + 1);
+    assert_eq!(
+        refusal(&text),
+        format!(
+            "t.toml:{}: protocol.say.payload: has no {{probe}}: loadgen puts each message's \
+             probe (its sender, number and intended send time) there, and without it nothing \
+             can be measured; e.g. {{ text = \"{{probe}}\" }}",
+            line.unwrap()
+        )
+    );
+    let good = Scenario::from_str(&text.replace("\"hello\"", "\"{probe}\""), "t.toml").unwrap();
+    assert_eq!(good.protocol.name, "other");
+    let rules: Vec<String> = good.thresholds.iter().map(|t| t.to_string()).collect();
+    assert_eq!(rules, ["fanout.p99 < 50ms", "unmatched == 0"]);
+    let echo = serde_json::to_value(&good).unwrap();
+    assert_eq!(echo["protocol"]["say"]["payload"]["body"], "{probe}");
+    // The built-in profile is not echoed, and gets no extra rule.
+    let base = Scenario::from_str(BASE, "t.toml").unwrap();
+    assert!(
+        serde_json::to_value(&base)
+            .unwrap()
+            .get("protocol")
+            .is_none()
+    );
+    assert_eq!(base.thresholds.len(), 1);
 }

@@ -36,14 +36,30 @@ type Checked<T> = Result<T, Problem>;
 
 /// Checks `raw` and builds the typed scenario (its origin is attached by the caller).
 pub(crate) fn validate(raw: &RawScenario) -> Checked<Scenario> {
-    let population = population(&raw.population)?;
+    let mut population = population(&raw.population)?;
     check_name(&raw.name, population.rooms)?;
     let duration = steady_duration(raw, &population.arrival)?;
     let target = target(&raw.target)?;
     let traffic = traffic(&raw.traffic, &population.arrival, duration)?;
     let run_length = shape::run_length(&population, duration);
     let faults = faults(&raw.faults, &target, run_length)?;
-    let thresholds = thresholds(&raw.thresholds)?;
+    let mut thresholds = thresholds(&raw.thresholds)?;
+    let env = |name: &str| std::env::var(name).ok();
+    let protocol = super::protocol::profile(raw.protocol.as_ref(), &env)?;
+    population.groups = super::groups::groups(
+        raw.population.groups.as_deref(),
+        (&traffic, &protocol),
+        population.members,
+        &env,
+    )?;
+    // A profile of the author's own is checked by the run too: an event it cannot place
+    // fails the run unless the file says how many are fine.
+    if !protocol.is_builtin() && !thresholds.iter().any(|t| t.metric == Metric::Unmatched) {
+        thresholds.push(
+            Threshold::parse(Metric::Unmatched, "== 0")
+                .map_err(|message| Problem::new(at(&["thresholds", "unmatched"]), message))?,
+        );
+    }
     Ok(Scenario {
         name: raw.name.clone(),
         description: raw.description.clone().unwrap_or_default(),
@@ -54,6 +70,7 @@ pub(crate) fn validate(raw: &RawScenario) -> Checked<Scenario> {
         traffic,
         faults,
         thresholds,
+        protocol,
         origin: Default::default(),
     })
 }
@@ -293,6 +310,8 @@ fn population(raw: &RawPopulation) -> Checked<Population> {
         members: raw.members,
         room_size: room_size(raw.room_size)?,
         arrival: arrival(raw)?,
+        // Checked once the traffic and the profile are known (`groups`).
+        groups: Vec::new(),
     })
 }
 
