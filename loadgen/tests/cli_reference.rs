@@ -4,7 +4,7 @@
 use std::path::Path;
 
 /// Each documented command, as arguments of the loadgen binary (which embeds chat-server).
-const COMMANDS: [&[&str]; 11] = [
+const COMMANDS: [&[&str]; 12] = [
     &[],
     &["run"],
     &["merge"],
