@@ -86,7 +86,16 @@ pub fn judge_run(
         window,
     )?;
     judge(results, &scenario.thresholds);
+    fail_if_a_fault_failed(results, faults);
     Ok(())
+}
+
+/// A fault that could not be injected or undone (its action ends in `(failed: why)`) means
+/// the run did not happen as the scenario says: it never passes, whatever the thresholds.
+fn fail_if_a_fault_failed(results: &mut Results, faults: &[InjectedFault]) {
+    if faults.iter().any(|f| f.error.is_some()) {
+        results.verdict = results::Verdict::Fail;
+    }
 }
 
 /// Judges every threshold of the scenario against the results.
@@ -370,6 +379,25 @@ mod tests {
             ended_us: Some(START + (ended_s * 1e6) as u64),
             error: None,
         }
+    }
+
+    #[test]
+    fn a_run_whose_fault_failed_never_passes() {
+        let mut r = Results::new(
+            serde_json::json!({"name": "t"}),
+            results::Environment::of_machine("h".into(), 1, "linux".into(), "abc".into()),
+            std::time::UNIX_EPOCH,
+            Duration::from_secs(1),
+        );
+        let fine = fault(4.0, 5.0);
+        fail_if_a_fault_failed(&mut r, std::slice::from_ref(&fine));
+        assert_eq!(r.verdict, results::Verdict::Pass);
+        let failed = InjectedFault {
+            error: Some("cannot cut worker 0 from redis".into()),
+            ..fine.clone()
+        };
+        fail_if_a_fault_failed(&mut r, &[fine, failed]);
+        assert_eq!(r.verdict, results::Verdict::Fail);
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub fn local_mode(
             local.redis_cluster
         );
     }
+    if local.namespaces {
+        bail!(
+            "the scenario puts its workers and Redis on hosts of their own (target.local.namespaces), \
+             and {missing} is not installed here: without it loadgen would run against one \
+             embedded worker on this machine's network. Install: apt-get install -y {missing}"
+        );
+    }
     if faults.is_empty() {
         return Ok(LocalMode::Embedded { missing });
     }
@@ -99,6 +106,14 @@ fn describe_action(action: FaultAction) -> String {
         FaultAction::MigrateSlots { from, to, slots } => {
             format!("migrate_slots {slots} from master {from} to master {to}")
         }
+        FaultAction::Partition {
+            worker,
+            from,
+            duration,
+        } => format!(
+            "partition worker {worker} from {} for {duration:?}",
+            from.label()
+        ),
     }
 }
 
@@ -112,6 +127,7 @@ impl RunningTarget {
             redis_cluster: (local.redis_cluster > 0).then_some(RedisClusterSpec::Start {
                 masters: local.redis_cluster as usize,
             }),
+            namespaces: local.namespaces,
             nginx_workers: local.nginx_workers as usize,
             // The default per-address limit (1,000) is far above this generator's share per
             // address (members spread over 250 loopback addresses: 120 each at 30,000).
@@ -283,6 +299,15 @@ async fn apply(stack: &Mutex<Stack>, action: FaultAction) -> anyhow::Result<()> 
             let moved = cluster.migrate_slots(from as usize, to as usize, slots as usize);
             moved.await.map(drop)
         }
+        FaultAction::Partition {
+            worker,
+            from,
+            duration,
+        } => {
+            stack.lock().await.partition_worker(worker as usize, from)?;
+            tokio::time::sleep(duration).await;
+            stack.lock().await.heal_worker(worker as usize, from)
+        }
         FaultAction::PauseWorker { worker, duration } => {
             stack.lock().await.pause_worker(worker as usize).await?;
             tokio::time::sleep(duration).await;
@@ -304,6 +329,7 @@ mod tests {
         workers: 2,
         nginx_workers: 2,
         redis_cluster: 0,
+        namespaces: false,
     };
 
     fn kill(worker: u32, at_s: u64) -> Fault {

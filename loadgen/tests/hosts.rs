@@ -94,6 +94,7 @@ async fn start_stack(listen: &str, redis: &Redis) -> Stack {
         listen: listen.parse().expect("address"),
         redis: Some(format!("redis://127.0.0.1:{}", redis.port)),
         redis_cluster: None,
+        namespaces: false,
         nginx_workers: 1,
         nginx_limit_conn: chat_server::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS,
         run_dir: None,

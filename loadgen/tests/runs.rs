@@ -46,6 +46,7 @@ async fn stack(workers: usize, worker_args: &[&str]) -> Stack {
         listen: "127.0.0.1:0".parse().expect("address"),
         redis: None,
         redis_cluster: None,
+        namespaces: false,
         nginx_workers: 1,
         nginx_limit_conn: chat_server::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS,
         run_dir: None,

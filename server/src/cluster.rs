@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::metrics::StatsSnapshot;
 use crate::probe::http_get;
-use crate::process::{self_command, stop_child};
+use crate::process::{self_command, self_command_in_netns, stop_child};
 
 #[derive(Debug, Clone, Args)]
 pub struct ClusterConfig {
@@ -54,6 +54,12 @@ pub struct ClusterConfig {
     )]
     pub redis_cluster: Vec<String>,
 
+    /// Run worker i inside network namespace NS and listen on ADDR, its address there
+    /// (`NS@ADDR`, comma separated, one per worker; instead of --host). The local stack's
+    /// `--namespaces` uses it, so one worker can be cut from Redis or nginx. Needs root.
+    #[arg(long, value_delimiter = ',', value_name = "NS@ADDR", value_parser = parse_worker_netns)]
+    pub worker_netns: Vec<WorkerNetns>,
+
     /// Serve per-worker status as JSON (`/workers`) and Prometheus text (`/metrics`) here.
     #[arg(long, env = "CHAT_ADMIN")]
     pub admin: Option<SocketAddr>,
@@ -75,6 +81,40 @@ impl ClusterConfig {
                 .unwrap_or(1)
         })
     }
+
+    /// The address worker `index` listens on.
+    fn worker_host(&self, index: usize) -> IpAddr {
+        self.worker_netns
+            .get(index)
+            .map_or(self.host, |netns| netns.address)
+    }
+}
+
+/// A worker's own network namespace and its address there (`--worker-netns NS@ADDR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerNetns {
+    pub netns: String,
+    pub address: IpAddr,
+}
+
+fn parse_worker_netns(text: &str) -> Result<WorkerNetns, String> {
+    let (netns, address) = text
+        .split_once('@')
+        .ok_or_else(|| format!("`{text}` is not NS@ADDR"))?;
+    let address = address
+        .parse()
+        .map_err(|_| format!("`{address}` in `{text}` is not an IP address"))?;
+    if netns.is_empty()
+        || !netns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!("`{netns}` is not a network namespace name"));
+    }
+    Ok(WorkerNetns {
+        netns: netns.to_string(),
+        address,
+    })
 }
 
 /// What the master knows about one worker; served on the admin address.
@@ -114,6 +154,11 @@ pub fn run(config: ClusterConfig) -> anyhow::Result<()> {
 async fn run_master(config: ClusterConfig) -> anyhow::Result<()> {
     let count = config.worker_count();
     anyhow::ensure!(count >= 1, "--workers must be at least 1");
+    anyhow::ensure!(
+        config.worker_netns.is_empty() || config.worker_netns.len() == count,
+        "--worker-netns names {} namespaces for {count} workers",
+        config.worker_netns.len()
+    );
     anyhow::ensure!(
         (config.base_port as usize) + count <= 65_536,
         "--base-port {} leaves no room for {count} workers",
@@ -231,11 +276,14 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, delay: Duration) -> bool
 }
 
 fn worker_command(config: &ClusterConfig, index: usize, port: u16) -> tokio::process::Command {
-    let mut command = self_command();
+    let mut command = match config.worker_netns.get(index) {
+        Some(host) => self_command_in_netns(&host.netns),
+        None => self_command(),
+    };
     command
         .arg("worker")
         .arg("--listen")
-        .arg(SocketAddr::new(config.host, port).to_string());
+        .arg(SocketAddr::new(config.worker_host(index), port).to_string());
     match &config.redis {
         Some(url) => command.arg("--redis").arg(url).args(["--bus", "redis"]),
         None => command
@@ -291,7 +339,7 @@ async fn scrape_stats(config: ClusterConfig, shared: Shared) {
             .map(|w| (w.index, w.port))
             .collect();
         for (index, port) in targets {
-            let addr = SocketAddr::new(loopback_for(config.host), port);
+            let addr = SocketAddr::new(loopback_for(config.worker_host(index)), port);
             if let Ok((200, body)) = http_get(addr, "/stats", Duration::from_millis(500)).await
                 && let Ok(stats) = serde_json::from_str::<StatsSnapshot>(&body)
             {
@@ -411,5 +459,19 @@ mod tests {
         }
         assert_eq!(b.next(quick), Backoff::MAX);
         assert_eq!(b.next(Duration::from_secs(60)), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_worker_namespace_is_a_name_and_an_address() {
+        assert_eq!(
+            parse_worker_netns("rs12x0@10.240.0.3"),
+            Ok(WorkerNetns {
+                netns: "rs12x0".into(),
+                address: IpAddr::from([10, 240, 0, 3])
+            })
+        );
+        for bad in ["rs12x0", "@10.0.0.1", "a b@10.0.0.1", "ns@nowhere"] {
+            assert!(parse_worker_netns(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -55,6 +55,12 @@ pub struct NginxConfig {
     /// where X-Forwarded-For is trusted); more get HTTP 503. 0: no limit.
     #[arg(long, default_value_t = DEFAULT_LIMIT_CONN_PER_ADDRESS)]
     pub limit_conn_per_address: usize,
+
+    /// Source address of nginx's connections to the workers (`proxy_bind`); default: the
+    /// kernel's choice. The local stack's `--namespaces` gives nginx an address of its own, so
+    /// a worker can be cut from nginx alone.
+    #[arg(long)]
+    pub proxy_bind: Option<std::net::IpAddr>,
 }
 
 /// The per-address connection limit nginx renders by default. A real limit rather than none:
@@ -175,6 +181,10 @@ impl NginxConfig {
         for network in &self.real_ip_from {
             let _ = writeln!(real_ip, "    set_real_ip_from {network};");
         }
+        let proxy_bind = self
+            .proxy_bind
+            .map(|address| format!("        proxy_bind {address};"))
+            .unwrap_or_default();
         let text = [
             ("user", user),
             ("worker_processes", self.worker_processes.to_string()),
@@ -189,6 +199,7 @@ impl NginxConfig {
             ("set_real_ip_from", real_ip.trim_end().to_string()),
             ("limit_conn_zone", limit_conn_zone),
             ("limit_conn", limit_conn),
+            ("proxy_bind", proxy_bind),
         ]
         .iter()
         .fold(TEMPLATE.to_string(), |text, (key, value)| {
@@ -212,7 +223,23 @@ mod tests {
             prefix: "/run/x".into(),
             user: String::new(),
             limit_conn_per_address: 1_000,
+            proxy_bind: None,
         }
+    }
+
+    #[test]
+    fn upstream_connections_come_from_the_bound_address_when_one_is_given() {
+        assert!(!config().render().expect("renders").contains("proxy_bind"));
+        let bound = NginxConfig {
+            proxy_bind: Some([10, 240, 0, 254].into()),
+            ..config()
+        }
+        .render()
+        .expect("renders");
+        assert!(
+            bound.contains("        proxy_bind 10.240.0.254;"),
+            "{bound}"
+        );
     }
 
     #[test]

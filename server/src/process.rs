@@ -7,6 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::process::{Child, Command};
 
 /// A command whose process gets SIGTERM when this process dies.
@@ -42,10 +43,28 @@ pub fn set_self_prefix(args: Vec<String>) {
 /// A tied command that runs this same binary as `chat-server`, for the master's workers and
 /// the stack's cluster.
 pub fn self_command() -> Command {
-    let exe = std::env::current_exe().unwrap_or_else(|_| "chat-server".into());
-    let mut command = tied_command(exe);
-    command.args(SELF_PREFIX.get().map(Vec::as_slice).unwrap_or_default());
+    let mut command = tied_command(self_exe());
+    command.args(self_prefix());
     command
+}
+
+/// [`self_command`] inside network namespace `netns` (`ip netns exec`, which execs the binary
+/// in its own place: the pid is the binary's, for signals and the death signal alike).
+pub fn self_command_in_netns(netns: &str) -> Command {
+    let mut command = tied_command("ip");
+    command
+        .args(["netns", "exec", netns])
+        .arg(self_exe())
+        .args(self_prefix());
+    command
+}
+
+fn self_exe() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| "chat-server".into())
+}
+
+fn self_prefix() -> &'static [String] {
+    SELF_PREFIX.get().map(Vec::as_slice).unwrap_or_default()
 }
 
 /// Sends `signal` to `pid`; false if the process does not exist.
@@ -63,6 +82,13 @@ pub async fn stop_child(child: &mut Child, grace: Duration) {
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
+}
+
+/// Says which package provides a missing program.
+pub fn require(program: &str, package: &str) -> anyhow::Result<std::path::PathBuf> {
+    find_executable(program).with_context(|| {
+        format!("`{program}` not found: install it with `apt-get install -y {package}`")
+    })
 }
 
 /// Finds an executable in PATH or the sbin folders (nginx lives in /usr/sbin).

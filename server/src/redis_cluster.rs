@@ -16,7 +16,7 @@ use tokio::process::Child;
 
 use crate::ports::free_cluster_port;
 use crate::probe::eventually_ok;
-use crate::process::{find_executable, send_signal, stop_child, tied_command};
+use crate::process::{require, send_signal, stop_child, tied_command};
 
 /// How long a node may take to notice a master is gone before its replica takes over. Short,
 /// so faults recover in seconds; long enough that a node busy on 2 shared cores is not taken
@@ -73,13 +73,6 @@ pub struct RedisCluster {
 struct Node {
     port: u16,
     child: Option<Child>,
-}
-
-/// Says which package provides a missing program.
-fn require(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    find_executable(program).with_context(|| {
-        format!("`{program}` not found: install it with `apt-get install -y {package}`")
-    })
 }
 
 impl RedisCluster {

@@ -5,6 +5,11 @@
 //! load generator drive the same [`Stack`] from code, including its fault injections (kill or
 //! pause a worker, restart Redis; on a Redis Cluster, kill a master or migrate slots). Every
 //! part gets a free port, logs into the run folder, and dies with this process.
+//!
+//! With `--namespaces` each worker and Redis run on a host of their own (a network namespace
+//! on one bridge, see `netns`), and nginx's upstream connections come from an address of its
+//! own on that bridge, so a partition can cut one worker from Redis, from nginx, or from
+//! everything, and heal it again.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,10 +23,12 @@ use tokio::process::Child;
 
 use crate::cluster::ClusterStatus;
 use crate::config::{BusKind, WorkerConfig};
+use crate::netns::{NetHost, Segment};
 use crate::nginx::NginxConfig;
 pub use crate::ports::free_port;
 use crate::ports::{free_port_range, resolve_port, unique_suffix};
 use crate::probe::{http_get, wait_until_ok};
+pub use crate::process::require;
 use crate::process::{find_executable, send_signal, stop_child, tied_command};
 use crate::redis_cluster::{MasterKilled, RedisCluster};
 
@@ -48,6 +55,11 @@ pub struct StackArgs {
     /// and N replicas (N >= 3; needs redis-cli); `redis://host:port,...` uses that cluster.
     #[arg(long, value_name = "N|URLS", value_parser = parse_redis_cluster, conflicts_with = "redis")]
     pub redis_cluster: Option<RedisClusterSpec>,
+
+    /// Put each worker and Redis on a host of its own: a network namespace on one bridge,
+    /// nginx with an address of its own there (root; needs ip and nft). For partition faults.
+    #[arg(long, conflicts_with_all = ["redis", "redis_cluster"])]
+    pub namespaces: bool,
 
     /// nginx worker processes.
     #[arg(long, default_value_t = 2)]
@@ -102,6 +114,8 @@ pub struct StackConfig {
     pub redis: Option<String>,
     /// A Redis Cluster for the bus instead of one Redis (sharded pub/sub).
     pub redis_cluster: Option<RedisClusterSpec>,
+    /// Each worker and Redis in a network namespace of its own (see [`StackArgs::namespaces`]).
+    pub namespaces: bool,
     pub nginx_workers: usize,
     /// nginx's limit of connections per client address (0: none).
     pub nginx_limit_conn: usize,
@@ -121,6 +135,7 @@ impl StackConfig {
             listen: args.listen,
             redis: args.redis,
             redis_cluster: args.redis_cluster,
+            namespaces: args.namespaces,
             nginx_workers: args.nginx_workers,
             nginx_limit_conn: args.nginx_limit_conn,
             run_dir: args.run_dir,
@@ -155,19 +170,79 @@ pub struct Stack {
     redis_cluster: Option<Arc<tokio::sync::Mutex<RedisCluster>>>,
     cluster: Option<Child>,
     nginx: Option<Child>,
+    /// The hosts of a `--namespaces` stack (removed when the stack is dropped).
+    network: Option<Network>,
 }
 
-/// Says which package provides a missing program.
-pub fn require(program: &str, package: &str) -> anyhow::Result<PathBuf> {
-    find_executable(program).with_context(|| {
-        format!("`{program}` not found: install it with `apt-get install -y {package}`")
-    })
+/// Whom a partition separates a worker from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionFrom {
+    /// Redis: every packet between them is dropped inside the worker's host.
+    Redis,
+    /// nginx (its upstream address): likewise.
+    Nginx,
+    /// Everything: the worker host's link is taken down.
+    Everything,
+}
+
+impl PartitionFrom {
+    pub fn label(self) -> &'static str {
+        match self {
+            PartitionFrom::Redis => "redis",
+            PartitionFrom::Nginx => "nginx",
+            PartitionFrom::Everything => "everything",
+        }
+    }
+}
+
+/// The hosts of a `--namespaces` stack. Hosts first: fields drop in order, the bridge last.
+struct Network {
+    redis: NetHost,
+    workers: Vec<NetHost>,
+    /// The address nginx's upstream connections come from.
+    nginx: std::net::Ipv4Addr,
+    _segment: Segment,
+}
+
+impl Network {
+    fn create(workers: usize) -> anyhow::Result<Network> {
+        crate::netns::require_tools()?;
+        let segment = Segment::create().context("cannot create the stack's network")?;
+        Ok(Network {
+            redis: segment.host()?,
+            workers: (0..workers)
+                .map(|_| segment.host())
+                .collect::<anyhow::Result<_>>()?,
+            nginx: segment.add_root_address(254)?,
+            _segment: segment,
+        })
+    }
+
+    /// `--worker-netns` for the cluster master: `NS@ADDR` per worker.
+    fn worker_netns(&self) -> String {
+        self.workers
+            .iter()
+            .map(|host| format!("{}@{}", host.name(), host.address()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 impl Stack {
     /// Starts Redis (unless given), the cluster and nginx, and waits until all answer.
     pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         let nginx_exe = require("nginx", "nginx")?;
+        if config.namespaces && (config.redis.is_some() || config.redis_cluster.is_some()) {
+            bail!(
+                "--namespaces starts its own Redis on a host of its own: not with --redis or --redis-cluster"
+            );
+        }
+        let network = if config.namespaces {
+            Some(Network::create(config.workers)?)
+        } else {
+            None
+        };
         let redis_exe = match (&config.redis, &config.redis_cluster) {
             (None, None) => Some(require("redis-server", "redis-server")?),
             _ => None,
@@ -189,15 +264,23 @@ impl Stack {
         let nginx_addr = resolve_port(config.listen)?;
         let admin = SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let base_port = free_port_range(config.workers)?;
+        let worker_host = |i: usize| match &network {
+            Some(network) => std::net::IpAddr::from(network.workers[i].address()),
+            None => std::net::IpAddr::from([127, 0, 0, 1]),
+        };
         let workers: Vec<SocketAddr> = (0..config.workers)
-            .map(|i| SocketAddr::from(([127, 0, 0, 1], base_port + i as u16)))
+            .map(|i| SocketAddr::new(worker_host(i), base_port + i as u16))
             .collect();
+        let redis_host = match &network {
+            Some(network) => network.redis.address(),
+            None => std::net::Ipv4Addr::LOCALHOST,
+        };
         let (redis_url, redis_port) = match (&config.redis, &config.redis_cluster) {
             (Some(url), _) => (url.clone(), None),
             (None, Some(_)) => (String::new(), None),
             (None, None) => {
                 let port = free_port()?;
-                (format!("redis://127.0.0.1:{port}"), Some(port))
+                (format!("redis://{redis_host}:{port}"), Some(port))
             }
         };
         let mut stack = Stack {
@@ -216,6 +299,7 @@ impl Stack {
             redis_cluster: None,
             cluster: None,
             nginx: None,
+            network,
         };
         // On any failure below, `stack` is dropped and its children are killed.
         if stack.redis_exe.is_some() {
@@ -235,9 +319,13 @@ impl Stack {
         } else {
             ("--redis-cluster", stack.info.redis_cluster.join(","))
         };
+        let mut cluster = server_command(&config);
+        cluster.arg("cluster");
+        if let Some(network) = &stack.network {
+            cluster.arg("--worker-netns").arg(network.worker_netns());
+        }
         stack.cluster = Some(spawn_logged(
-            server_command(&config)
-                .arg("cluster")
+            cluster
                 .arg("--workers")
                 .arg(config.workers.to_string())
                 .arg("--base-port")
@@ -278,9 +366,21 @@ impl Stack {
             );
         };
         let log = self.info.run_dir.join("redis.log");
+        // On its own host it listens on that host's address, for the workers on theirs; its
+        // protected mode (no password: loopback clients only) would refuse them with -DENIED.
+        let (mut command, host) = match &self.network {
+            Some(network) => {
+                let mut command = network.redis.command(exe);
+                command.args(["--protected-mode", "no"]);
+                (command, network.redis.address())
+            }
+            None => (tied_command(exe), std::net::Ipv4Addr::LOCALHOST),
+        };
         self.redis = Some(spawn_logged(
-            tied_command(exe)
-                .args(["--bind", "127.0.0.1", "--port"])
+            command
+                .arg("--bind")
+                .arg(host.to_string())
+                .arg("--port")
                 .arg(port.to_string())
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args([
@@ -292,7 +392,7 @@ impl Stack {
                 ]),
             &log,
         )?);
-        wait_for_redis(port)
+        wait_for_redis(SocketAddr::from((host, port)))
             .await
             .with_context(|| format!("redis-server (log: {})", log.display()))
     }
@@ -319,6 +419,7 @@ impl Stack {
                 String::new()
             },
             limit_conn_per_address,
+            proxy_bind: self.network.as_ref().map(|network| network.nginx.into()),
         };
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, config.render()?)?;
@@ -398,6 +499,41 @@ impl Stack {
             );
         }
         Ok(())
+    }
+
+    /// Separates worker `index` from `from` until [`Stack::heal_worker`]; needs a stack with
+    /// `--namespaces`. Its connections stall (no reset): what they do next is the worker's,
+    /// Redis's and nginx's own timeouts, as in a real partition.
+    pub fn partition_worker(&self, index: usize, from: PartitionFrom) -> anyhow::Result<()> {
+        let (network, host) = self.worker_host(index)?;
+        match from {
+            PartitionFrom::Redis => host.block(&[network.redis.address()]),
+            PartitionFrom::Nginx => host.block(&[network.nginx]),
+            PartitionFrom::Everything => host.cut(),
+        }
+        .with_context(|| format!("cannot cut worker {index} from {}", from.label()))
+    }
+
+    /// Ends [`Stack::partition_worker`].
+    pub fn heal_worker(&self, index: usize, from: PartitionFrom) -> anyhow::Result<()> {
+        let (_, host) = self.worker_host(index)?;
+        match from {
+            PartitionFrom::Redis | PartitionFrom::Nginx => host.unblock(),
+            PartitionFrom::Everything => host.restore(),
+        }
+        .with_context(|| format!("cannot reconnect worker {index} to {}", from.label()))
+    }
+
+    fn worker_host(&self, index: usize) -> anyhow::Result<(&Network, &NetHost)> {
+        let network = self.network.as_ref().context(
+            "this stack's workers share the machine's network: a partition needs a stack with --namespaces \
+             (target.local.namespaces = true in a scenario)",
+        )?;
+        let host = network
+            .workers
+            .get(index)
+            .with_context(|| format!("worker {index} does not exist"))?;
+        Ok((network, host))
     }
 
     /// The Redis Cluster the stack started, if it did: its masters, and its faults without
@@ -561,11 +697,11 @@ fn spawn_logged(command: &mut tokio::process::Command, log: &Path) -> anyhow::Re
         .with_context(|| format!("cannot start {program}"))
 }
 
-async fn wait_for_redis(port: u16) -> anyhow::Result<()> {
+async fn wait_for_redis(address: SocketAddr) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let started = tokio::time::Instant::now();
     loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
             let mut reply = [0u8; 7];
             if stream.write_all(b"PING\r\n").await.is_ok()
                 && stream.read_exact(&mut reply).await.is_ok()
@@ -575,7 +711,7 @@ async fn wait_for_redis(port: u16) -> anyhow::Result<()> {
             }
         }
         if started.elapsed() > READY_DEADLINE {
-            bail!("redis on port {port} not ready after {READY_DEADLINE:?}");
+            bail!("redis on {address} not ready after {READY_DEADLINE:?}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -56,6 +56,7 @@ fn config() -> impl Strategy<Value = NginxConfig> {
                     prefix,
                     user,
                     limit_conn_per_address: per_address,
+                    proxy_bind: None,
                 }
             },
         )

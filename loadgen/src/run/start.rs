@@ -35,6 +35,14 @@ pub(super) fn what_to_start(scenario: &Scenario, admin: Option<AdminUrl>) -> any
             let missing = chat_server::stack::missing_parts(false, local.redis_cluster > 0);
             let mode = local_mode(missing, local, &scenario.faults)
                 .with_context(|| scenario.file().to_owned())?;
+            if local.namespaces && mode == LocalMode::FullStack {
+                chat_server::netns::require_tools().with_context(|| {
+                    format!(
+                        "{}: target.local.namespaces puts the workers and Redis in network namespaces",
+                        scenario.file()
+                    )
+                })?;
+            }
             Start::Local(*local, mode)
         }
     })
@@ -52,8 +60,13 @@ pub(super) async fn start_target(start: Start, out: &Path) -> anyhow::Result<Run
                 0 => "redis".to_string(),
                 masters => format!("a Redis Cluster of {masters} masters and {masters} replicas"),
             };
+            let hosts = if local.namespaces {
+                " (workers and Redis on hosts of their own)"
+            } else {
+                ""
+            };
             eprintln!(
-                "starting the local stack: {redis}, {} workers, nginx (logs in {})",
+                "starting the local stack: {redis}, {} workers, nginx{hosts} (logs in {})",
                 local.workers,
                 out.join("stack").display()
             );

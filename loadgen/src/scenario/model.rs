@@ -29,7 +29,7 @@ pub struct Target {
 pub enum Endpoint {
     /// `url = "http://host:port"`: a server that is already running.
     Url(String),
-    /// `local = { workers, nginx_workers, redis_cluster }`: the project's stack (Redis, workers, nginx),
+    /// `local = { workers, nginx_workers, redis_cluster, namespaces }`: the project's stack (Redis, workers, nginx),
     /// started and stopped by loadgen; the only target faults can be injected into.
     Local(LocalStack),
 }
@@ -43,6 +43,9 @@ pub struct LocalStack {
     pub nginx_workers: u32,
     /// 0: one Redis; N: a Redis Cluster of N masters and N replicas (sharded pub/sub).
     pub redis_cluster: u32,
+    /// Each worker and Redis on a host of its own (a network namespace), so `partition`
+    /// faults can cut one worker off; needs root, ip and nft.
+    pub namespaces: bool,
 }
 
 /// How members present distinct client addresses, so nginx's `ip_hash` spreads them.
@@ -332,6 +335,17 @@ pub enum FaultAction {
         to: u32,
         /// How many.
         slots: u32,
+    },
+    /// `partition = { worker, from, for }`: cut worker `worker` from Redis, from nginx, or
+    /// from everything for `for`, then heal it (needs `target.local.namespaces`).
+    Partition {
+        /// Which worker.
+        worker: u32,
+        /// From whom.
+        from: chat_server::stack::PartitionFrom,
+        /// How long.
+        #[serde(rename = "for", serialize_with = "serialize_duration")]
+        duration: Duration,
     },
 }
 

@@ -124,6 +124,7 @@ pub(crate) struct RawLocal {
     pub workers: Option<u32>,
     pub nginx_workers: Option<u32>,
     pub redis_cluster: Option<u32>,
+    pub namespaces: Option<bool>,
 }
 
 /// `target.client_address`.
@@ -245,6 +246,17 @@ pub(crate) struct RawFault {
     pub pause_worker: Option<RawPause>,
     pub kill_redis_master: Option<u32>,
     pub migrate_slots: Option<RawMigrate>,
+    pub partition: Option<RawPartition>,
+}
+
+/// `partition = { worker = 0, from = "redis", for = "5s" }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPartition {
+    pub worker: u32,
+    pub from: chat_server::stack::PartitionFrom,
+    #[serde(rename = "for")]
+    pub duration: DurationText,
 }
 
 /// `migrate_slots = { from = 0, to = 1, slots = 500 }`.

@@ -469,7 +469,7 @@ fn redis_cluster_faults_need_a_redis_cluster_and_name_its_masters() {
         (
             &cluster,
             "kill_redis_master = 0\nkill_worker = 0",
-            "t.toml:20: faults[0]: set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots",
+            "t.toml:20: faults[0]: set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots, partition",
         ),
     ] {
         let message = refusal(&with_fault(base, fault));
@@ -914,4 +914,68 @@ echo = true
             .is_none()
     );
     assert_eq!(base.thresholds.len(), 1);
+}
+
+#[test]
+fn a_partition_needs_workers_on_hosts_of_their_own_and_names_one() {
+    use chat_server::stack::PartitionFrom;
+    let hosts = edited(
+        "local = { workers = 2 }",
+        "local = { workers = 2, namespaces = true }",
+    );
+    let with_fault =
+        |base: &str, fault: &str| format!("{base}\n[[faults]]\nat = \"5s\"\n{fault}\n");
+    let scenario = Scenario::from_str(
+        &with_fault(
+            &hosts,
+            "partition = { worker = 1, from = \"nginx\", for = \"3s\" }",
+        ),
+        "t.toml",
+    )
+    .expect("valid");
+    let Endpoint::Local(local) = scenario.target.endpoint else {
+        panic!("a local target")
+    };
+    assert!(local.namespaces);
+    assert_eq!(
+        scenario.faults[0].action,
+        FaultAction::Partition {
+            worker: 1,
+            from: PartitionFrom::Nginx,
+            duration: Duration::from_secs(3)
+        }
+    );
+    for (base, fault, expected) in [
+        (
+            BASE,
+            "partition = { worker = 0, from = \"redis\", for = \"3s\" }",
+            "t.toml:22: faults[0].partition: a partition needs each worker on a host of its own: set target.local.namespaces = true",
+        ),
+        (
+            &hosts,
+            "partition = { worker = 2, from = \"redis\", for = \"3s\" }",
+            "t.toml:22: faults[0].partition.worker: worker 2 does not exist",
+        ),
+        (
+            &hosts,
+            "partition = { worker = 0, from = \"redis\", for = \"0s\" }",
+            "t.toml:22: faults[0].partition.for: must be longer than 0s",
+        ),
+        (
+            &hosts,
+            "partition = { worker = 0, from = \"dns\", for = \"1s\" }",
+            "t.toml:22",
+        ),
+    ] {
+        let message = refusal(&with_fault(base, fault));
+        assert!(message.starts_with(expected), "{fault}: {message}");
+    }
+    let message = refusal(&edited(
+        "local = { workers = 2 }",
+        "local = { workers = 2, namespaces = true, redis_cluster = 3 }",
+    ));
+    assert!(
+        message.contains("target.local.namespaces: namespaces put one Redis on a host of its own"),
+        "{message}"
+    );
 }

@@ -262,10 +262,18 @@ fn local_stack(raw: &RawLocal) -> Checked<LocalStack> {
             );
         }
     };
+    let namespaces = raw.namespaces.unwrap_or(false);
+    if namespaces && redis_cluster > 0 {
+        return problem(
+            at(&["target", "local", "namespaces"]),
+            "namespaces put one Redis on a host of its own; not with redis_cluster",
+        );
+    }
     Ok(LocalStack {
         workers: count("workers", raw.workers)?,
         nginx_workers: count("nginx_workers", raw.nginx_workers)?,
         redis_cluster,
+        namespaces,
     })
 }
 
@@ -613,11 +621,12 @@ fn one_fault(
         raw.pause_worker.is_some(),
         raw.kill_redis_master.is_some(),
         raw.migrate_slots.is_some(),
+        raw.partition.is_some(),
     ];
     if actions.iter().filter(|set| **set).count() != 1 {
         return problem(
             path.clone(),
-            "set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots",
+            "set exactly one of kill_worker, stop_redis, pause_worker, kill_redis_master, migrate_slots, partition",
         );
     }
     let action = if let Some(index) = raw.kill_worker {
@@ -642,6 +651,20 @@ fn one_fault(
         FaultAction::KillRedisMaster(master(&path.key("kill_redis_master"), local, index)?)
     } else if let Some(migrate) = &raw.migrate_slots {
         migrate_slots(&path.key("migrate_slots"), local, migrate)?
+    } else if let Some(partition) = &raw.partition {
+        if !local.namespaces {
+            return problem(
+                path.key("partition"),
+                "a partition needs each worker on a host of its own: set target.local.namespaces = true \
+                 (network namespaces; root, ip and nft)",
+            );
+        }
+        positive(&path.key("partition").key("for"), partition.duration.0)?;
+        FaultAction::Partition {
+            worker: worker(&["partition", "worker"], partition.worker)?,
+            from: partition.from,
+            duration: partition.duration.0,
+        }
     } else {
         return problem(path.clone(), "no action set");
     };

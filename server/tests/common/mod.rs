@@ -34,6 +34,7 @@ pub fn stack_config(workers: usize, worker_args: &[&str]) -> StackConfig {
         listen: "127.0.0.1:0".parse().expect("static address"),
         redis: None,
         redis_cluster: None,
+        namespaces: false,
         nginx_workers: 2,
         nginx_limit_conn: chat_server::nginx::DEFAULT_LIMIT_CONN_PER_ADDRESS,
         run_dir: None,
