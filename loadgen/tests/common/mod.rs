@@ -66,3 +66,49 @@ pub fn timeline_sum(r: &Value, field: &str) -> u64 {
     let timeline = r["timeline"].as_array().expect("timeline");
     timeline.iter().map(|s| u(&s[field])).sum()
 }
+
+/// Runs `scenarios/NAME.toml` from the repository (exit status 0 required) and returns its
+/// results.
+pub async fn run_repo_scenario(name: &str) -> Value {
+    let dir = scratch(name);
+    let scenario = repo().join(format!("scenarios/{name}.toml"));
+    let (s, out) = (scenario.to_str().unwrap(), dir.to_str().unwrap());
+    let output = loadgen(&["run", s, "--out", out, "-q"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", explain(&output));
+    results(&dir)
+}
+
+/// What every fault scenario must show: a pass, nothing duplicated, the faults made as
+/// `actions` says (none failed), delivery recovered after each, and every loss inside a
+/// fault's window. Returns the faults, and prints them.
+pub fn assert_losses_only_inside_fault_windows(r: &Value, actions: &[&str]) -> Vec<Value> {
+    assert_eq!(r["verdict"], "pass");
+    assert_eq!(u(&r["deliveries"]["duplicated"]), 0);
+    let faults = r["faults"].as_array().expect("faults").clone();
+    let made: Vec<&str> = faults.iter().filter_map(|f| f["action"].as_str()).collect();
+    assert_eq!(made, actions, "every fault made, none failed");
+    for fault in &faults {
+        assert!(
+            fault["recovered_after_ms"].as_u64().is_some(),
+            "delivery recovered after {fault}"
+        );
+    }
+    let in_windows: u64 = faults.iter().map(|f| u(&f["lost_in_window"])).sum();
+    let lost = u(&r["deliveries"]["lost"]);
+    assert_eq!(
+        lost, in_windows,
+        "every loss inside a fault window: {faults:?}"
+    );
+    assert_eq!(timeline_sum(r, "lost"), lost);
+    eprintln!(
+        "owed {}, late {}, lost {lost}: {}",
+        r["deliveries"]["expected"],
+        r["deliveries"]["late"],
+        faults
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    faults
+}
