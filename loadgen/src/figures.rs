@@ -28,7 +28,9 @@ pub struct FiguresArgs {
     /// held, 0 if none), `cpu_s:C` (CPU seconds) and `rss_kib:C` (peak resident memory of the
     /// summed samples) of components C: a name from `resources`, `NAME*` for every component
     /// starting with NAME, `loadgen` (the generator's processes) or `server` (every other
-    /// component); `generator_us_per_received` (loadgen CPU µs per message event received).
+    /// component); `us_per_delivery:C` (CPU µs of components C per chat delivery made, the
+    /// `delivered` count); `generator_us_per_received` (loadgen CPU µs per message event
+    /// received).
     #[arg(short, long = "metric", value_name = "FIGURE", required = true)]
     pub metrics: Vec<String>,
     /// Print only the median of each figure over the files, tab-separated, on one line.
@@ -147,6 +149,12 @@ pub fn figure(r: &Results, name: &str) -> anyhow::Result<f64> {
         _ => {
             if let Some(c) = name.strip_prefix("cpu_s:") {
                 cpu_seconds(&components(r, c)?)
+            } else if let Some(c) = name.strip_prefix("us_per_delivery:") {
+                let delivered = r.deliveries.delivered;
+                if delivered == 0 {
+                    bail!("nothing was delivered: CPU per delivery is undefined");
+                }
+                cpu_seconds(&components(r, c)?) * 1e6 / delivered as f64
             } else if let Some(c) = name.strip_prefix("rss_kib:") {
                 peak_rss_kib(&components(r, c)?) as f64
             } else {
@@ -356,6 +364,10 @@ mod tests {
         // The peak of the sum, not the sum of the peaks.
         assert_eq!(f("rss_kib:chat worker*"), 400.0);
         assert_eq!(f("generator_us_per_received"), 2.0);
+        let undelivered = figure(&r, "us_per_delivery:chat worker*").unwrap_err();
+        assert!(undelivered.to_string().contains("nothing was delivered"));
+        r.deliveries.delivered = 1_000_000;
+        assert_eq!(figure(&r, "us_per_delivery:chat worker*").unwrap(), 4.0);
         let missing = figure(&r, "cpu_s:redis").unwrap_err().to_string();
         assert!(
             missing.contains("chat worker 0, chat worker 1"),

@@ -47,10 +47,9 @@ where
     crate::logging::init_logging(&cli.log);
     crate::limits::raise_open_files_limit_or_warn("chat-server");
     match cli.command {
-        Command::Worker(config) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(crate::worker::run(config)),
+        Command::Worker(config) => {
+            worker_runtime(config.runtime)?.block_on(crate::worker::run(config))
+        }
         Command::Cluster(config) => crate::cluster::run(config),
         Command::Stack(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -58,4 +57,12 @@ where
             .block_on(crate::stack::run(args)),
         Command::NginxConfig(command) => command.run(),
     }
+}
+
+fn worker_runtime(kind: crate::config::RuntimeKind) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match kind {
+        crate::config::RuntimeKind::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+        crate::config::RuntimeKind::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }

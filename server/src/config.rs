@@ -27,7 +27,18 @@ pub enum BusKind {
     RedisCluster,
 }
 
+/// How a worker process schedules its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// One thread runs every task: no work stealing, no cross-thread wake-ups. A cluster runs
+    /// one worker process per core, so each already has its core.
+    CurrentThread,
+    /// A thread per core, stealing work from each other (tokio's default).
+    MultiThread,
+}
+
 /// The defaults of the flags below, named once for clap and for [`WorkerConfig::default`].
+const DEFAULT_RUNTIME: RuntimeKind = RuntimeKind::MultiThread;
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 3000));
 const DEFAULT_CHANNEL_PREFIX: &str = "roomstorm:room:";
 const DEFAULT_MAX_PAYLOAD: u64 = 65_536;
@@ -183,6 +194,11 @@ pub struct WorkerConfig {
     /// duration such as `30s`; `0s`: never).
     #[arg(long, env = "CHAT_JOIN_DEADLINE", default_value = DEFAULT_JOIN_DEADLINE_TEXT, value_parser = parse_duration)]
     pub join_deadline: Duration,
+
+    /// The worker's task scheduler: `current-thread` (one thread; a cluster has a worker per
+    /// core) or `multi-thread` (a thread per core, work stealing).
+    #[arg(long, env = "CHAT_RUNTIME", value_enum, default_value_t = DEFAULT_RUNTIME)]
+    pub runtime: RuntimeKind,
 }
 
 impl Default for WorkerConfig {
@@ -214,6 +230,7 @@ impl Default for WorkerConfig {
             slow_consumer_grace: DEFAULT_SLOW_CONSUMER_GRACE,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             join_deadline: DEFAULT_JOIN_DEADLINE,
+            runtime: DEFAULT_RUNTIME,
         }
     }
 }
