@@ -39,6 +39,8 @@ pub struct RunWindow {
     pub send_until_us: u64,
     /// The last intended send time anyone can still be owed: the run's end minus the deadline.
     pub last_owed_us: u64,
+    /// How long after its intended send time a message is still owed (`traffic.deadline`).
+    pub deadline_us: u64,
 }
 
 impl RunWindow {
@@ -52,6 +54,7 @@ impl RunWindow {
             send_from_us,
             send_until_us,
             last_owed_us: timing.drain_end(start_us).saturating_sub(deadline_us),
+            deadline_us,
         }
     }
 
@@ -133,8 +136,10 @@ const RECOVERY_HORIZON_S: u32 = 300;
 /// and the fan-out p99 of what arrived was back near its level before the fault (at most twice
 /// it, or 10 ms above it). A second in which nobody sent shows nothing, so it is skipped: a
 /// fault that silenced every member, or one after the sending ended, does not recover.
-/// `lost_in_window` counts the messages intended from the fault's second until then (until the
-/// run's end when it never recovered).
+/// `lost_in_window` counts the deliveries lost among messages intended from the first second
+/// with messages still owed when the fault began (the deadline before it: a message sent just
+/// before a link went down was still on its way) until then (until the run's end when it
+/// never recovered).
 pub fn fault_result(
     fault: &InjectedFault,
     timeline: &[SecondStats],
@@ -161,7 +166,11 @@ pub fn fault_result(
         },
         recovered_after_ms: recovered
             .map(|second| window.at(second).saturating_sub(fault.injected_us) / 1_000),
-        lost_in_window: lost_in_seconds(timeline, injected, recovered.unwrap_or(u32::MAX)),
+        lost_in_window: lost_in_seconds(
+            timeline,
+            window.second_of(fault.injected_us.saturating_sub(window.deadline_us)),
+            recovered.unwrap_or(u32::MAX),
+        ),
     }
 }
 
@@ -354,6 +363,7 @@ mod tests {
             send_from_us: START + 2_000_000,
             send_until_us: START + 8_000_000,
             last_owed_us: START + 10_000_000,
+            deadline_us: 0,
         }
     }
 
@@ -407,6 +417,20 @@ mod tests {
         let r = fault_result(&fault(4.002, 5.003), &timeline, &window());
         assert_eq!(r.recovered_after_ms, Some(2_998)); // at 7 s
         assert_eq!(r.lost_in_window, 9);
+    }
+
+    #[test]
+    fn messages_still_owed_when_the_fault_began_are_in_its_window() {
+        // Deadline 1.5 s, fault at 4.002 s: messages of second 2 (due by 3.5-4.5 s) were still
+        // owed, so its losses count; those of second 1 were all due before the fault.
+        let timeline = timeline(&[(1, 7), (2, 1), (4, 3), (5, 4)]);
+        let window = RunWindow {
+            deadline_us: 1_500_000,
+            ..window()
+        };
+        let r = fault_result(&fault(4.002, 5.003), &timeline, &window);
+        assert_eq!(r.recovered_after_ms, Some(1_998)); // at 6 s
+        assert_eq!(r.lost_in_window, 8);
     }
 
     #[test]
