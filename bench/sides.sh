@@ -57,11 +57,13 @@ start_side() { # side dir
   wait_http "$nginx_port" "socket.io/?EIO=4&transport=polling"
 }
 
-# context_switches PID: voluntary + involuntary context switches of PID's children so far.
+# context_switches PID: voluntary + involuntary context switches of PID's children so far,
+# every thread of each (a process's own status counts its main thread only).
 context_switches() {
   local total=0 child n
   for child in $(pgrep -P "$1"); do
-    n=$(awk '/^(non)?voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }' "/proc/$child/status" 2>/dev/null || echo 0)
+    n=$(cat /proc/"$child"/task/*/status 2>/dev/null |
+      awk '/^(non)?voluntary_ctxt_switches/ { s += $2 } END { print s + 0 }')
     total=$((total + n))
   done
   echo "$total"

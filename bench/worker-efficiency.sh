@@ -44,10 +44,11 @@ build_loadgen
 out_dir worker-efficiency "$out_arg"
 [ -d peers/node-seed/node_modules ] || npm ci --prefix peers/node-seed --no-audit --no-fund --loglevel=error
 
-extra=(--duration 40s "${extra[@]}")
 if [ "$quick" = 1 ]; then
   runs=1
   extra=(--members 200 --rooms 2 --duration 10s "${extra[@]}")
+else
+  extra=(--duration 40s "${extra[@]}")
 fi
 
 cc -O2 -o "$out/floor" bench/loopback-floor.c
@@ -67,7 +68,7 @@ run_side() { # side dir
   stop_started
   [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir/loadgen.txt" >&2; exit 2; }
   read -r delivered _ < <("$loadgen" figures --median -m delivered "$dir/results.json")
-  awk -v a="$after" -v b="$before" -v d="$delivered" 'BEGIN { printf "%.3f\n", d > 0 ? (a - b) / d : 0 }' \
+  awk -v a="$after" -v b="$before" -v d="$delivered" 'BEGIN { printf "%.3f\n", (d > 0 ? (a - b) / d : 0) }' \
     > "$dir/switches_per_delivery"
 }
 
