@@ -66,6 +66,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.command.only_prints() {
+        stop_quietly_when_stdout_closes();
+    }
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => crate::run::run(*args).await,
@@ -84,5 +87,26 @@ pub fn main() -> ExitCode {
             eprintln!("loadgen: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+impl Command {
+    /// Commands that read files and print (no socket, no child process): a reader that stops
+    /// reading their output (`loadgen figures ... | head`) ends them, as it ends any Unix tool.
+    fn only_prints(&self) -> bool {
+        matches!(
+            self,
+            Command::Report(_) | Command::Compare(_) | Command::Figures(_) | Command::Plan(_)
+        )
+    }
+}
+
+/// Restores SIGPIPE's default action (Rust ignores it, so `println!` into a closed pipe
+/// panicked with "failed printing to stdout"). Only for [`Command::only_prints`]: a run
+/// writes to sockets and must survive a peer that went away.
+fn stop_quietly_when_stdout_closes() {
+    // SAFETY: setting a signal's disposition to its default has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

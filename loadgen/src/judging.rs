@@ -89,14 +89,15 @@ pub fn judge_run(
         window,
     )?;
     judge(results, &scenario.thresholds);
-    fail_if_a_fault_failed(results, faults);
+    fail_a_run_that_did_not_happen(results, faults);
     Ok(())
 }
 
-/// A fault that could not be injected or undone (its action ends in `(failed: why)`) means
-/// the run did not happen as the scenario says: it never passes, whatever the thresholds.
-fn fail_if_a_fault_failed(results: &mut Results, faults: &[InjectedFault]) {
-    if faults.iter().any(|f| f.error.is_some()) {
+/// A run that did not happen as the scenario says never passes, whatever the thresholds: one
+/// where a fault could not be injected or undone (its action ends in `(failed: why)`), or one
+/// where no member ever joined (nothing was measured: every figure would be an empty zero).
+fn fail_a_run_that_did_not_happen(results: &mut Results, faults: &[InjectedFault]) {
+    if results.counters.joins == 0 || faults.iter().any(|f| f.error.is_some()) {
         results.verdict = results::Verdict::Fail;
     }
 }
@@ -392,22 +393,27 @@ mod tests {
     }
 
     #[test]
-    fn a_run_whose_fault_failed_never_passes() {
+    fn a_run_whose_fault_failed_or_where_nobody_joined_never_passes() {
         let mut r = Results::new(
             serde_json::json!({"name": "t"}),
             results::Environment::of_machine("h".into(), 1, "linux".into(), "abc".into()),
             std::time::UNIX_EPOCH,
             Duration::from_secs(1),
         );
+        r.counters.joins = 1;
         let fine = fault(4.0, 5.0);
-        fail_if_a_fault_failed(&mut r, std::slice::from_ref(&fine));
+        fail_a_run_that_did_not_happen(&mut r, std::slice::from_ref(&fine));
         assert_eq!(r.verdict, results::Verdict::Pass);
         let failed = InjectedFault {
             error: Some("cannot cut worker 0 from redis".into()),
             ..fine.clone()
         };
-        fail_if_a_fault_failed(&mut r, &[fine, failed]);
+        fail_a_run_that_did_not_happen(&mut r, &[fine, failed]);
         assert_eq!(r.verdict, results::Verdict::Fail);
+        r.verdict = results::Verdict::Pass;
+        r.counters.joins = 0;
+        fail_a_run_that_did_not_happen(&mut r, &[]);
+        assert_eq!(r.verdict, results::Verdict::Fail, "nobody joined");
     }
 
     #[test]

@@ -158,6 +158,9 @@ pub fn print_summary(results: &Results, out: &Path) {
     for t in &results.thresholds {
         println!("  {}", threshold_line(t));
     }
+    if results.counters.joins == 0 {
+        println!("  FAIL no member joined: nothing was measured (the errors above say why)");
+    }
     println!(
         "  verdict: {}   results: {}",
         if results.verdict == Verdict::Pass {

@@ -181,3 +181,28 @@ fn run_writes_report_html_beside_results_json() {
         "{stdout}"
     );
 }
+
+/// `loadgen figures ... | head`: a reader that closed its end ends the command as it ends any
+/// Unix tool, without a panic ("failed printing to stdout") on the way.
+#[test]
+fn a_closed_stdout_ends_figures_without_a_panic() {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader); // nobody will read: every write gets EPIPE
+    let smoke = fixture("smoke");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["figures", "-m", "members", "-m", "delivered"])
+        .args([s(&smoke), s(&smoke)])
+        .stdin(std::process::Stdio::null())
+        .stdout(writer)
+        .output()
+        .expect("loadgen runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{}", explain(&output));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{}",
+        explain(&output)
+    );
+}
