@@ -1,10 +1,23 @@
 # Shared by the benchmarks that put our cluster and the Node design side by side (sourced after
-# lib.sh, with $loadgen built): each side is a fresh Redis, the cluster (2 workers under their
+# lib.sh): each side is a fresh Redis, the cluster (2 workers under their
 # master) and nginx from the project's one template (2 nginx workers) in front of it.
 #
+#   prepare_sides                checks the tools both sides need, builds $loadgen, and
+#                                installs the Node design's modules when missing.
 #   start_side ours|node DIR     starts them, logs in DIR, and sets $nginx_port, $cluster_pid,
 #                                $nginx_pid, $redis_pid (all in $started: stop_started stops
 #                                them). Our workers take their settings from CHAT_* variables.
+
+prepare_sides() {
+  need redis-server "apt-get install -y redis-server"
+  need redis-cli "apt-get install -y redis-tools"
+  need nginx "apt-get install -y nginx"
+  need node "install node 20 (apt-get install -y nodejs npm, or nodesource)"
+  need curl "apt-get install -y curl"
+  need python3 "apt-get install -y python3"
+  build_loadgen
+  [ -d peers/node-seed/node_modules ] || npm ci --prefix peers/node-seed --no-audit --no-fund --loglevel=error
+}
 
 # As root, nginx workers would run as `nobody`, which cannot enter the run folder.
 user_args=()

@@ -34,15 +34,8 @@ source "$(dirname "$0")/sides.sh"
 common_flags_only "$@"
 
 need cc "apt-get install -y gcc"
-need redis-server "apt-get install -y redis-server"
-need redis-cli "apt-get install -y redis-tools"
-need nginx "apt-get install -y nginx"
-need node "install node 20 (apt-get install -y nodejs npm, or nodesource)"
-need curl "apt-get install -y curl"
-need python3 "apt-get install -y python3"
-build_loadgen
+prepare_sides
 out_dir worker-efficiency "$out_arg"
-[ -d peers/node-seed/node_modules ] || npm ci --prefix peers/node-seed --no-audit --no-fund --loglevel=error
 
 if [ "$quick" = 1 ]; then
   runs=1
