@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RedisOp};
 
 pub struct RedisHealth {
     /// Why Redis counts as unreachable; `None` while it answers.
@@ -31,6 +31,20 @@ impl RedisHealth {
         match &*self.last_error.lock().unwrap_or_else(|e| e.into_inner()) {
             None => Ok(()),
             Some(e) => Err(format!("redis unreachable: {e}")),
+        }
+    }
+
+    /// A Redis command that failed: counted by operation, and Redis marked unreachable.
+    pub fn failed(&self, op: RedisOp, error: &str) {
+        self.metrics.redis_error(op);
+        self.mark_down(error);
+    }
+
+    /// What a health ping found.
+    pub fn pinged(&self, result: Result<(), String>) {
+        match result {
+            Ok(()) => self.mark_up(),
+            Err(e) => self.failed(RedisOp::Ping, &e),
         }
     }
 

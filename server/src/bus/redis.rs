@@ -37,7 +37,6 @@ pub struct RedisBus {
     subscriber: ConnectionManager,
     publisher: Publisher<OneRedis>,
     health: Arc<RedisHealth>,
-    metrics: Arc<Metrics>,
     timeout: Duration,
 }
 
@@ -86,7 +85,6 @@ impl RedisBus {
             subscriber,
             publisher,
             health,
-            metrics,
             timeout,
         };
         tokio::spawn(bus.clone().watch_health());
@@ -135,8 +133,7 @@ impl RedisBus {
 
     fn record(&self, op: RedisOp, result: Result<(), String>) -> Result<(), BusError> {
         result.map_err(|e| {
-            self.metrics.redis_error(op);
-            self.health.mark_down(&e);
+            self.health.failed(op, &e);
             BusError::Unavailable(e)
         })
     }
@@ -152,13 +149,7 @@ impl RedisBus {
                 Ok(()) => self.bounded(ping(self.subscriber.clone())).await.map(drop),
                 Err(e) => Err(e),
             };
-            match result {
-                Ok(()) => self.health.mark_up(),
-                Err(e) => {
-                    self.metrics.redis_error(RedisOp::Ping);
-                    self.health.mark_down(&e);
-                }
-            }
+            self.health.pinged(result);
         }
     }
 }

@@ -53,7 +53,6 @@ pub struct ClusterBus {
     subscriptions: Arc<Subscriptions>,
     publisher: Publisher<ClusterTransport>,
     health: Arc<RedisHealth>,
-    metrics: Arc<Metrics>,
 }
 
 impl ClusterBus {
@@ -95,7 +94,6 @@ impl ClusterBus {
             subscriptions,
             publisher,
             health,
-            metrics,
         };
         tokio::spawn({
             let subscriptions = bus.subscriptions.clone();
@@ -130,8 +128,7 @@ impl ClusterBus {
 
     fn record(&self, op: RedisOp, result: Result<(), String>) -> Result<(), BusError> {
         result.map_err(|e| {
-            self.metrics.redis_error(op);
-            self.health.mark_down(&e);
+            self.health.failed(op, &e);
             BusError::Unavailable(e)
         })
     }
@@ -143,13 +140,7 @@ impl ClusterBus {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match self.publisher.ping().await {
-                Ok(()) => self.health.mark_up(),
-                Err(e) => {
-                    self.metrics.redis_error(RedisOp::Ping);
-                    self.health.mark_down(&e);
-                }
-            }
+            self.health.pinged(self.publisher.ping().await);
         }
     }
 }
