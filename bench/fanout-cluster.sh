@@ -38,8 +38,7 @@ single=$out/ramp-single.toml
 cluster=$out/ramp-cluster.toml
 if [ "$quick" = 1 ]; then
   runs=1
-  sed -e 's/^duration = .*/duration = "20s"/' \
-      -e 's/step = "10s", max_steps = 18/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$single"
+  quick_ramp "$single"
   extra=(--members 200 --rooms 10 "${extra[@]}")
 else
   cp scenarios/ramp.toml "$single"
@@ -64,9 +63,8 @@ for i in $(seq 1 "$runs"); do
   for side in "${order[@]}"; do run_side "$side" "$out/run-$i/$side"; done
   read -r s_held s_lg s_w s_ng s_rd < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/single/results.json")
   read -r c_held c_lg c_w c_ng c_rd < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/cluster/results.json")
-  ratio=$(awk -v c="$c_held" -v s="$s_held" 'BEGIN { if (s > 0) printf "%.2f", c / s; else print (c > 0 ? "inf" : "NaN") }')
-  ratios+=("$ratio")
-  echo "run $i: highest step held: single Redis $s_held deliveries/s, Redis Cluster $c_held; ratio $ratio"
+  ratios+=("$(ratio "$c_held" "$s_held")")
+  echo "run $i: highest step held: single Redis $s_held deliveries/s, Redis Cluster $c_held; ratio ${ratios[-1]}"
   echo "       CPU s  single:  loadgen $s_lg, workers $s_w, nginx $s_ng, redis $s_rd"
   echo "              cluster: loadgen $c_lg, workers $c_w, nginx $c_ng, redis (6 nodes) $c_rd"
   "$loadgen" compare "$out/run-$i/single/results.json" "$out/run-$i/cluster/results.json" -o "$out/compare-$i.html" >/dev/null || true

@@ -37,8 +37,7 @@ scenario=scenarios/ramp.toml
 if [ "$quick" = 1 ]; then
   runs=2
   scenario=$out/ramp-quick.toml
-  sed -e 's/^duration = .*/duration = "20s"/' \
-      -e 's/step = "10s", max_steps = 18/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$scenario"
+  quick_ramp "$scenario"
   extra=(--members 200 --rooms 10 "${extra[@]}")
 fi
 
@@ -60,9 +59,8 @@ for i in $(seq 1 "$runs"); do
   for side in "${order[@]}"; do run_side "$side" "$out/run-$i/$side"; done
   read -r o_held o_lg o_w o_ng o_rd o_rss < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/ours/results.json")
   read -r n_held n_lg n_w n_ng n_rd n_rss < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/node/results.json")
-  ratio=$(awk -v o="$o_held" -v n="$n_held" 'BEGIN { if (n > 0) printf "%.2f", o / n; else print (o > 0 ? "inf" : "NaN") }')
-  ratios+=("$ratio")
-  echo "run $i: highest step held: ours $o_held deliveries/s, node $n_held; ratio $ratio"
+  ratios+=("$(ratio "$o_held" "$n_held")")
+  echo "run $i: highest step held: ours $o_held deliveries/s, node $n_held; ratio ${ratios[-1]}"
   echo "       CPU s  ours: loadgen $o_lg, workers $o_w, nginx $o_ng, redis $o_rd (workers peak RSS $o_rss KiB)"
   echo "              node: loadgen $n_lg, workers $n_w, nginx $n_ng, redis $n_rd (workers peak RSS $n_rss KiB)"
   "$loadgen" compare "$out/run-$i/node/results.json" "$out/run-$i/ours/results.json" -o "$out/compare-$i.html" >/dev/null || true

@@ -93,6 +93,18 @@ median() {
     {v[NR]=$1} END {if (NR==0) print "NaN"; else if (NR%2) show(v[(NR+1)/2]); else show((v[NR/2]+v[NR/2+1])/2)}'
 }
 
+# quick_ramp FILE: writes scenarios/ramp.toml cut down for --quick (4 steps of 5 s, 20 s) to
+# FILE; run it with `--members 200 --rooms 10`.
+quick_ramp() {
+  sed -e 's/^duration = .*/duration = "20s"/' \
+      -e 's/step = "10s", max_steps = 18/step = "5s", max_steps = 4/' scenarios/ramp.toml > "$1"
+}
+
+# ratio NUM DEN: NUM / DEN with two decimals; `inf` when only DEN is 0, `NaN` when both are.
+ratio() {
+  awk -v n="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", n / d; else print (n > 0 ? "inf" : "NaN") }'
+}
+
 # holds VALUE OP LIMIT: true when VALUE OP LIMIT (OP: < <= > >=), numbers or inf/NaN.
 holds() {
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN {

@@ -74,10 +74,9 @@ for i in $(seq 1 "$runs"); do
   read -r n_us n_cpu n_del n_p99 n_lost < <("$loadgen" figures --median "${figs[@]}" "$out/run-$i/node/results.json")
   o_sw=$(cat "$out/run-$i/ours/switches_per_delivery") n_sw=$(cat "$out/run-$i/node/switches_per_delivery")
   ours_switches+=("$o_sw") node_switches+=("$n_sw")
-  ratio=$(awk -v o="$o_us" -v n="$n_us" 'BEGIN { if (o > 0) printf "%.2f", n / o; else print "NaN" }')
-  ratios+=("$ratio")
+  ratios+=("$(ratio "$n_us" "$o_us")")
   echo "run $i: ours $o_us µs per delivery ($o_cpu CPU s / $o_del deliveries, $o_sw switches each, p99 $o_p99 ms, lost $o_lost)"
-  echo "       node $n_us µs per delivery ($n_cpu CPU s / $n_del deliveries, $n_sw switches each, p99 $n_p99 ms, lost $n_lost); node/ours $ratio"
+  echo "       node $n_us µs per delivery ($n_cpu CPU s / $n_del deliveries, $n_sw switches each, p99 $n_p99 ms, lost $n_lost); node/ours ${ratios[-1]}"
 done
 
 echo

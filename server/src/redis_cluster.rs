@@ -75,6 +75,23 @@ struct Node {
     child: Option<Child>,
 }
 
+/// How every redis-server the stack starts runs: nothing saved (room channels hold no data),
+/// in the foreground (the stack supervises it), and with room for a pub/sub subscriber that
+/// falls behind under a burst (256 MB, or 64 MB for a minute) before Redis cuts it off.
+pub const THROWAWAY_REDIS: [&str; 11] = [
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--daemonize",
+    "no",
+    "--client-output-buffer-limit",
+    "pubsub",
+    "256mb",
+    "64mb",
+    "60",
+];
+
 impl RedisCluster {
     /// Starts `masters` masters and as many replicas under `dir`, creates the cluster and waits
     /// until every node agrees on it.
@@ -121,19 +138,12 @@ impl RedisCluster {
             .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
             .arg("--dir")
             .arg(&dir)
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(THROWAWAY_REDIS)
             // A replica syncs at once (not after the default 5 s), and may take over however
             // long it was cut off from its master: a master killed right after the cluster was
             // made must still fail over (room channels hold no data to lose).
             .args(["--repl-diskless-sync-delay", "0"])
             .args(["--cluster-replica-validity-factor", "0"])
-            .args([
-                "--client-output-buffer-limit",
-                "pubsub",
-                "256mb",
-                "64mb",
-                "60",
-            ])
             .stdout(std::process::Stdio::from(log.try_clone()?))
             .stderr(std::process::Stdio::from(log))
             .kill_on_drop(false)

@@ -30,7 +30,7 @@ use crate::ports::{free_port_range, resolve_port, unique_suffix};
 use crate::probe::{http_get, wait_until_ok};
 pub use crate::process::require;
 use crate::process::{find_executable, send_signal, stop_child, tied_command};
-use crate::redis_cluster::{MasterKilled, RedisCluster};
+use crate::redis_cluster::{MasterKilled, RedisCluster, THROWAWAY_REDIS};
 
 /// How long each part may take to come up (generous: tests start several stacks at once on a
 /// 2-core machine).
@@ -382,14 +382,7 @@ impl Stack {
                 .arg(host.to_string())
                 .arg("--port")
                 .arg(port.to_string())
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .args([
-                    "--client-output-buffer-limit",
-                    "pubsub",
-                    "256mb",
-                    "64mb",
-                    "60",
-                ]),
+                .args(THROWAWAY_REDIS),
             &log,
         )?);
         wait_for_redis(SocketAddr::from((host, port)))
