@@ -55,19 +55,26 @@ pub fn local_mode(
     let Some(missing) = missing else {
         return Ok(LocalMode::FullStack);
     };
-    if local.redis_cluster > 0 {
+    let shape = if local.redis_cluster > 0 {
+        Some((
+            format!(
+                "runs its stack on a Redis Cluster (target.local.redis_cluster = {})",
+                local.redis_cluster
+            ),
+            "measure no cluster at all",
+        ))
+    } else if local.namespaces {
+        Some((
+            "puts its workers and Redis on hosts of their own (target.local.namespaces)".into(),
+            "cut no host off",
+        ))
+    } else {
+        None
+    };
+    if let Some((asks, instead)) = shape {
         bail!(
-            "the scenario runs its stack on a Redis Cluster (target.local.redis_cluster = {}), \
-             and {missing} is not installed here: without it loadgen would run against one \
-             embedded worker and measure no cluster at all. Install: apt-get install -y {missing}",
-            local.redis_cluster
-        );
-    }
-    if local.namespaces {
-        bail!(
-            "the scenario puts its workers and Redis on hosts of their own (target.local.namespaces), \
-             and {missing} is not installed here: without it loadgen would run against one \
-             embedded worker on this machine's network. Install: apt-get install -y {missing}"
+            "the scenario {asks}, and {missing} is not installed here: without it loadgen would \
+             run against one embedded worker and {instead}. Install: apt-get install -y {missing}"
         );
     }
     if faults.is_empty() {

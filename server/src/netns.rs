@@ -33,8 +33,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, bail};
 
-use crate::process::require;
-use crate::process::tied_command;
+use crate::process::{require, tied_command_in_netns};
 
 /// Where [`NetHost::create`] looks for free /24s: 10.240.0.0/12's upper part, far from the
 /// addresses Docker and common LANs use.
@@ -101,9 +100,7 @@ impl NetHost {
     /// `program` to be run inside the namespace (`ip netns exec NAME program`); like every
     /// process the stack starts, it gets SIGTERM when this process dies.
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
-        let mut command = tied_command("ip");
-        command.args(["netns", "exec", &self.name]).arg(program);
-        command
+        tied_command_in_netns(&self.name, program)
     }
 
     /// Takes the link down: the host can reach nothing and nothing can reach it.

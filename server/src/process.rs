@@ -48,14 +48,19 @@ pub fn self_command() -> Command {
     command
 }
 
-/// [`self_command`] inside network namespace `netns` (`ip netns exec`, which execs the binary
-/// in its own place: the pid is the binary's, for signals and the death signal alike).
+/// [`self_command`] inside network namespace `netns`.
 pub fn self_command_in_netns(netns: &str) -> Command {
-    let mut command = tied_command("ip");
+    let mut command = tied_command_in_netns(netns, self_exe());
+    command.args(self_prefix());
     command
-        .args(["netns", "exec", netns])
-        .arg(self_exe())
-        .args(self_prefix());
+}
+
+/// A [`tied_command`] running `program` inside network namespace `netns` (`ip netns exec`,
+/// which execs the program in its own place: the pid is the program's, for signals and the
+/// death signal alike).
+pub fn tied_command_in_netns(netns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = tied_command("ip");
+    command.args(["netns", "exec", netns]).arg(program);
     command
 }
 
