@@ -11,10 +11,9 @@
 # Memory per member is the SLOPE of peak RSS against members connected between a run's stages
 # (least squares over its stages, `loadgen figures --per members`), not total / members: the
 # fixed part (binaries, runtimes, buffers) does not count against each member. Every stage
-# runs the members in 2 loadgen processes (`--processes 2`, needed above 15,000 members
-# anyway), so the generator's fixed part is the same in every stage. Workers' RSS is the
-# peak of the two chat workers' summed samples; loadgen's is the parent and both part
-# processes summed.
+# runs the same number of chat workers, nginx workers and loadgen processes (see Sizing), so
+# the fixed parts are the same in every stage. Workers' RSS is the peak of the chat workers'
+# summed samples; loadgen's is the parent and its part processes summed.
 #
 # Verdicts, over N runs: the 30,000 stage held in a majority of runs (its median fan-out p99
 # is printed); the median over runs of the workers' slope <= 16 KiB per member; of loadgen's
@@ -34,8 +33,14 @@
 # A full run takes about 6 minutes per ladder (stack start, ramp at 1,000 members/s, 60 s
 # steady, drain, ramp down): about 18 minutes for 3 runs.
 #
-# Needs: cargo, redis-server, nginx; 20,000 open files per process are enough (members are
-# split over processes, nginx over 6 workers); members bind 127.0.K.1 spread addresses.
+# Sizing, from the top stage and the same in every stage (so the fixed parts do not change
+# the slopes): a process here may hold 20,000 open files, and a member takes one in a chat
+# worker, one in the generator and two in nginx. So the ladder runs ceil(top / 15,000) chat
+# workers (at least 2), ceil(2 x top / 15,000) nginx workers (at least 6) and ceil(top / 15,000)
+# loadgen processes (at least 2), leaving a quarter of each process's files for the uneven
+# spread of ip_hash and reuseport: 30,000 members get 2, 6 and 2; 100,000 get 7, 14 and 7.
+#
+# Needs: cargo, redis-server, nginx; members bind 127.0.K.1 spread addresses.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -55,11 +60,18 @@ if [ "$quick" = 1 ]; then
 fi
 IFS=, read -r -a stage_list <<< "$stages"
 top=${stage_list[-1]}
+per_process=15000
+ceil_div() { echo $(( ($1 + $2 - 1) / $2 )); }
+at_least() { if [ "$1" -gt "$2" ]; then echo "$1"; else echo "$2"; fi; }
+workers=$(at_least "$(ceil_div "$top" $per_process)" 2)
+nginx_workers=$(at_least "$(ceil_div $((2 * top)) $per_process)" 6)
+processes=$(at_least "$(ceil_div "$top" $per_process)" 2)
 
 need redis-server "apt-get install -y redis-server"
 need nginx "apt-get install -y nginx"
 build_loadgen
 out_dir capacity "$out_arg"
+echo "sizing for $top members: $workers chat workers, $nginx_workers nginx workers, $processes loadgen processes"
 
 figs=(-m members -m connect_errors -m lost -m fanout_p99_ms -m rss_kib:chat\ worker\* -m rss_kib:loadgen -m cpu_s:server -m cpu_s:loadgen)
 top_held=() top_p99=() worker_slopes=() loadgen_slopes=()
@@ -72,7 +84,8 @@ for i in $(seq 1 "$runs"); do
     rooms=$(( (n + room_size - 1) / room_size ))
     echo "== run $i, stage $n members ($rooms rooms of $room_size)"
     status=0
-    in_background "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" --processes 2 \
+    in_background "$loadgen" run scenarios/capacity.toml --members "$n" --rooms "$rooms" \
+      --workers "$workers" --nginx-workers "$nginx_workers" --processes "$processes" \
       --out "$dir" -q "${extra[@]}" > "$dir.txt" 2>&1 || status=$?
     [ -f "$dir/results.json" ] || { echo "no results in $dir; see $dir.txt" >&2; exit 2; }
     read -r members errs lost p99 wrss lrss scpu lcpu < <("$loadgen" figures --median "${figs[@]}" "$dir/results.json")

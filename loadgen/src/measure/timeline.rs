@@ -146,8 +146,13 @@ impl SecondHist {
     }
 }
 
+/// A second whose members gauge was never sampled: the sampler is a task that a starved
+/// process runs late, and its interval skips the ticks it missed.
+const UNSAMPLED: u64 = u64::MAX;
+
 /// One second's shared counters.
 struct Second {
+    /// The members gauge's last sample in this second, or [`UNSAMPLED`].
     members: AtomicU64,
     sends: AtomicU64,
     deliveries: AtomicU64,
@@ -159,7 +164,7 @@ struct Second {
 impl Second {
     fn new() -> Self {
         Second {
-            members: AtomicU64::new(0),
+            members: AtomicU64::new(UNSAMPLED),
             sends: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
@@ -168,7 +173,10 @@ impl Second {
         }
     }
 
-    fn stats(&self, t: usize) -> anyhow::Result<SecondStats> {
+    /// This second's figures; `members_before` is the gauge as last sampled before it, the
+    /// value of a second the sampler missed (a gauge holds its value until it changes: a
+    /// missed sample is not 0 members).
+    fn stats(&self, t: usize, members_before: u64) -> anyhow::Result<SecondStats> {
         let errors = ErrorKind::ALL
             .into_iter()
             .map(|k| {
@@ -181,7 +189,10 @@ impl Second {
             .collect();
         let mut stats = SecondStats {
             t: u32::try_from(t).unwrap_or(u32::MAX),
-            members: self.members.load(Ordering::Relaxed),
+            members: match self.members.load(Ordering::Relaxed) {
+                UNSAMPLED => members_before,
+                sampled => sampled,
+            },
             sends: self.sends.load(Ordering::Relaxed),
             deliveries: self.deliveries.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
@@ -434,12 +445,20 @@ impl Timeline {
     /// Every second from 0 to the last one with anything in it.
     pub fn stats(&self) -> anyhow::Result<Vec<SecondStats>> {
         self.flush();
-        let mut out = self
+        // Gaps in the members gauge are filled up to its last sample, not past it: after
+        // the sampler stopped, nobody is left to count.
+        let last_sample = self
             .seconds
             .iter()
-            .enumerate()
-            .map(|(t, s)| s.stats(t))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .rposition(|s| s.members.load(Ordering::Relaxed) != UNSAMPLED);
+        let mut out: Vec<SecondStats> = Vec::with_capacity(self.seconds.len());
+        for (t, second) in self.seconds.iter().enumerate() {
+            let members_before = match out.last() {
+                Some(previous) if last_sample.is_some_and(|last| t < last) => previous.members,
+                _ => 0,
+            };
+            out.push(second.stats(t, members_before)?);
+        }
         let used = out
             .iter()
             .rposition(|s| !Second::is_quiet(s))
@@ -489,6 +508,23 @@ mod tests {
     const START: u64 = 7 * S + 123;
 
     #[test]
+    fn a_second_the_members_sampler_missed_holds_the_last_sample_not_zero() {
+        let tl = Timeline::new(START, 10);
+        tl.set_members(START, 7);
+        tl.set_members(START + S, 9);
+        // Seconds 2 and 3 missed (a starved process), then 12, then nothing after second 4.
+        tl.set_members(START + 4 * S, 12);
+        tl.send(START + 6 * S);
+        let members: Vec<u64> = tl
+            .stats()
+            .expect("stats")
+            .iter()
+            .map(|s| s.members)
+            .collect();
+        assert_eq!(members, [7, 9, 9, 9, 12, 0, 0]);
+    }
+
+    #[test]
     fn counts_land_in_their_second() {
         let tl = Timeline::new(START, 10);
         tl.send(START);
@@ -524,6 +560,7 @@ mod tests {
         assert!(stats[2].fanout_hist.is_empty());
         assert!(stats[0].fanout_hist.is_empty());
         assert_eq!(stats[3].members, 42);
+        assert_eq!(stats[2].members, 0, "before the first sample: nobody");
         assert_eq!(
             tl.error_totals(),
             BTreeMap::from([("disconnected".into(), 1), ("send_failed".into(), 2)])

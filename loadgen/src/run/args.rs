@@ -40,6 +40,14 @@ pub struct RunArgs {
     /// Override the random seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Override the local stack's chat workers (`target.local.workers`): each holds one open
+    /// file per member, under a 20,000 limit per process here.
+    #[arg(long, conflicts_with = "target")]
+    pub workers: Option<u32>,
+    /// Override the local stack's nginx workers (`target.local.nginx_workers`): each holds two
+    /// open files per member it proxies.
+    #[arg(long, conflicts_with = "target")]
+    pub nginx_workers: Option<u32>,
     /// No live progress.
     #[arg(long, short)]
     pub quiet: bool,

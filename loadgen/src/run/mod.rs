@@ -127,6 +127,8 @@ fn load_scenario(args: &RunArgs) -> anyhow::Result<Scenario> {
         rate_per_member: args.rate,
         target_url: args.target.clone(),
         seed: args.seed,
+        workers: args.workers,
+        nginx_workers: args.nginx_workers,
         // A part of a split run runs against the parent's target; the parent injects the
         // faults. A part of a run across hosts keeps them, to be refused: nobody would inject
         // them.

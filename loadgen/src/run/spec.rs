@@ -55,7 +55,7 @@ impl RunSpec {
             rate_per_member: self.rate,
             target_url: Some(self.target.clone()),
             seed: self.seed,
-            without_faults: false,
+            ..Overrides::default()
         })?;
         Ok(scenario)
     }

@@ -47,7 +47,7 @@ pub use units::{format_duration, parse_duration, parse_percent};
 
 use crate::profile::Profile;
 use locate::KeyPath;
-use raw::{DurationText, RawScenario};
+use raw::{DurationText, RawLocal, RawScenario};
 
 /// A validated load test. Serializes in the scenario file's own shape (for results.json).
 #[derive(Debug, Clone, Serialize)]
@@ -114,6 +114,10 @@ pub struct Overrides {
     pub target_url: Option<String>,
     /// `seed`.
     pub seed: Option<u64>,
+    /// `target.local.workers` (a scenario whose target is a url gets a local stack's error).
+    pub workers: Option<u32>,
+    /// `target.local.nginx_workers`.
+    pub nginx_workers: Option<u32>,
     /// Drop every `[[faults]]` entry (a part of a split run: the parent injects them, and the
     /// part's `target_url` would refuse them).
     pub without_faults: bool,
@@ -203,6 +207,17 @@ impl Scenario {
 }
 
 /// Writes `overrides` into `raw` and returns the paths of the keys that changed.
+/// The scenario's `target.local`, made if it had none: sizing a stack that a url target does
+/// not have then fails validation saying to set one or the other.
+fn local_of(raw: &mut RawScenario) -> &mut RawLocal {
+    raw.target.local.get_or_insert(RawLocal {
+        workers: None,
+        nginx_workers: None,
+        redis_cluster: None,
+        namespaces: None,
+    })
+}
+
 fn override_raw(raw: &mut RawScenario, overrides: &Overrides) -> Vec<KeyPath> {
     let mut changed = Vec::new();
     let mut mark = |keys: &[&str]| changed.push(KeyPath::of(keys));
@@ -231,6 +246,14 @@ fn override_raw(raw: &mut RawScenario, overrides: &Overrides) -> Vec<KeyPath> {
     if let Some(seed) = overrides.seed {
         raw.seed = Some(seed);
         mark(&["seed"]);
+    }
+    if let Some(workers) = overrides.workers {
+        local_of(raw).workers = Some(workers);
+        mark(&["target", "local", "workers"]);
+    }
+    if let Some(nginx_workers) = overrides.nginx_workers {
+        local_of(raw).nginx_workers = Some(nginx_workers);
+        mark(&["target", "local", "nginx_workers"]);
     }
     if overrides.without_faults && !raw.faults.is_empty() {
         raw.faults.clear();

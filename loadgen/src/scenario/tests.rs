@@ -675,7 +675,7 @@ fn overrides_replace_and_revalidate() {
         rate_per_member: Some(0.5),
         target_url: Some("http://10.0.0.1:8080".into()),
         seed: Some(9),
-        without_faults: false,
+        ..Overrides::default()
     };
     scenario.apply(&overrides).unwrap();
     assert_eq!(scenario.population.members, 100);
@@ -737,6 +737,35 @@ fn a_bad_override_is_named_and_changes_nothing() {
     };
     failover.apply(&part).unwrap_or_else(|e| panic!("{e}"));
     assert!(failover.faults.is_empty());
+}
+
+#[test]
+fn overrides_size_the_local_stack_and_a_url_target_refuses_them() {
+    let mut scenario = Scenario::load(&scenarios_dir().join("capacity.toml")).unwrap();
+    scenario
+        .apply(&Overrides {
+            workers: Some(8),
+            nginx_workers: Some(16),
+            ..Overrides::default()
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Endpoint::Local(local) = scenario.target.endpoint else {
+        panic!("capacity.toml's target is the local stack");
+    };
+    assert_eq!((local.workers, local.nginx_workers), (8, 16));
+
+    let mut remote = Scenario::from_str(BASE, "t.toml").unwrap();
+    let error = remote
+        .apply(&Overrides {
+            target_url: Some("http://10.0.0.1:8080".into()),
+            workers: Some(4),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("set either target.url"),
+        "{error}"
+    );
 }
 
 // ---- plans ----
