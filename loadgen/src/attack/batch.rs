@@ -36,8 +36,7 @@ pub(super) struct Batch {
 
 impl Batch {
     /// Starts `members` (indices into `ctx.plan.members`), the i-th of them `spacing × i` from
-    /// now, so that they arrive at the scenario's rate although goose starts their user at
-    /// once.
+    /// now: they arrive at the scenario's rate, as if goose had started each as a user.
     pub(super) fn start(ctx: &Arc<RunContext>, members: Range<usize>, spacing: Duration) -> Batch {
         let (stop, stopped) = watch::channel(false);
         let (report, outcomes) = mpsc::unbounded_channel();
@@ -45,7 +44,7 @@ impl Batch {
             .enumerate()
             .filter_map(|(order, index)| {
                 let state = MemberState::new(ctx, index)?;
-                let arrive_after = spacing.saturating_mul(u32::try_from(order).ok()?);
+                let arrive_after = spacing.saturating_mul(u32::try_from(order).unwrap_or(u32::MAX));
                 let member = run_member(
                     ctx.clone(),
                     state,
