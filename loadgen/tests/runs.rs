@@ -169,6 +169,62 @@ deadline = "2s"
 "lost" = "== 0"
 "#;
 
+/// 30 members in 3 rooms of 10, 4 members per goose user: 8 users, the last driving 2.
+const SHARED_USERS: &str = r#"
+name = "shared"
+description = "30 members in 3 rooms, 4 members per goose user"
+duration = "5s"
+seed = 11
+
+[target]
+local = { workers = 2, nginx_workers = 1 }
+
+[population]
+rooms = 3
+members = 30
+ramp = 30
+members_per_user = 4
+
+[traffic]
+rate_per_member = 2.0
+deadline = "2s"
+
+[thresholds]
+"lost" = "== 0"
+"duplicated" = "== 0"
+"#;
+
+#[tokio::test]
+async fn several_members_per_goose_user_each_connect_join_and_are_owed_everything() {
+    let dir = scratch("shared-users");
+    let (_, r) = measured_run(&dir, SHARED_USERS, 0).await;
+    // Every member connected and joined once, and its own times are in the histograms.
+    assert_eq!(u(&r["counters"]["connects"]), 30, "{}", r["counters"]);
+    assert_eq!(u(&r["counters"]["joins"]), 30, "{}", r["counters"]);
+    assert_eq!(u(&r["counters"]["connect_errors"]), 0);
+    assert_eq!(u(&r["latency"]["connect"]["count"]), 30);
+    assert_eq!(u(&r["latency"]["join"]["count"]), 30);
+    // All 30 at once on the workers at the quiet point: no member left early or never came.
+    let workers = r["workers"].as_array().expect("workers");
+    let on_workers: u64 = workers.iter().map(|w| u(&w["members"])).sum();
+    assert_eq!(on_workers, 30, "{workers:?}");
+    // Every message owed to its whole room (the sender too: the app echoes), and every
+    // owed delivery made once.
+    let d = &r["deliveries"];
+    let messages = u(&d["messages"]);
+    assert!(messages > 0, "{d}");
+    assert_eq!(messages, u(&r["counters"]["sends"]), "{d}");
+    assert_eq!(u(&d["expected"]), messages * 10, "{d}");
+    assert_eq!(u(&r["latency"]["fanout_size"]["min_us"]), 10);
+    assert_eq!(u(&r["latency"]["fanout_size"]["max_us"]), 10);
+    assert_eq!(d["delivered"], d["expected"], "{d}");
+    assert_eq!(u(&d["lost"]), 0, "{d}");
+    assert_eq!(u(&d["duplicated"]), 0, "{d}");
+    assert_eq!(timeline_lost(&r), 0);
+    // Every member sent what its schedule planned: none was held back by another.
+    assert_eq!(r["sends"]["made"], r["sends"]["planned"], "{}", r["sends"]);
+}
+
 /// The scenario run twice at once, in one process (results in `one`) and split over two (in
 /// `two`).
 async fn one_and_two_processes(scenario: &Path, one: &Path, two: &Path) -> (Output, Output) {

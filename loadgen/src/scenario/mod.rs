@@ -184,7 +184,8 @@ impl Scenario {
 
     /// Goose's `--test-plan` for this process's `members` (at least 1): ramp-up, steady
     /// `duration`, ramp-down (or the `phases`), with the whole population's timings, so
-    /// processes sharing a run stay in step. E.g. `"40,1;40,15;0,1"`.
+    /// processes sharing a run stay in step. E.g. `"40,1;40,15;0,1"`. Its counts are goose
+    /// users: members / `population.members_per_user`, rounded up.
     pub fn goose_test_plan(&self, members: usize) -> String {
         shape::test_plan_text(&self.load_steps(members))
     }
@@ -192,6 +193,12 @@ impl Scenario {
     /// The same plan as steps.
     pub fn load_steps(&self, members: usize) -> Vec<LoadStep> {
         shape::load_steps(&self.population, self.duration, members)
+    }
+
+    /// How far apart a goose user starts the members it drives (`population.members_per_user`),
+    /// for this process's `members`: see [`shape::member_spacing`].
+    pub fn member_spacing(&self, members: usize) -> Duration {
+        shape::member_spacing(&self.population, self.duration, members)
     }
 
     /// From the start until the population first reaches its peak: when the steady phase (and

@@ -75,6 +75,14 @@ pub struct Population {
     /// Members that behave alike (`[[population.groups]]`); empty: everyone as `[traffic]` says.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Group>,
+    /// Consecutive members one goose user drives (≥ 1): goose costs about 9 KiB per user, so
+    /// large runs share a user among several members. Left out of the echo when 1 (the default).
+    #[serde(skip_serializing_if = "is_one")]
+    pub members_per_user: u32,
+}
+
+fn is_one(value: &u32) -> bool {
+    *value == 1
 }
 
 /// A group of members that behave alike: its share of the members, its own message rate,

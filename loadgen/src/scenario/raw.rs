@@ -146,6 +146,7 @@ pub(crate) struct RawPopulation {
     pub ramp: Option<f64>,
     pub phases: Option<Vec<RawPhase>>,
     pub groups: Option<Vec<RawGroup>>,
+    pub members_per_user: Option<u32>,
 }
 
 /// One of `[[population.groups]]`: members that behave alike.

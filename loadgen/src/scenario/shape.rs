@@ -3,7 +3,10 @@
 //! This exists because goose drives member arrival and departure: each step moves linearly to
 //! `users` over `seconds` (whole seconds, goose 0.19's `TestPlan` parser), and a plan whose
 //! last step has users never ends. A run split over several processes gives each a share of
-//! the members but the same timings, so all processes ramp and stop together.
+//! the members but the same timings, so all processes ramp and stop together. With
+//! `population.members_per_user = K` a goose user drives K members, so goose's counts are
+//! members / K (rounded up) and each user spaces its members' arrivals out itself
+//! ([`member_spacing`]).
 
 use std::time::Duration;
 
@@ -18,16 +21,30 @@ pub struct LoadStep {
     pub seconds: u64,
 }
 
-/// The steps for `members` (this process's share of `population.members`).
-///
-/// With `ramp = N`: up at N members/s, hold `steady`, down at N members/s, each ramp
-/// `ceil(population.members / N)` seconds. With `phases`: each phase, its `to` scaled by
-/// `members / population.members`, then an immediate stop if the last phase left members.
+/// Goose's steps for `members` (this process's share of `population.members`): the
+/// [`member_steps`] with each step's members counted in goose users of
+/// `population.members_per_user` members (rounded up), over the same seconds.
 pub(crate) fn load_steps(
     population: &Population,
     steady: Duration,
     members: usize,
 ) -> Vec<LoadStep> {
+    let per_user = population.members_per_user.max(1) as usize;
+    member_steps(population, steady, members)
+        .into_iter()
+        .map(|step| LoadStep {
+            users: step.users.div_ceil(per_user),
+            ..step
+        })
+        .collect()
+}
+
+/// The steps for `members` (this process's share of `population.members`), in members.
+///
+/// With `ramp = N`: up at N members/s, hold `steady`, down at N members/s, each ramp
+/// `ceil(population.members / N)` seconds. With `phases`: each phase, its `to` scaled by
+/// `members / population.members`, then an immediate stop if the last phase left members.
+fn member_steps(population: &Population, steady: Duration, members: usize) -> Vec<LoadStep> {
     match &population.arrival {
         Arrival::Ramp(rate) => {
             let ramp = ramp_seconds(population.members, *rate);
@@ -97,14 +114,36 @@ pub(crate) fn test_plan_text(steps: &[LoadStep]) -> String {
 
 /// Total length of the run for the whole population.
 pub(crate) fn run_length(population: &Population, steady: Duration) -> Duration {
-    let steps = load_steps(population, steady, population.members as usize);
+    let steps = member_steps(population, steady, population.members as usize);
     Duration::from_secs(steps.iter().map(|s| s.seconds).sum())
+}
+
+/// Time between two members' arrivals in the first rise of `members` (this process's share):
+/// how far apart a goose user driving several members starts them, so members still arrive
+/// at about the scenario's rate while goose starts users K times slower. With `ramp` this is
+/// the ramp's own rate; with `phases`, the first rising phase's, used for every later phase
+/// too (a later, faster phase has each user's members arrive a little slower than it says).
+/// Zero when the first rise takes no time.
+pub(crate) fn member_spacing(
+    population: &Population,
+    steady: Duration,
+    members: usize,
+) -> Duration {
+    let mut before = 0;
+    for step in member_steps(population, steady, members) {
+        if step.users > before {
+            let rise = (step.users - before) as u32;
+            return Duration::from_secs(step.seconds) / rise;
+        }
+        before = step.users;
+    }
+    Duration::ZERO
 }
 
 /// Time from the start until the population first reaches its peak (the steady phase starts).
 pub(crate) fn ramp_up(population: &Population, steady: Duration) -> Duration {
     let members = population.members as usize;
-    let steps = load_steps(population, steady, members);
+    let steps = member_steps(population, steady, members);
     let until_peak = steps
         .iter()
         .position(|s| s.users == members)
@@ -124,6 +163,7 @@ mod tests {
             room_size: RoomSize::Fixed,
             arrival,
             groups: Vec::new(),
+            members_per_user: 1,
         }
     }
 
@@ -164,6 +204,105 @@ mod tests {
         assert_eq!(test_plan_text(&steps), "5,5;5,10;10,5;10,30;0,0");
         assert_eq!(run_length(&pop, Duration::ZERO), Duration::from_secs(50));
         assert_eq!(ramp_up(&pop, Duration::ZERO), Duration::from_secs(20));
+    }
+
+    fn shared(arrival: Arrival, members_per_user: u32) -> Population {
+        Population {
+            members_per_user,
+            ..population(arrival)
+        }
+    }
+
+    fn phases() -> Vec<Phase> {
+        vec![
+            Phase::Ramp {
+                over: Duration::from_secs(5),
+                to: 20,
+            },
+            Phase::Hold(Duration::from_secs(10)),
+            Phase::Ramp {
+                over: Duration::from_secs(5),
+                to: 40,
+            },
+            Phase::Hold(Duration::from_secs(30)),
+        ]
+    }
+
+    #[test]
+    fn several_members_per_user_count_users_rounded_up_over_the_same_seconds() {
+        let steady = Duration::from_secs(30);
+        let pop = shared(Arrival::Ramp(4.0), 4);
+        assert_eq!(
+            test_plan_text(&load_steps(&pop, steady, 40)),
+            "10,10;10,30;0,10"
+        );
+        // A share that is not a multiple: the last user drives fewer members.
+        assert_eq!(
+            test_plan_text(&load_steps(&pop, steady, 10)),
+            "3,10;3,30;0,10"
+        );
+        let pop = shared(Arrival::Phases(phases()), 3);
+        assert_eq!(
+            test_plan_text(&load_steps(&pop, Duration::ZERO, 10)),
+            "2,5;2,10;4,5;4,30;0,0"
+        );
+        let text = test_plan_text(&load_steps(&pop, Duration::ZERO, 40));
+        let parsed: goose::test_plan::TestPlan = text.parse().expect("goose refused the plan");
+        assert_eq!(parsed.total_users(), 14, "{text}");
+    }
+
+    #[test]
+    fn several_members_per_user_keep_the_run_in_members() {
+        // 19 of 20 members would round to the peak's one user: the peak is still the 20th.
+        let phases = vec![
+            Phase::Ramp {
+                over: Duration::from_secs(5),
+                to: 19,
+            },
+            Phase::Ramp {
+                over: Duration::from_secs(5),
+                to: 40,
+            },
+            Phase::Hold(Duration::from_secs(10)),
+        ];
+        for per_user in [1, 40] {
+            let pop = shared(Arrival::Phases(phases.clone()), per_user);
+            assert_eq!(ramp_up(&pop, Duration::ZERO), Duration::from_secs(10));
+            assert_eq!(run_length(&pop, Duration::ZERO), Duration::from_secs(20));
+            let pop = shared(Arrival::Ramp(4.0), per_user);
+            assert_eq!(
+                ramp_up(&pop, Duration::from_secs(30)),
+                Duration::from_secs(10)
+            );
+            assert_eq!(
+                run_length(&pop, Duration::from_secs(30)),
+                Duration::from_secs(50)
+            );
+        }
+    }
+
+    #[test]
+    fn members_of_a_user_arrive_at_the_members_rate() {
+        let steady = Duration::from_secs(30);
+        let pop = shared(Arrival::Ramp(4.0), 4);
+        // 40 members over 10 s; a process with a share of 10 spreads them over the same 10 s.
+        assert_eq!(member_spacing(&pop, steady, 40), Duration::from_millis(250));
+        assert_eq!(member_spacing(&pop, steady, 10), Duration::from_secs(1));
+        // Phases: the first rise, 5 of 10 members over 5 s.
+        let pop = shared(Arrival::Phases(phases()), 4);
+        assert_eq!(
+            member_spacing(&pop, Duration::ZERO, 10),
+            Duration::from_secs(1)
+        );
+        let at_once = vec![
+            Phase::Ramp {
+                over: Duration::ZERO,
+                to: 40,
+            },
+            Phase::Hold(Duration::from_secs(5)),
+        ];
+        let pop = shared(Arrival::Phases(at_once), 4);
+        assert_eq!(member_spacing(&pop, Duration::ZERO, 40), Duration::ZERO);
     }
 
     #[test]

@@ -215,7 +215,9 @@ fn every_goose_test_plan_parses_in_goose() {
             let parsed: goose::test_plan::TestPlan = text
                 .parse()
                 .unwrap_or_else(|_| panic!("{}: goose refused {text}", scenario.name));
-            assert_eq!(parsed.total_users(), members, "{text}");
+            // Goose users, each driving `members_per_user` members (the last one fewer).
+            let per_user = scenario.population.members_per_user as usize;
+            assert_eq!(parsed.total_users(), members.div_ceil(per_user), "{text}");
             assert_eq!(
                 parsed.steps.last().map(|s| s.0),
                 Some(0),
@@ -338,6 +340,30 @@ fn missing_required_key_points_at_its_table() {
 fn zero_members() {
     let message = refusal(&edited("members = 10", "members = 0"));
     assert_eq!(message, "t.toml:10: population.members: must be at least 1");
+}
+
+#[test]
+fn members_per_user_defaults_to_one_and_refuses_zero() {
+    let scenario = Scenario::from_str(BASE, "t.toml").unwrap();
+    assert_eq!(scenario.population.members_per_user, 1);
+    assert_eq!(scenario.goose_test_plan(10), "10,1;10,10;0,1");
+    let text = edited("ramp = 10\n", "ramp = 10\nmembers_per_user = 4\n");
+    let scenario = Scenario::from_str(&text, "t.toml").unwrap();
+    assert_eq!(scenario.population.members_per_user, 4);
+    assert_eq!(scenario.goose_test_plan(10), "3,1;3,10;0,1");
+    // The echo names it, and reads back as the same scenario.
+    let json = serde_json::to_value(&scenario).unwrap();
+    assert_eq!(json["population"]["members_per_user"], 4);
+    let message = refusal(&edited("ramp = 10\n", "ramp = 10\nmembers_per_user = 0\n"));
+    assert_eq!(
+        message,
+        "t.toml:12: population.members_per_user: must be at least 1 (the members one goose user drives)"
+    );
+    let message = refusal(&edited("ramp = 10\n", "ramp = 10\nmembers_per_user = -2\n"));
+    assert!(
+        message.starts_with("t.toml:12: population.members_per_user: "),
+        "{message}"
+    );
 }
 
 #[test]

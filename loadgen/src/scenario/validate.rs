@@ -320,7 +320,20 @@ fn population(raw: &RawPopulation) -> Checked<Population> {
         arrival: arrival(raw)?,
         // Checked once the traffic and the profile are known (`groups`).
         groups: Vec::new(),
+        members_per_user: members_per_user(raw.members_per_user)?,
     })
+}
+
+/// `population.members_per_user`: 1 unless set; 0 would leave members without a goose user.
+fn members_per_user(raw: Option<u32>) -> Checked<u32> {
+    match raw {
+        None => Ok(1),
+        Some(0) => problem(
+            at(&["population", "members_per_user"]),
+            "must be at least 1 (the members one goose user drives)",
+        ),
+        Some(per_user) => Ok(per_user),
+    }
 }
 
 fn room_size(raw: Option<RawRoomSize>) -> Checked<RoomSize> {
