@@ -21,7 +21,7 @@ use goose::prelude::*;
 
 use crate::context::RunContext;
 use batch::{Batch, members_of_user};
-use turn::{ConnectOutcome, MAX_SLEEP, MemberState, StepOutcome, connect, step};
+use turn::{ConnectOutcome, MAX_SLEEP, MemberState, Nap, StepOutcome, connect, step};
 
 /// Per-user state, kept in goose's session data (which must be `Clone`: hence the handles):
 /// one member, or the members of a batch.
@@ -135,7 +135,7 @@ fn say(
             tokio::time::sleep(MAX_SLEEP).await;
             return Ok(());
         };
-        let outcome = step(&ctx, &mut *handle.0.lock().await).await;
+        let outcome = step(&ctx, &mut *handle.0.lock().await, &mut Nap::Capped).await;
         record_step(user, outcome).await
     })
 }

@@ -76,6 +76,9 @@ struct Leaving {
     /// µs of the decision to leave; 0 while the member stays.
     at_us: std::sync::atomic::AtomicU64,
     give_up: tokio::sync::Notify,
+    /// Set, and `ended` notified, when the receiving side is done: the connection is gone.
+    has_ended: std::sync::atomic::AtomicBool,
+    ended: tokio::sync::Notify,
 }
 
 impl Leaving {
@@ -203,12 +206,20 @@ pub async fn open_session(
         .payload
         .render_around_probe(&vars(ctx, member))
         .unwrap_or_default();
-    let receiver = tokio::spawn(receive(
+    let receiving = receive(
         ctx.clone(),
         (room, id, member.group),
         rx,
         (leaving.clone(), acks.clone()),
-    ));
+    );
+    let ended = leaving.clone();
+    let receiver = tokio::spawn(async move {
+        receiving.await;
+        ended
+            .has_ended
+            .store(true, std::sync::atomic::Ordering::Release);
+        ended.ended.notify_waiters();
+    });
     Ok(Session {
         tx,
         id,
@@ -585,6 +596,22 @@ impl Session {
 
     pub fn is_alive(&self) -> bool {
         !self.tx.is_closed() && !self.receiver.is_finished()
+    }
+
+    /// Completes when the receiving side has ended (the connection is gone; at once if it
+    /// has already), so a member sleeping until its next send notices a drop when it happens.
+    pub async fn ended(&self) {
+        let ended = self.leaving.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if self
+            .leaving
+            .has_ended
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
+        ended.await;
     }
 }
 

@@ -225,6 +225,35 @@ async fn several_members_per_goose_user_each_connect_join_and_are_owed_everythin
     assert_eq!(r["sends"]["made"], r["sends"]["planned"], "{}", r["sends"]);
 }
 
+/// Members of a shared goose user sleep until their next send (once a minute here), so a
+/// member whose worker is killed must be woken by the drop itself to reconnect in time: if it
+/// noticed only at its next send, none would be back before the send window ends.
+#[tokio::test]
+async fn members_of_a_shared_user_notice_a_drop_at_once_and_reconnect() {
+    let dir = scratch("shared-users-drop");
+    let text = SHARED_USERS
+        .replace("duration = \"5s\"", "duration = \"10s\"")
+        .replace("rate_per_member = 2.0", "rate_per_member = 0.0166667")
+        .replace(
+            "deadline = \"2s\"",
+            "deadline = \"2s\"\nreconnect = \"backoff\"",
+        )
+        .replace("\"lost\" = \"== 0\"\n", "")
+        + "\n[[faults]]\nat = \"3s\"\nkill_worker = 0\n";
+    let (_, r) = measured_run(&dir, &text, 0).await;
+    let c = &r["counters"];
+    let dropped = u(&c["disconnects"]);
+    assert!(dropped > 0, "the killed worker held members: {c}");
+    assert_eq!(
+        u(&c["reconnects"]),
+        dropped,
+        "every dropped member came back: {c}"
+    );
+    let workers = r["workers"].as_array().expect("workers");
+    let on_workers: u64 = workers.iter().map(|w| u(&w["members"])).sum();
+    assert_eq!(on_workers, 30, "all back at the quiet point: {workers:?}");
+}
+
 /// The scenario run twice at once, in one process (results in `one`) and split over two (in
 /// `two`).
 async fn one_and_two_processes(scenario: &Path, one: &Path, two: &Path) -> (Output, Output) {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::turn::{MAX_SLEEP, MemberState, StepOutcome, connect, step};
+use super::turn::{MAX_SLEEP, MemberState, Nap, StepOutcome, connect, step};
 use crate::context::RunContext;
 
 /// The members goose user `user` drives: `per_user` consecutive members of this process's
@@ -127,7 +127,7 @@ async fn run_member(
     // The user may be gone already (then nothing records it; it leaves below all the same).
     let _ = report.send(StepOutcome::Connected(joined));
     while !told_to_stop(&stopped) {
-        match step(&ctx, &mut state).await {
+        match step(&ctx, &mut state, &mut Nap::UntilWoken(&mut stopped)).await {
             StepOutcome::Idle => {}
             outcome => {
                 let _ = report.send(outcome);
