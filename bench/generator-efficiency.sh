@@ -12,7 +12,8 @@
 # not counted. The divisor is every `message` event received (results `counters.
 # received_messages_total`): chat deliveries plus join/leave notices (about 8% here).
 #
-# Verdict: median over N runs <= 3 µs. Exit 0 when it holds, 1 when not, 2 on a setup error.
+# Verdict: median over N runs <= 4 µs (issue 15; issue 6 asked 3 µs). Exit 0 when it holds, 1 when
+# not, 2 on a setup error.
 #
 #   bench/generator-efficiency.sh [--runs N] [--out DIR] [--quick] [-- extra loadgen run flags]
 #
@@ -53,7 +54,7 @@ done
 echo
 "$loadgen" figures "${figs[@]}" "$out"/run-*/results.json
 read -r med _ < <("$loadgen" figures --median -m generator_us_per_received "$out"/run-*/results.json)
-verdict "loadgen CPU per message received, median" "$med" "<=" 3 " µs"
+verdict "loadgen CPU per message received, median" "$med" "<=" 4 " µs"
 [ "$quick" = 1 ] && echo "(--quick: a check of the script, not a measurement)"
 echo "runs and reports: $out"
 print_verdicts "benchmark 4: generator efficiency, $runs run(s)"
