@@ -187,19 +187,7 @@ mod tests {
 
     #[test]
     fn phases_scale_and_end_at_zero() {
-        let phases = vec![
-            Phase::Ramp {
-                over: Duration::from_secs(5),
-                to: 20,
-            },
-            Phase::Hold(Duration::from_secs(10)),
-            Phase::Ramp {
-                over: Duration::from_secs(5),
-                to: 40,
-            },
-            Phase::Hold(Duration::from_secs(30)),
-        ];
-        let pop = population(Arrival::Phases(phases));
+        let pop = population(Arrival::Phases(phases()));
         let steps = load_steps(&pop, Duration::ZERO, 10);
         assert_eq!(test_plan_text(&steps), "5,5;5,10;10,5;10,30;0,0");
         assert_eq!(run_length(&pop, Duration::ZERO), Duration::from_secs(50));
