@@ -63,17 +63,12 @@ fn transaction(ctx: &Arc<RunContext>, step: Step) -> Transaction {
     Transaction::new(Arc::new(move |user| step(ctx.clone(), user)))
 }
 
-/// Members one goose user drives (`population.members_per_user`, at least 1).
-fn members_per_user(ctx: &RunContext) -> usize {
-    ctx.scenario.population.members_per_user.max(1) as usize
-}
-
 fn start(
     ctx: Arc<RunContext>,
     user: &mut GooseUser,
 ) -> futures_util::future::BoxFuture<'_, TransactionResult> {
     Box::pin(async move {
-        let per_user = members_per_user(&ctx);
+        let per_user = ctx.scenario.population.per_user();
         if per_user > 1 {
             start_batch(&ctx, user, per_user);
             return Ok(());

@@ -71,12 +71,15 @@ impl MemberState {
         })
     }
 
-    /// Leaves cleanly: closes its session, if it has one, and counts it gone.
-    pub(super) async fn leave(&mut self, ctx: &RunContext) {
-        if let Some(session) = self.session.take() {
-            session.close().await;
-            ctx.counters.members.fetch_sub(1, Relaxed);
-        }
+    /// Leaves cleanly: closes its session, if it has one, and counts it gone. Whether it had
+    /// one.
+    pub(super) async fn leave(&mut self, ctx: &RunContext) -> bool {
+        let Some(session) = self.session.take() else {
+            return false;
+        };
+        session.close().await;
+        ctx.counters.members.fetch_sub(1, Relaxed);
+        true
     }
 }
 
@@ -164,10 +167,7 @@ pub(super) async fn step(
     nap: &mut Nap<'_>,
 ) -> StepOutcome {
     if state.session.as_ref().is_some_and(|s| !s.is_alive()) {
-        if let Some(dead) = state.session.take() {
-            Box::pin(dead.close()).await;
-        }
-        ctx.counters.members.fetch_sub(1, Relaxed);
+        Box::pin(state.leave(ctx)).await;
         state.retry_at = Some(Instant::now() + backoff(1));
         state.attempts = 1;
     }
@@ -264,9 +264,9 @@ fn churn_is_due(ctx: &RunContext, state: &MemberState) -> bool {
 /// Leaves and rejoins at once (see [`churn_is_due`]).
 async fn churn(ctx: &Arc<RunContext>, state: &mut MemberState) -> Option<StepOutcome> {
     state.next_churn = next_churn(ctx.scenario.traffic.churn_per_min);
-    let session = state.session.take()?;
-    session.close().await;
-    ctx.counters.members.fetch_sub(1, Relaxed);
+    if !state.leave(ctx).await {
+        return None;
+    }
     let outcome = connect(ctx, state).await;
     if matches!(outcome, ConnectOutcome::Joined { .. }) {
         ctx.counters.reconnects.fetch_add(1, Relaxed);

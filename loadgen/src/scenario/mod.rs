@@ -213,18 +213,13 @@ impl Scenario {
     }
 }
 
-/// Writes `overrides` into `raw` and returns the paths of the keys that changed.
 /// The scenario's `target.local`, made if it had none: sizing a stack that a url target does
 /// not have then fails validation saying to set one or the other.
 fn local_of(raw: &mut RawScenario) -> &mut RawLocal {
-    raw.target.local.get_or_insert(RawLocal {
-        workers: None,
-        nginx_workers: None,
-        redis_cluster: None,
-        namespaces: None,
-    })
+    raw.target.local.get_or_insert_with(RawLocal::default)
 }
 
+/// Writes `overrides` into `raw` and returns the paths of the keys that changed.
 fn override_raw(raw: &mut RawScenario, overrides: &Overrides) -> Vec<KeyPath> {
     let mut changed = Vec::new();
     let mut mark = |keys: &[&str]| changed.push(KeyPath::of(keys));

@@ -85,6 +85,13 @@ fn is_one(value: &u32) -> bool {
     *value == 1
 }
 
+impl Population {
+    /// Members one goose user drives, as a count (validation keeps it at least 1).
+    pub fn per_user(&self) -> usize {
+        self.members_per_user.max(1) as usize
+    }
+}
+
 /// A group of members that behave alike: its share of the members, its own message rate,
 /// bursts, and signals (typing, presence) it sends besides its messages.
 #[derive(Debug, Clone, PartialEq, Serialize)]

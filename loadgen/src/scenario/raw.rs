@@ -118,7 +118,7 @@ pub(crate) struct RawTarget {
 }
 
 /// `target.local`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLocal {
     pub workers: Option<u32>,

@@ -29,7 +29,7 @@ pub(crate) fn load_steps(
     steady: Duration,
     members: usize,
 ) -> Vec<LoadStep> {
-    let per_user = population.members_per_user.max(1) as usize;
+    let per_user = population.per_user();
     member_steps(population, steady, members)
         .into_iter()
         .map(|step| LoadStep {
